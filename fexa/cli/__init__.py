@@ -1,0 +1,1 @@
+"""The ``fexa`` command line."""

@@ -1,0 +1,218 @@
+"""Face detection, landmarking and tracking with mediapipe (offline: the models ship in its wheel).
+
+Per frame, mediapipe's full-range face detector (runs every ``detect_every`` frames, and on every
+frame while a face is missing) finds faces; each face becomes a track with its own face-mesh
+graph (478 points with iris refinement) that runs on a square region of interest re-centred on
+the face every frame. Re-centring keeps the face still inside the ROI, so the mesh graph's own
+frame-to-frame tracking works, faces of any size are landmarked (the mesh's built-in detector is
+short-range only), and each face keeps its track id.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2  # noqa: E402  (opencv-contrib ships with mediapipe)
+import mediapipe as mp  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+
+NUM_MESH_POINTS = 478
+
+
+@dataclass
+class TrackerConfig:
+    """Settings of :class:`FaceTracker`; the defaults suit frontal clinical recordings."""
+
+    max_faces: int = 5
+    detect_every: int = 10  # run the detector every N frames while all tracks are held
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    roi_scale: float = 1.6  # ROI side / landmark-box side
+    roi_scale_detection: float = 1.8  # ROI side / detection-box side (detection boxes are tighter)
+    roi_size: int = 256  # pixels of the ROI image given to the mesh graph
+    match_iou: float = 0.3  # a detection continues a track when their boxes overlap this much
+    duplicate_iou: float = 0.6  # two tracks this overlapping follow the same face: drop the younger
+    max_lost: int = 30  # frames a lost track may still be re-found under its id
+
+
+@dataclass
+class FaceObservation:
+    """One face in one frame (coordinates in frame pixels)."""
+
+    track_id: int
+    box: np.ndarray  # [4] x0, y0, x1, y1 of the landmarks
+    points: np.ndarray  # [478, 3] x, y, z (z in pixels, smaller = nearer the camera)
+    score: float  # score of the latest detection matched to this track
+    detected: bool  # True when a detection was matched in this very frame
+
+
+@dataclass
+class _Track:
+    id: int
+    mesh: object
+    box: np.ndarray
+    seed: np.ndarray | None = None  # detection box to search around after a loss
+    score: float = 0.0
+    lost: int = 0
+    frames: int = 0
+    detected: bool = False
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a [N,4] with every box in b [M,4] -> [N, M]."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def points_box(points: np.ndarray) -> np.ndarray:
+    """[..., N, >=2] -> [..., 4] tight box of the points."""
+    return np.concatenate([points[..., :2].min(axis=-2), points[..., :2].max(axis=-2)], axis=-1)
+
+
+class FaceTracker:
+    """Detect, landmark and track faces frame by frame: ``observations = tracker(rgb)``.
+
+    ``static=True`` treats every call as an unrelated image (no temporal tracking)."""
+
+    def __init__(self, config: TrackerConfig | None = None, static: bool = False):
+        self.cfg = config or TrackerConfig()
+        self.static = static
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=self.cfg.min_detection_confidence
+        )
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frame = 0
+        self.detector_calls = 0
+
+    # -- public -----------------------------------------------------------------------------
+    def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
+        h, w = rgb.shape[:2]
+        if self.static:
+            self._drop(list(self._tracks))
+        for t in self._tracks:
+            t.detected = False
+        if self._needs_detection():
+            self._associate(self.detect(rgb), (h, w))
+        out = []
+        for t in list(self._tracks):
+            pts = self._landmark(t, rgb)
+            if pts is None:
+                t.lost += 1
+                continue
+            t.box, t.lost, t.seed = points_box(pts), 0, None
+            t.frames += 1
+            out.append(FaceObservation(t.id, t.box.copy(), pts, t.score, t.detected))
+        self._drop([t for t in self._tracks if t.lost > self.cfg.max_lost])
+        out = self._remove_duplicates(out)
+        self._frame += 1
+        return out
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Full-range face detection -> [(box x0,y0,x1,y1 in pixels, score)]."""
+        self.detector_calls += 1
+        h, w = rgb.shape[:2]
+        res = self._detector.process(rgb)
+        dets = []
+        for d in res.detections or []:
+            r = d.location_data.relative_bounding_box
+            box = np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h])
+            dets.append((box, float(d.score[0])))
+        return dets
+
+    def close(self) -> None:
+        self._drop(list(self._tracks))
+        self._detector.close()
+
+    def __enter__(self) -> "FaceTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _needs_detection(self) -> bool:
+        return (
+            self.static
+            or not self._tracks
+            or self._frame % max(self.cfg.detect_every, 1) == 0
+            or any(t.lost > 0 for t in self._tracks)
+        )
+
+    def _associate(self, dets: list[tuple[np.ndarray, float]], hw: tuple[int, int]) -> None:
+        if not dets:
+            return
+        boxes = np.stack([b for b, _ in dets])
+        matched = set()
+        if self._tracks:
+            iou = box_iou(np.stack([t.seed if t.seed is not None else t.box for t in self._tracks]), boxes)
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols):
+                if iou[r, c] >= self.cfg.match_iou:
+                    t = self._tracks[r]
+                    t.score, t.detected = dets[c][1], True
+                    if t.lost > 0:
+                        t.seed = boxes[c]
+                    matched.add(c)
+        for c in np.argsort([-s for _, s in dets]):
+            if c in matched or len(self._tracks) >= self.cfg.max_faces:
+                continue
+            mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=self.static,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=self.cfg.min_detection_confidence,
+                min_tracking_confidence=self.cfg.min_tracking_confidence,
+            )
+            self._tracks.append(_Track(self._next_id, mesh, boxes[c], seed=boxes[c], score=dets[c][1], detected=True))
+            self._next_id += 1
+
+    def _landmark(self, t: _Track, rgb: np.ndarray) -> np.ndarray | None:
+        box, scale = (t.seed, self.cfg.roi_scale_detection) if t.seed is not None else (t.box, self.cfg.roi_scale)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = max(box[2] - box[0], box[3] - box[1], 8.0) * scale
+        x0, y0 = cx - side / 2, cy - side / 2
+        s = self.cfg.roi_size / side
+        m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
+        roi = cv2.warpAffine(rgb, m, (self.cfg.roi_size, self.cfg.roi_size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT)
+        res = t.mesh.process(roi)
+        if not res.multi_face_landmarks:
+            return None
+        lm = res.multi_face_landmarks[0].landmark
+        p = np.array([(q.x, q.y, q.z) for q in lm], dtype=np.float64)
+        p *= side
+        p[:, 0] += x0
+        p[:, 1] += y0
+        return p.astype(np.float32)
+
+    def _remove_duplicates(self, obs: list[FaceObservation]) -> list[FaceObservation]:
+        if len(obs) < 2:
+            return obs
+        iou = box_iou(np.stack([o.box for o in obs]), np.stack([o.box for o in obs]))
+        drop = set()
+        for i in range(len(obs)):
+            for j in range(i + 1, len(obs)):
+                if iou[i, j] > self.cfg.duplicate_iou and i not in drop:
+                    drop.add(j)  # tracks are kept in creation order: j is the younger
+        self._drop([t for t in self._tracks if t.id in {obs[j].track_id for j in drop}])
+        return [o for k, o in enumerate(obs) if k not in drop]
+
+    def _drop(self, tracks: list[_Track]) -> None:
+        for t in tracks:
+            t.mesh.close()
+            self._tracks.remove(t)

@@ -1,0 +1,40 @@
+"""Head pose (yaw, pitch, roll in degrees) from the 3D face mesh, without camera calibration.
+
+The face frame is built from the mesh itself: x runs from the subject's right to left outer eye
+corner, y from the top of the forehead to the chin (made orthogonal to x), z = x cross y points into
+the head. A frontal, upright face gives (0, 0, 0).
+
+Sign convention: yaw > 0 when the face turns toward the image's right side, pitch > 0 when the
+chin lifts, roll > 0 when the head tilts clockwise in the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+# mediapipe mesh indices used for the face frame
+_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN = 33, 263, 10, 152
+
+
+def face_axes(points: np.ndarray) -> np.ndarray:
+    """[..., 478, 3] mesh points -> [..., 3, 3] rotation matrices whose columns are the face axes."""
+    x = points[..., _LEFT_EYE_OUTER, :] - points[..., _RIGHT_EYE_OUTER, :]
+    y = points[..., _CHIN, :] - points[..., _FOREHEAD, :]
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    y = y - np.sum(y * x, axis=-1, keepdims=True) * x
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)
+
+
+def head_pose(points: np.ndarray) -> np.ndarray:
+    """[T, 478, 3] mesh points (NaN rows allowed) -> [T, 3] yaw, pitch, roll in degrees (NaN where missing)."""
+    pts = np.asarray(points, np.float64)
+    out = np.full((pts.shape[0], 3), np.nan, np.float32)
+    ok = np.isfinite(pts[:, [_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN]]).all(axis=(1, 2))
+    if ok.any():
+        r = face_axes(pts[ok])
+        yaw, pitch, roll = Rotation.from_matrix(r).as_euler("YXZ", degrees=True).T
+        out[ok] = np.stack([-yaw, -pitch, roll], axis=1)
+    return out

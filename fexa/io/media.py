@@ -1,0 +1,192 @@
+"""Read videos, images and folders of frames as RGB uint8 frames with timestamps.
+
+Videos are decoded with PyAV (rotation metadata honoured, timestamps kept so variable frame rate
+survives); images with Pillow (EXIF orientation honoured). Grayscale, palette, alpha and 16-bit
+inputs are all converted to 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fexa.errors import MediaError
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".wmv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
+DEFAULT_FRAMES_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a media source is, before decoding all of it."""
+
+    path: Path
+    kind: str  # "video" | "image" | "frames"
+    width: int
+    height: int
+    fps: float
+    num_frames: int  # exact for images/frames; the container's estimate for videos (0 if unknown)
+    rotation: int = 0  # degrees the stored picture is turned to display upright
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time: float  # seconds from the start
+    rgb: np.ndarray  # [H, W, 3] uint8
+
+
+def natural_key(name: str) -> list:
+    """Sort key so that frame_2.jpg comes before frame_10.jpg."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def media_kind(path: Path) -> str:
+    """Classify a path as video, image or frames folder, raising MediaError if it is none."""
+    if not path.exists():
+        raise MediaError(f"no such file or directory: {path}")
+    if path.is_dir():
+        return "frames"
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    raise MediaError(f"unsupported file type {ext or '(none)'!r}: {path}")
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, naturally sorted."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def to_rgb8(array: np.ndarray) -> np.ndarray:
+    """Any HxW, HxWx1, HxWx3 or HxWx4 array of uint8/uint16/float -> contiguous HxWx3 uint8."""
+    a = np.asarray(array)
+    if a.dtype == np.uint16 or (a.dtype.kind in "iu" and a.max(initial=0) > 255):
+        a = (a.astype(np.float32) / 257.0).round()
+    elif a.dtype.kind == "f":
+        a = a * 255.0 if a.max(initial=0) <= 1.0 else a
+    a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> HxWx3 uint8 RGB, EXIF orientation applied."""
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return to_rgb8(np.array(im).astype(np.uint16 if im.mode.startswith("I;16") else np.int64))
+            if im.mode != "RGB":
+                im = im.convert("RGBA" if im.mode in ("P", "LA", "PA") else "RGB").convert("RGB")
+            return np.ascontiguousarray(np.array(im))
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise MediaError(f"cannot read image {path}: {e}") from None
+
+
+def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a frame by ``rotation`` degrees counter-clockwise (PyAV's display-matrix convention)."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+class Media:
+    """An opened media source: ``info`` plus ``frames()`` to iterate over decoded frames."""
+
+    def __init__(self, path: str | Path, fps: float | None = None):
+        self.path = Path(path)
+        self.kind = media_kind(self.path)
+        self._fps_override = fps
+        self.decode_error: str | None = None  # set when a damaged video ended early
+        if self.kind == "frames":
+            self._files = list_frame_files(self.path)
+            if not self._files:
+                raise MediaError(f"directory has no image files: {self.path}")
+        self.info = self._probe()
+
+    def _probe(self) -> MediaInfo:
+        if self.kind == "image":
+            rgb = read_image(self.path)
+            return MediaInfo(self.path, "image", rgb.shape[1], rgb.shape[0], self._fps_override or 0.0, 1)
+        if self.kind == "frames":
+            rgb = read_image(self._files[0])
+            fps = self._fps_override or DEFAULT_FRAMES_FPS
+            return MediaInfo(self.path, "frames", rgb.shape[1], rgb.shape[0], fps, len(self._files))
+        if self.path.stat().st_size == 0:
+            raise MediaError(f"empty file (0 bytes): {self.path}")
+        try:
+            with av.open(str(self.path)) as c:
+                if not c.streams.video:
+                    raise MediaError(f"no video stream in {self.path}")
+                s = c.streams.video[0]
+                rate = s.average_rate or s.guessed_rate or s.base_rate
+                fps = float(rate) if rate else 0.0
+                first = next(c.decode(s), None)
+                if first is None:
+                    raise MediaError(f"video has no decodable frames: {self.path}")
+                rotation = int(first.rotation or 0)
+                w, h = (first.height, first.width) if rotation % 180 else (first.width, first.height)
+                return MediaInfo(self.path, "video", w, h, self._fps_override or fps, int(s.frames or 0), rotation)
+        except av.FFmpegError as e:
+            raise MediaError(f"not a readable video: {self.path} ({e.strerror or e})") from None
+
+    def frames(self) -> Iterator[Frame]:
+        """Decode every frame in display order."""
+        if self.kind == "image":
+            yield Frame(0, 0.0, read_image(self.path))
+        elif self.kind == "frames":
+            first_shape = None
+            for i, f in enumerate(self._files):
+                rgb = read_image(f)
+                if first_shape is None:
+                    first_shape = rgb.shape
+                elif rgb.shape != first_shape:
+                    raise MediaError(f"frame {f.name} is {rgb.shape[1]}x{rgb.shape[0]}, "
+                                     f"others are {first_shape[1]}x{first_shape[0]}: {self.path}")
+                yield Frame(i, i / self.info.fps, rgb)
+        else:
+            yield from self._video_frames()
+
+    def _video_frames(self) -> Iterator[Frame]:
+        n = 0
+        t0 = None
+        try:
+            with av.open(str(self.path)) as c:
+                s = c.streams.video[0]
+                s.thread_type = "AUTO"
+                for f in c.decode(s):
+                    t = f.time if f.time is not None else n / max(self.info.fps, 1e-6)
+                    t0 = t if t0 is None else t0
+                    rgb = _rotate(f.to_ndarray(format="rgb24"), int(f.rotation or 0))
+                    yield Frame(n, float(t - t0), rgb)
+                    n += 1
+        except av.FFmpegError as e:
+            if n == 0:
+                raise MediaError(f"not a readable video: {self.path} ({e.strerror or e})") from None
+            # A damaged or truncated file: keep the frames decoded so far, as players do, and say so.
+            self.decode_error = f"decoding stopped after {n} frames: {e.strerror or e}"
+
+
+def read_all(path: str | Path, fps: float | None = None) -> tuple[MediaInfo, np.ndarray, np.ndarray]:
+    """Convenience: (info, frames [T,H,W,3] uint8, times [T] seconds)."""
+    m = Media(path, fps)
+    frames, times = [], []
+    for fr in m.frames():
+        frames.append(fr.rgb)
+        times.append(fr.time)
+    return m.info, np.stack(frames), np.asarray(times)

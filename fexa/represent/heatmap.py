@@ -1,0 +1,158 @@
+"""QAFE-Net landmark heatmap volumes.
+
+Reference recipe (per frame, on the 256x256 crop): an 11x11 patch of exp(-d^2 / 2 sigma^2) around
+each (rounded, crop-clipped) landmark, each patch divided by its own maximum, all summed, blurred
+with a 7x7 Gaussian (OpenCV's sigma for that size), divided by the frame's maximum; then resized
+to the network size (area average). Every step is linear and separable until the final
+normalisation, so the whole chain is computed exactly from one per-axis lookup table
+[src_size, out_size] and a batched outer product: no per-point loop and no 256x256 intermediate.
+``render_reference`` runs the literal recipe and is kept for tests and checks.
+
+Modes: ``rgb_weighted`` (paper: heatmap x face crop), ``jet`` (released code's colour map),
+``gray`` (the heatmap itself), ``per_landmark`` (one channel per point, pyskl style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+MODES = ("rgb_weighted", "jet", "gray", "per_landmark")
+
+
+@dataclass(frozen=True)
+class HeatmapConfig:
+    sigma: float = 1.0
+    kernel: int = 11  # patch size around each landmark (odd)
+    blur: int = 7  # Gaussian smoothing kernel size; 0 or 1 disables it
+    src_size: int = 256  # crop size the landmarks refer to
+    out_size: int = 64
+    mode: str = "rgb_weighted"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"heatmap mode must be one of {MODES}, got {self.mode!r}")
+        if self.kernel % 2 == 0 or self.kernel < 1:
+            raise ValueError(f"heatmap kernel must be a positive odd size, got {self.kernel}")
+        if self.sigma <= 0:
+            raise ValueError(f"heatmap sigma must be > 0, got {self.sigma}")
+        if self.out_size < 1 or self.out_size > self.src_size:
+            raise ValueError(f"out_size must be in 1..src_size ({self.src_size}), got {self.out_size}")
+
+
+def _reflect101(i: np.ndarray, n: int) -> np.ndarray:
+    """OpenCV's default border: ...c b | a b c ... (edge sample not repeated)."""
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    i = np.mod(i, period)
+    return np.where(i >= n, period - i, i)
+
+
+def blur_matrix(n: int, ksize: int) -> np.ndarray:
+    """[n, n] matrix of a 1D Gaussian blur as cv2.GaussianBlur(ksize, sigma=0) applies it per axis."""
+    if ksize <= 1:
+        return np.eye(n)
+    k = cv2.getGaussianKernel(ksize, 0).ravel()
+    m = np.zeros((n, n))
+    r = ksize // 2
+    for j, w in enumerate(k):
+        np.add.at(m, (np.arange(n), _reflect101(np.arange(n) + j - r, n)), w)
+    return m
+
+
+def area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] area-average resampling (each output sample averages the input it covers)."""
+    edges = np.linspace(0, n_in, n_out + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+@lru_cache(maxsize=16)
+def axis_table(src_size: int, out_size: int, sigma: float, kernel: int, blur: int) -> np.ndarray:
+    """[src_size, out_size]: the 1D profile, after patch, blur and resize, of a landmark at each pixel."""
+    c = np.arange(src_size)[:, None]
+    x = np.arange(src_size)[None, :]
+    patch = np.exp(-((x - c) ** 2) / (2 * sigma**2)) * (np.abs(x - c) <= kernel // 2)
+    return (patch @ blur_matrix(src_size, blur).T @ area_matrix(src_size, out_size).T).astype(np.float32)
+
+
+def _pixel_indices(points: np.ndarray, src_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Round landmarks to pixels and clip them to the crop, as the reference does."""
+    p = np.clip(np.rint(np.nan_to_num(points[..., :2], nan=0.0)), 0, src_size - 1).astype(np.int64)
+    return p[..., 0], p[..., 1]
+
+
+def landmark_heatmaps(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig(), per_landmark: bool = False) -> np.ndarray:
+    """[T, P, 2] crop-pixel landmarks -> [T, S, S] summed heatmaps in [0, 1] (or [T, P, S, S] per landmark).
+
+    Frames with any NaN landmark give all-zero maps."""
+    points = np.asarray(points, np.float64)
+    if points.ndim != 3 or points.shape[-1] < 2:
+        raise ValueError(f"points must be [T, P, 2], got shape {points.shape}")
+    table = axis_table(cfg.src_size, cfg.out_size, float(cfg.sigma), cfg.kernel, cfg.blur)
+    xi, yi = _pixel_indices(points, cfg.src_size)
+    gx, gy = table[xi], table[yi]  # [T, P, S]
+    maps = gy[..., :, None] * gx[..., None, :] if per_landmark else np.matmul(gy.transpose(0, 2, 1), gx)
+    maps /= np.maximum(maps.max(axis=(-1, -2), keepdims=True), 1e-12)
+    maps[~np.isfinite(points[..., :2]).all(axis=(-1, -2))] = 0.0
+    return maps
+
+
+@lru_cache(maxsize=1)
+def _jet_lut() -> np.ndarray:
+    """[256, 3] RGB floats of OpenCV's COLORMAP_JET (what the released heatmap files contain)."""
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0, :]
+    return bgr[:, ::-1].astype(np.float32) / 255.0
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T, size, size, 3] float32 in [0, 1] (area interpolation)."""
+    out = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    return out.astype(np.float32) / 255.0
+
+
+def heatmap_volume(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig(), frames: np.ndarray | None = None) -> np.ndarray:
+    """[T, P, 2] crop landmarks (+ [T, H, W, 3] crops for ``rgb_weighted``) -> [T, C, S, S] float32.
+
+    C is 3 for rgb_weighted and jet, 1 for gray, P for per_landmark."""
+    if cfg.mode == "per_landmark":
+        return landmark_heatmaps(points, cfg, per_landmark=True)
+    h = landmark_heatmaps(points, cfg)
+    if cfg.mode == "gray":
+        return h[:, None]
+    if cfg.mode == "jet":
+        idx, lut = (h * 255).astype(np.uint8), _jet_lut()
+        return np.stack([lut[:, c][idx] for c in range(3)], axis=1)
+    if frames is None or len(frames) != len(h):
+        raise ValueError("mode 'rgb_weighted' needs the crops: frames [T, H, W, 3] with T matching the points")
+    rgb = resize_frames(frames, cfg.out_size)
+    return np.ascontiguousarray((rgb * h[..., None]).transpose(0, 3, 1, 2))
+
+
+def render_reference(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig()) -> np.ndarray:
+    """The literal recipe (patches on a src_size map, sum, cv2 blur, normalise, area resize,
+    normalise). Slow; for tests and for checking :func:`landmark_heatmaps`."""
+    points = np.asarray(points, np.float64)
+    n, r = cfg.src_size, cfg.kernel // 2
+    xi, yi = _pixel_indices(points, n)
+    d = np.arange(-r, r + 1)
+    patch = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * cfg.sigma**2))
+    out = []
+    for t in range(len(points)):
+        acc = np.zeros((n, n))
+        for x, y in zip(xi[t], yi[t]):
+            ys, xs = np.meshgrid(y + d, x + d, indexing="ij")
+            inside = (ys >= 0) & (ys < n) & (xs >= 0) & (xs < n)
+            p = np.where(inside, patch, 0.0)
+            np.add.at(acc, (ys[inside], xs[inside]), (p / p.max())[inside])
+        if cfg.blur > 1:
+            acc = cv2.GaussianBlur(acc, (cfg.blur, cfg.blur), 0)
+        acc = cv2.resize(acc / acc.max(), (cfg.out_size, cfg.out_size), interpolation=cv2.INTER_AREA)
+        out.append(acc / acc.max())
+    return np.stack(out).astype(np.float32)
