@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 import fexa
 from fexa.errors import FexaError, MediaError
 from fexa.face.align import apply_transform, crop_transforms, warp_crop
-from fexa.face.detector import FaceTracker, TrackerConfig, points_box
+from fexa.face.detector import FaceTracker, TrackerConfig, native_output_silenced, points_box
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
@@ -101,15 +101,16 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
     """First pass: detect and track faces in every frame."""
     static = media.kind == "image"
     observations, times = [], []
-    bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
-               disable=not progress)
-    with FaceTracker(cfg.tracker, static=static) as tracker:
-        for fr in media.frames():
-            observations.append(tracker(fr.rgb))
-            times.append(fr.time)
-            bar.update()
-        calls = tracker.detector_calls
-    bar.close()
+    with native_output_silenced():
+        bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
+                   disable=not progress)
+        with FaceTracker(cfg.tracker, static=static) as tracker:
+            for fr in media.frames():
+                observations.append(tracker(fr.rgb))
+                times.append(fr.time)
+                bar.update()
+            calls = tracker.detector_calls
+        bar.close()
     return TrackSet.from_observations(observations), np.asarray(times, np.float64), calls
 
 

@@ -10,7 +10,11 @@ short-range only), and each face keeps its track id.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +27,41 @@ import mediapipe as mp  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 NUM_MESH_POINTS = 478
+
+
+_LIBC = ctypes.CDLL(None)
+
+
+@contextlib.contextmanager
+def native_output_silenced() -> Iterator[None]:
+    """Hide what mediapipe's C++ side prints (TFLite delegate and absl start-up chatter, written
+    straight to file descriptors 1 and 2, sometimes from graph threads) while keeping Python's own
+    output: inside the block fds 1 and 2 go to /dev/null and sys.stdout/sys.stderr write to copies
+    of the original descriptors."""
+    try:
+        fds = [sys.stdout.fileno(), sys.stderr.fileno()]
+    except (AttributeError, OSError, ValueError):  # streams replaced (e.g. captured): nothing to hide
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    py_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (os.fdopen(os.dup(fd), "w", buffering=1, closefd=True) for fd in saved)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in fds:
+        os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        _LIBC.fflush(None)  # C stdio buffers may still hold chatter: let it go to /dev/null
+        for stream in (sys.stdout, sys.stderr):
+            stream.close()
+        sys.stdout, sys.stderr = py_streams
+        for fd, old in zip(fds, saved):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(devnull)
 
 
 @dataclass
@@ -124,9 +163,9 @@ class FaceTracker:
 
     def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Full-range face detection -> [(box x0,y0,x1,y1 in pixels, score)]."""
-        self.detector_calls += 1
         h, w = rgb.shape[:2]
         res = self._detector.process(rgb)
+        self.detector_calls += 1
         dets = []
         for d in res.detections or []:
             r = d.location_data.relative_bounding_box

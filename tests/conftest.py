@@ -1,0 +1,63 @@
+"""Shared fixtures: paths to the real media in ../shared/data (tests skip where it is absent),
+the bundled demo clip, and synthetic videos written with PyAV."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FEXA_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEMO = REPO / "fexa" / "data" / "demo" / "single_face.mp4"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared/data, or skip."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED}")
+    return SHARED
+
+
+def shared_file(rel: str) -> Path:
+    p = SHARED / rel
+    if not p.exists():
+        pytest.skip(f"shared test file not found: {p}")
+    return p
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", in_format: str = "rgb24", times: list[float] | None = None) -> Path:
+    """Encode frames [T, H, W, C] with PyAV; ``times`` (seconds) gives variable frame rate."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        s.width, s.height = frames.shape[2], frames.shape[1]
+        s.pix_fmt = pix_fmt
+        if times is not None:
+            s.codec_context.time_base = Fraction(1, 1000)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format=in_format)
+            if times is not None:
+                vf.pts = int(round(times[i] * 1000))
+                vf.time_base = Fraction(1, 1000)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_entry(tmp_path_factory) -> Path:
+    """The bundled demo clip extracted once for the whole session."""
+    from fexa.extract import extract_many
+
+    out = tmp_path_factory.mktemp("demo")
+    df = extract_many([DEMO], out, progress=False)
+    assert df.loc[0, "status"] == "ok", df.to_dict()
+    return out / "single_face"
