@@ -105,6 +105,14 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
+def _frame_rgb8(frame: av.VideoFrame) -> np.ndarray:
+    """Decoded frame -> HxWx3 uint8; deep (10-16 bit) formats are converted at 16 bits and rounded
+    here, since swscale's direct 8-bit path truncates them."""
+    if max(c.bits for c in frame.format.components) > 8:
+        return to_rgb8(frame.to_ndarray(format="rgb48le"))
+    return frame.to_ndarray(format="rgb24")
+
+
 class Media:
     """An opened media source: ``info`` plus ``frames()`` to iterate over decoded frames."""
 
@@ -172,7 +180,7 @@ class Media:
                 for f in c.decode(s):
                     t = f.time if f.time is not None else n / max(self.info.fps, 1e-6)
                     t0 = t if t0 is None else t0
-                    rgb = _rotate(f.to_ndarray(format="rgb24"), int(f.rotation or 0))
+                    rgb = _rotate(_frame_rgb8(f), int(f.rotation or 0))
                     yield Frame(n, float(t - t0), rgb)
                     n += 1
         except av.FFmpegError as e:
