@@ -13,7 +13,8 @@ import json
 import re
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +30,7 @@ from fexa.face.detector import FaceTracker, TrackerConfig, native_output_silence
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
-from fexa.io.media import VIDEO_EXTENSIONS, Media
+from fexa.io.media import VIDEO_EXTENSIONS, Media, prefetched
 from fexa.io.trackfile import TrackData
 from fexa.io.video_writer import VideoWriter
 
@@ -50,6 +51,7 @@ class ExtractConfig:
     fps: float | None = None  # frame rate of folders of frames (default 30), or override
     min_video_frames: int = 2
     write_crops: bool = True
+    frame_cache_mb: int = 1024  # keep decoded frames for the crop pass up to this size, else decode again
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -97,21 +99,28 @@ def _source_stamp(path: Path) -> dict:
 
 
 # -- one input ------------------------------------------------------------------------------------
-def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, np.ndarray, int]:
-    """First pass: detect and track faces in every frame."""
+def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, np.ndarray, int, list | None]:
+    """First pass: detect and track faces in every frame. Also returns the decoded frames while
+    they fit in ``cfg.frame_cache_mb`` (None otherwise), so the crop pass need not decode again."""
     static = media.kind == "image"
     observations, times = [], []
+    cache: list | None = [] if cfg.write_crops else None
+    budget = cfg.frame_cache_mb * 2**20
     with native_output_silenced():
         bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
                    disable=not progress)
         with FaceTracker(cfg.tracker, static=static) as tracker:
-            for fr in media.frames():
+            for fr in prefetched(media.frames()):
                 observations.append(tracker(fr.rgb))
                 times.append(fr.time)
+                if cache is not None:
+                    cache.append(fr.rgb)
+                    budget -= fr.rgb.nbytes
+                    cache = cache if budget >= 0 else None
                 bar.update()
             calls = tracker.detector_calls
         bar.close()
-    return TrackSet.from_observations(observations), np.asarray(times, np.float64), calls
+    return TrackSet.from_observations(observations), np.asarray(times, np.float64), calls, cache
 
 
 def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
@@ -135,14 +144,12 @@ def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
     )
 
 
-def _write_crops(media: Media, track: TrackData, path: Path, cfg: ExtractConfig) -> int:
-    """Second pass: decode again and write the aligned crops (decoding is cheap; frames are not kept)."""
+def _write_crops(frames: Iterable[np.ndarray], track: TrackData, path: Path, cfg: ExtractConfig) -> int:
+    """Second pass: write the aligned crops of ``frames`` (black where the face is missing)."""
     black = np.zeros((cfg.crop_size, cfg.crop_size, 3), np.uint8)
     with VideoWriter(path, track.fps or 25.0) as w:
-        for fr in media.frames():
-            if fr.index >= track.num_frames:
-                break
-            w.write(warp_crop(fr.rgb, track.affine[fr.index], cfg.crop_size) if track.usable[fr.index] else black)
+        for t, rgb in zip(range(track.num_frames), frames):
+            w.write(warp_crop(rgb, track.affine[t], cfg.crop_size) if track.usable[t] else black)
         return w.frames_written
 
 
@@ -159,7 +166,7 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
     with atomic_dir(entry) as tmp:
         try:
             media = Media(path, cfg.fps)
-            ts, times, det_calls = _track(media, cfg, progress)
+            ts, times, det_calls, cache = _track(media, cfg, progress)
             n = ts.num_frames
             info = media.info
             fps = info.fps if info.fps > 0 else (1.0 / np.median(np.diff(times)) if n > 1 else 0.0)
@@ -183,9 +190,13 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                     track_ids=np.asarray(ts.ids, np.int32), fps=float(fps), crop_size=cfg.crop_size,
                     frame_size=(info.height, info.width), layout=LAYOUT, track_id=int(main),
                 )
-                track.save(tmp / "track.npz")
-                if cfg.write_crops:
-                    _write_crops(media, track, tmp / "crops.mp4", cfg)
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    saving = pool.submit(track.save, tmp / "track.npz")  # compression overlaps the crop pass
+                    if cfg.write_crops:
+                        frames = cache if cache is not None else (fr.rgb for fr in prefetched(media.frames()))
+                        _write_crops(frames, track, tmp / "crops.mp4", cfg)
+                    del cache
+                    saving.result()
                 face = int(track.valid.sum())
                 meta.update(status="ok", face_frames=face, filled_frames=int(track.filled.sum()), subject_track=int(main))
                 if len(ts.ids) > 1:

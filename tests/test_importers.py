@@ -43,12 +43,10 @@ def _openface_csv(path, mesh: TrackData, fail_rows=()):
     jaw = np.linspace(0, 1, 17)
     p68[:, :17, 0] = h[:, [0], 0] + (h[:, [56], 0] - h[:, [0], 0]) * jaw  # a rough jaw line
     p68[:, :17, 1] = h[:, [19], 1].max() + 30
-    df = pd.DataFrame({"frame": np.arange(1, len(h) + 1), " timestamp": np.arange(len(h)) / 30.0,
-                       " success": 1})
-    for i in range(68):
-        df[f" x_{i}"] = p68[:, i, 0]
-    for i in range(68):
-        df[f" y_{i}"] = p68[:, i, 1]
+    cols = {"frame": np.arange(1, len(h) + 1), " timestamp": np.arange(len(h)) / 30.0, " success": 1}
+    cols.update({f" x_{i}": p68[:, i, 0] for i in range(68)})
+    cols.update({f" y_{i}": p68[:, i, 1] for i in range(68)})
+    df = pd.DataFrame(cols)
     df.loc[list(fail_rows), " success"] = 0
     df.to_csv(path, index=False)
     return p68

@@ -7,7 +7,9 @@ inputs are all converted to 8-bit RGB.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +200,36 @@ def read_all(path: str | Path, fps: float | None = None) -> tuple[MediaInfo, np.
         frames.append(fr.rgb)
         times.append(fr.time)
     return m.info, np.stack(frames), np.asarray(times)
+
+
+def prefetched(frames: Iterator[Frame], depth: int = 16) -> Iterator[Frame]:
+    """Decode ahead in a background thread (PyAV releases the GIL), so decoding overlaps the
+    consumer's work. Exceptions from the decoder are re-raised in the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for fr in frames:
+                if stop.is_set():
+                    return
+                q.put(fr)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

@@ -79,8 +79,8 @@ class TrackData:
         if affine is None:
             affine = np.tile(np.eye(2, 3, dtype=np.float32), (t, 1, 1))
         crop = np.einsum("tij,tnj->tni", affine[:, :, :2], points[..., :2]) + affine[:, None, :, 2]
-        lo, hi = np.nanmin(points[..., :2], axis=1), np.nanmax(points[..., :2], axis=1)
-        box = np.where(valid[:, None], np.concatenate([lo, hi], axis=1), np.nan).astype(np.float32)
+        box = np.full((t, 4), np.nan, np.float32)
+        box[valid] = np.concatenate([points[valid, :, :2].min(axis=1), points[valid, :, :2].max(axis=1)], axis=1)
         return cls(
             times=np.arange(t) / (fps or 30.0), points=points, points_crop=crop.astype(np.float32),
             affine=np.asarray(affine, np.float32), box=box, score=valid.astype(np.float32), detected=valid,

@@ -1,57 +1,72 @@
-"""Write RGB frames to an H.264 MP4 with PyAV."""
+"""Write RGB frames to an H.264 MP4 with PyAV, encoding in a background thread."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+_DONE = object()
+
 
 class VideoWriter:
     """``with VideoWriter(path, fps) as w: w.write(rgb)``; frame size is taken from the first frame.
 
-    Odd sizes are padded by one pixel (yuv420p needs even dimensions)."""
+    Encoding runs in a background thread (PyAV releases the GIL), so the caller's own work
+    overlaps it. Odd sizes are padded by one pixel (yuv420p needs even dimensions)."""
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 18, preset: str = "veryfast"):
+    def __init__(self, path: str | Path, fps: float, crf: int = 18, preset: str = "superfast", queue_size: int = 32):
         self.path = Path(path)
         self.fps = fps if fps and fps > 0 else 25.0
         self.crf, self.preset = crf, preset
-        self._container = None
-        self._stream = None
         self.frames_written = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def _open(self, h: int, w: int) -> None:
-        self._container = av.open(str(self.path), mode="w", format="mp4")
-        rate = Fraction(self.fps).limit_denominator(1001)
-        s = self._container.add_stream("libx264", rate=rate)
-        s.width, s.height = w + (w % 2), h + (h % 2)
-        s.pix_fmt = "yuv420p"
-        s.options = {"crf": str(self.crf), "preset": self.preset}
-        s.thread_type = "AUTO"
-        self._stream = s
-
     def write(self, rgb: np.ndarray) -> None:
-        if self._container is None:
-            self._open(rgb.shape[0], rgb.shape[1])
-        s = self._stream
-        if rgb.shape[0] != s.height or rgb.shape[1] != s.width:
-            rgb = np.pad(rgb, ((0, s.height - rgb.shape[0]), (0, s.width - rgb.shape[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in s.encode(frame):
-            self._container.mux(packet)
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._encode, args=(rgb.shape[0], rgb.shape[1]), daemon=True)
+            self._thread.start()
+        self._queue.put(np.ascontiguousarray(rgb))
         self.frames_written += 1
 
+    def _encode(self, h: int, w: int) -> None:
+        finished = False
+        try:
+            with av.open(str(self.path), mode="w", format="mp4") as container:
+                s = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+                s.width, s.height = w + (w % 2), h + (h % 2)
+                s.pix_fmt = "yuv420p"
+                s.options = {"crf": str(self.crf), "preset": self.preset}
+                s.thread_type = "AUTO"
+                while (rgb := self._queue.get()) is not _DONE:
+                    if rgb.shape[0] != s.height or rgb.shape[1] != s.width:
+                        rgb = np.pad(rgb, ((0, s.height - rgb.shape[0]), (0, s.width - rgb.shape[1]), (0, 0)), mode="edge")
+                    container.mux(s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+                finished = True
+                container.mux(s.encode())
+        except BaseException as e:  # reported to the caller by write()/close()
+            self._error = e
+            while not finished and self._queue.get() is not _DONE:  # drain so the producer never blocks
+                pass
+
     def close(self) -> None:
-        if self._container is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+        if self._thread is not None:
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
 
     def __exit__(self, *exc) -> None:
         self.close()
