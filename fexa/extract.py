@@ -284,8 +284,3 @@ def extract_many(
                 bar.update()
     bar.close()
     return write_manifest(out)
-
-
-def find_entries(out: str | Path) -> list[Path]:
-    """Entry folders of an extract output (those with a track.npz)."""
-    return sorted(p.parent for p in Path(out).glob("*/track.npz"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def track_heatmaps(track: TrackData, cfg: HeatmapConfig = HeatmapConfig(), crops
     """[T', C, S, S] heatmap volume of the track's frames ``frames`` (default all), heatmap73 points."""
     idx = np.arange(track.num_frames) if frames is None else np.asarray(frames)
     pts = get_scheme("heatmap73").select(track.points_crop[idx], track.layout)
-    cfg = HeatmapConfig(**{**cfg.__dict__, "src_size": track.crop_size})
+    cfg = replace(cfg, src_size=track.crop_size)
     return heatmap_volume(pts, cfg, None if crops is None else crops[idx])
 
 
