@@ -1,0 +1,69 @@
+"""Metrics cross-checked against scipy and scikit-learn, plus their validation."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn import metrics as skm
+
+from fexa import metrics as M
+
+
+@pytest.fixture
+def reg():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 60).astype(float)
+    return y, y + rng.normal(0, 1.0, 60)
+
+
+def test_regression_metrics_match_scipy(reg):
+    y, p = reg
+    assert M.spearman(y, p) == pytest.approx(stats.spearmanr(y, p)[0])
+    assert M.pearson(y, p) == pytest.approx(stats.pearsonr(y, p)[0])
+    assert M.mae(y, p) == pytest.approx(skm.mean_absolute_error(y, p))
+    assert M.rmse(y, p) == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)))
+
+
+def test_per_task_mean_is_arithmetic(reg):
+    y, p = reg
+    tasks = np.repeat(["smile", "frown", "rest"], 20)
+    out = M.spearman_per_task(y, p, tasks)
+    assert set(out) == {"smile", "frown", "rest", "mean"}
+    assert out["smile"] == pytest.approx(stats.spearmanr(y[:20], p[:20])[0])
+    assert out["mean"] == pytest.approx(np.mean([out["smile"], out["frown"], out["rest"]]))
+    assert M.mean_over_tasks({"a": 0.7535, "b": 0.6829}) == pytest.approx(0.7182)
+
+
+def test_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 200)
+    p = np.where(rng.random(200) < 0.6, y, rng.integers(0, 7, 200))
+    assert M.accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p)) == M.war(y, p)
+    assert M.uar(y, p) == pytest.approx(skm.balanced_accuracy_score(y, p))
+    assert M.macro_f1(y, p) == pytest.approx(skm.f1_score(y, p, average="macro"))
+    np.testing.assert_array_equal(M.confusion_matrix(y, p, 7), skm.confusion_matrix(y, p, labels=range(7)))
+    b = M.binary_report([1, 1, 1, 0, 0], [1, 0, 1, 0, 1])
+    assert b == {"accuracy": pytest.approx(0.6), "sensitivity": pytest.approx(2 / 3), "specificity": pytest.approx(0.5)}
+
+
+def test_validation_and_degenerate_inputs():
+    with pytest.raises(ValueError, match="3 values but y_pred has 2"):
+        M.mae([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="NaN"):
+        M.spearman([1, 2, np.nan], [1, 2, 3])
+    with pytest.raises(ValueError, match="integers"):
+        M.uar([0.5, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="0 or 1"):
+        M.binary_report([0, 2], [0, 1])
+    with pytest.warns(M.ConstantInputWarning):
+        assert M.spearman([1, 2, 3, 4], [2, 2, 2, 2]) == 0.0
+
+
+def test_bootstrap_interval_contains_the_value_and_narrows_with_data(reg):
+    y, p = reg
+    v, lo, hi = M.bootstrap_ci(M.spearman, y, p, n_boot=300)
+    assert lo < v < hi and hi - lo < 0.5
+    v2, lo2, hi2 = M.bootstrap_ci(M.spearman, np.tile(y, 4), np.tile(p, 4), n_boot=300)
+    assert hi2 - lo2 < hi - lo
+    groups = np.repeat(np.arange(12), 5)
+    _, glo, ghi = M.bootstrap_ci(M.mae, y, p, n_boot=300, groups=groups)
+    assert glo < M.mae(y, p) < ghi
