@@ -61,7 +61,8 @@ def gai_loss(pred: Tensor, target: Tensor, means: Tensor, variances: Tensor, wei
     noise_var = torch.as_tensor(noise_var, dtype=pred.dtype, device=pred.device)
     mse = (pred - target).pow(2) / (2 * noise_var) + 0.5 * noise_var.log()
     total_var = variances.reshape(1, -1) + noise_var
-    balancing = -0.5 * total_var.log() - (pred - means.reshape(1, -1)).pow(2) / (2 * total_var) + weights.reshape(1, -1).log()
+    balancing = (-0.5 * total_var.log() - (pred - means.reshape(1, -1)).pow(2) / (2 * total_var)
+                 + weights.reshape(1, -1).log())
     loss = (mse + torch.logsumexp(balancing, dim=1, keepdim=True)) * (2 * noise_var).detach()
     return loss.mean()
 
