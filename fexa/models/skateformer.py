@@ -15,7 +15,9 @@ per channel group and a grouped temporal 7x1 T-Conv), 3C/2 channels to four part
 with G = 16 (8 for T = 64). The results are concatenated, projected, added back (drop-path), then
 LN -> MLP (ratio 2) -> residual. Relative time biases per partition (types 2/4 per point pair
 too); the global types' tables are sized for 256 frames (63 offsets) and their first 2G - 1 rows used,
-as in the reference weights. Attention is scaled by heads^-0.5 (SkateFormer's choice, kept for
+as in the reference weights. SkateFormer's own code tiles the type 1/3 bias so that it does not
+follow the tokens' time order; ``bias_layout="reference"`` reproduces that for its weights, the
+default indexes the bias by true time offset. Attention is scaled by heads^-0.5 (SkateFormer's choice, kept for
 weight compatibility). Output: the mean over time and points, [B, 256].
 """
 
@@ -48,12 +50,18 @@ class SkateFormerConfig:
     attn_drop: float = 0.5
     drop_path: float = 0.2
     num_classes: int = 0  # > 0 adds a linear head (e.g. DFEW pre-training)
+    # Types 1/3 relative time bias: "time" indexes it by the tokens' real time offset; "reference"
+    # reproduces SkateFormer's tiling (token r gets the bias row of frame r mod L, not r // points),
+    # which the published weights were trained with.
+    bias_layout: str = "time"
 
     @property
     def global_frames(self) -> int:
         return 8 if self.num_frames <= 64 else 16
 
     def __post_init__(self) -> None:
+        if self.bias_layout not in ("time", "reference"):
+            raise ValueError(f"bias_layout must be 'time' or 'reference', got {self.bias_layout!r}")
         if self.num_frames % (self.local_frames * 2 ** (len(self.depths) - 1)):
             raise ValueError(f"num_frames must be a multiple of {self.local_frames * 2 ** (len(self.depths) - 1)}")
 
@@ -70,8 +78,9 @@ class PartitionAttention(nn.Module):
     ``per_point_bias``: the bias also depends on the pair of point slots (types 2 and 4)."""
 
     def __init__(self, heads: int, time_tokens: int, point_tokens: int, table_frames: int, per_point_bias: bool,
-                 attn_drop: float):
+                 attn_drop: float, reference_layout: bool = False):
         super().__init__()
+        self.reference_layout = reference_layout
         self.heads, self.tt, self.pt = heads, time_tokens, point_tokens
         self.scale = heads**-0.5
         shape = (2 * table_frames - 1, point_tokens, point_tokens, heads) if per_point_bias else (2 * table_frames - 1, heads)
@@ -88,6 +97,8 @@ class PartitionAttention(nn.Module):
         b = table[self.relative_position_index]  # [tt, tt, (pt, pt,) heads]
         if self.per_point:
             b = b.permute(0, 2, 1, 3, 4)  # [t1, p1, t2, p2, h]
+        elif self.reference_layout:
+            b = b.repeat(self.pt, self.pt, 1)  # row r holds frame r mod tt (SkateFormer's tiling)
         else:
             b = b[:, None, :, None, :].expand(self.tt, self.pt, self.tt, self.pt, self.heads)
         return b.reshape(n, n, self.heads).permute(2, 0, 1)
@@ -139,11 +150,11 @@ class SkateFormerBlock(nn.Module):
                                groups=groups)
         heads = cfg.num_heads // 8
         lf, gf, gmax = cfg.local_frames, cfg.global_frames, cfg.max_frames // cfg.local_frames
-        m, n = cfg.num_regions, cfg.points_per_region
+        m, n, ref = cfg.num_regions, cfg.points_per_region, cfg.bias_layout == "reference"
         self.attention = nn.ModuleList([
-            PartitionAttention(heads, lf, n, lf, False, cfg.attn_drop),  # type 1
+            PartitionAttention(heads, lf, n, lf, False, cfg.attn_drop, ref),  # type 1
             PartitionAttention(heads, lf, m, lf, True, cfg.attn_drop),  # type 2
-            PartitionAttention(heads, gf, n, gmax, False, cfg.attn_drop),  # type 3
+            PartitionAttention(heads, gf, n, gmax, False, cfg.attn_drop, ref),  # type 3
             PartitionAttention(heads, gf, m, gmax, True, cfg.attn_drop),  # type 4
         ])
         self.proj = nn.Linear(dim, dim)
