@@ -1,0 +1,116 @@
+"""CFC-SP (coarse-to-fine cascade with smooth predicting) for per-frame video expression recognition
+on Aff-Wild2's 8 classes (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other).
+
+Coarse net: an ensemble of backbones over 5 classes (Neutral, Happy, Surprise, Other, Negative)
+whose softmax scores are summed. Negative net: 4 classes (Anger, Disgust, Fear, Sadness). A frame
+keeps its coarse class unless that is Negative, in which case the negative net decides.
+Smooth Predicting: f'_i = f_i + mean of f_j over the window j = i - w/2 .. i + w/2, applied to each
+network's per-frame features before its classifier (``smooth_predicting`` also works on logits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from fexa.models.registry import create_model, make_config, register_model
+
+AFFWILD2_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+COARSE_CLASSES = ("Neutral", "Happy", "Surprise", "Other", "Negative")
+NEGATIVE_CLASSES = ("Anger", "Disgust", "Fear", "Sadness")
+TO_COARSE = (0, 4, 4, 4, 1, 4, 2, 3)  # Aff-Wild2 class -> coarse class
+TO_NEGATIVE = (-1, 0, 1, 2, -1, 3, -1, -1)  # Aff-Wild2 class -> negative class (-1: not negative)
+COARSE_TO_8 = (0, 4, 6, 7, -1)
+NEGATIVE_TO_8 = (1, 2, 3, 5)
+
+
+def smooth_predicting(x: Tensor, window: int, valid: Tensor | None = None) -> Tensor:
+    """[T, ...] per-frame features -> x_i + mean(x_j, |j - i| <= window / 2) along time.
+
+    At the clip's ends the window is clipped and the mean taken over the frames it holds; frames
+    with ``valid`` False (no face) neither contribute nor change. (The paper divides the sum of
+    w + 1 frames by w; the mean used here differs by the factor (w + 1) / w.) window 0 = identity."""
+    if window <= 0:
+        return x
+    t = x.shape[0]
+    v = torch.ones(t, dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
+    flat = x.reshape(t, -1) * v[:, None]
+    half = window // 2
+    csum = torch.cat([torch.zeros_like(flat[:1]), flat.cumsum(0)])
+    ccount = torch.cat([v.new_zeros(1), v.cumsum(0)])
+    lo = (torch.arange(t, device=x.device) - half).clamp(min=0)
+    hi = (torch.arange(t, device=x.device) + half + 1).clamp(max=t)
+    mean = (csum[hi] - csum[lo]) / (ccount[hi] - ccount[lo]).clamp(min=1)[:, None]
+    out = x + mean.reshape(x.shape)
+    if valid is not None:
+        out = torch.where(valid.reshape(-1, *([1] * (x.dim() - 1))).bool(), out, x)
+    return out
+
+
+def cascade(coarse_probs: Tensor, negative_probs: Tensor) -> Tensor:
+    """[N, 5] coarse and [N, 4] negative scores -> [N] Aff-Wild2 class indices."""
+    coarse = coarse_probs.argmax(dim=1)
+    c8 = torch.tensor(COARSE_TO_8, device=coarse.device)[coarse]
+    n8 = torch.tensor(NEGATIVE_TO_8, device=coarse.device)[negative_probs.argmax(dim=1)]
+    return torch.where(coarse == 4, n8, c8)
+
+
+@dataclass(frozen=True)
+class CFCSPConfig:
+    coarse_backbones: tuple[str, ...] = ("ir152", "swin_s", "hrnet")
+    negative_backbone: str = "repvgg"
+    window: int = 256  # SP window w (frames); 0 disables smoothing
+
+
+class _Member(nn.Module):
+    """A registered backbone as a feature extractor plus its own classifier; ``img_size`` is the
+    input size its config names (112 px by default)."""
+
+    def __init__(self, name: str, num_classes: int):
+        super().__init__()
+        self.name = name
+        self.backbone = create_model(name, num_classes=0)
+        self.img_size = getattr(make_config(name), "img_size", 112)
+        dim = getattr(self.backbone, "num_features", None) or self.backbone.out_channels
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def _features(self, x: Tensor) -> Tensor:
+        f = self.backbone(x)
+        return f.mean(dim=(2, 3)) if f.dim() == 4 else f
+
+    def forward(self, x: Tensor, window: int = 0, valid: Tensor | None = None) -> Tensor:
+        return self.classifier(smooth_predicting(self._features(x), window, valid))
+
+
+class CFCSP(nn.Module):
+    """forward(frames [T, 3, H, W] of one video, valid [T]) -> dict of per-frame coarse/negative
+    probabilities and the cascaded Aff-Wild2 prediction. Members see the frames resized to their
+    input size: 224 px for Swin-S, 112 px otherwise, except HRNet at 128 px (timm's HRNet needs a
+    multiple of 32; the paper used 112)."""
+
+    def __init__(self, cfg: CFCSPConfig = CFCSPConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.coarse = nn.ModuleList(_Member(n, len(COARSE_CLASSES)) for n in cfg.coarse_backbones)
+        self.negative = _Member(cfg.negative_backbone, len(NEGATIVE_CLASSES))
+
+    @staticmethod
+    def _sized(frames: Tensor, member: _Member) -> Tensor:
+        size = member.img_size
+        if frames.shape[-2:] == (size, size):
+            return frames
+        return nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+
+    def forward(self, frames: Tensor, valid: Tensor | None = None) -> dict[str, Tensor]:
+        w = self.cfg.window
+        coarse = sum(m(self._sized(frames, m), w, valid).softmax(dim=1) for m in self.coarse)
+        negative = self.negative(self._sized(frames, self.negative), w, valid).softmax(dim=1)
+        return {"coarse": coarse / len(self.coarse), "negative": negative, "prediction": cascade(coarse, negative)}
+
+
+@register_model("cfc_sp", CFCSPConfig, "CFC-SP: coarse ensemble (IR-152, Swin-S, HRNet) + RepVGG negative net + SP",
+                paper="cfc-sp")
+def cfc_sp(cfg: CFCSPConfig) -> CFCSP:
+    return CFCSP(cfg)

@@ -1,0 +1,86 @@
+"""STT (spatio-temporal transformer for dynamic expression recognition).
+
+ResNet-18 up to layer3 on each of F = 16 frames (112 px -> 7 x 7 x 256), a 1x1 conv to d = 512,
+a learnable spatial position embedding over the 49 tokens, a CLS "frame" (one learnable token
+copied to all 49 positions) prepended in time and a learnable temporal embedding over F + 1.
+Four blocks of [spatial multi-head attention over the 49 tokens of a frame -> temporal multi-head
+attention over the F + 1 tokens at one position -> MLP], each pre-norm and residual, 8 heads.
+The CLS token at (t = 0, p = 0) goes through a LayerNorm and the classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from timm.layers import Attention, Mlp
+from torch import Tensor, nn
+from torchvision.models import resnet18
+
+from fexa.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class STTConfig:
+    num_classes: int = 7
+    num_frames: int = 16
+    img_size: int = 112
+    dim: int = 512
+    depth: int = 4
+    num_heads: int = 8
+    mlp_ratio: float = 4.0
+    drop: float = 0.0
+
+
+class SpatioTemporalBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop: float):
+        super().__init__()
+        self.norm_s, self.norm_t, self.norm_m = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.spatial = Attention(dim, heads, qkv_bias=True, proj_drop=drop)
+        self.temporal = Attention(dim, heads, qkv_bias=True, proj_drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, p, d = x.shape
+        s = x.reshape(b * t, p, d)
+        x = (s + self.spatial(self.norm_s(s))).reshape(b, t, p, d)
+        tt = x.transpose(1, 2).reshape(b * p, t, d)
+        x = (tt + self.temporal(self.norm_t(tt))).reshape(b, p, t, d).transpose(1, 2)
+        return x + self.mlp(self.norm_m(x))
+
+
+class STT(nn.Module):
+    """forward(clip [B, 16, 3, 112, 112]) -> logits [B, classes]."""
+
+    def __init__(self, cfg: STTConfig = STTConfig()):
+        super().__init__()
+        self.cfg = cfg
+        r = resnet18(weights=None)
+        self.cnn = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
+        self.to_tokens = nn.Conv2d(256, cfg.dim, 1)
+        tokens = (cfg.img_size // 16) ** 2
+        self.spatial_pos = nn.Parameter(torch.zeros(1, 1, tokens, cfg.dim))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 1, cfg.dim))
+        self.temporal_pos = nn.Parameter(torch.zeros(1, cfg.num_frames + 1, 1, cfg.dim))
+        for p in (self.spatial_pos, self.cls_token, self.temporal_pos):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.blocks = nn.Sequential(*[SpatioTemporalBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.drop)
+                                      for _ in range(cfg.depth)])
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes)
+
+    def forward(self, clip: Tensor) -> Tensor:
+        b, t, c, h, w = clip.shape
+        if t != self.cfg.num_frames:
+            raise ValueError(f"STT takes {self.cfg.num_frames} frames, got {t}")
+        x = self.to_tokens(self.cnn(clip.reshape(b * t, c, h, w)))  # [B*T, d, 7, 7]
+        x = x.flatten(2).transpose(1, 2).reshape(b, t, -1, self.cfg.dim) + self.spatial_pos
+        cls = self.cls_token.expand(b, 1, x.shape[2], -1)
+        x = self.blocks(torch.cat([cls, x], dim=1) + self.temporal_pos)
+        return self.head(self.norm(x[:, 0, 0]))
+
+
+@register_model("stt", STTConfig, "STT: ResNet-18 (to layer3) tokens + 4 spatial-then-temporal attention blocks",
+                paper="stt-dfer")
+def stt(cfg: STTConfig) -> STT:
+    return STT(cfg)
