@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--fps", type=float, default=30.0, help="frame rate for .npy files (default 30)")
     i.add_argument("--crop-size", type=int, default=256)
     i.set_defaults(func=_import_landmarks)
+
+    from fexa.cli import models
+
+    models.add_parser(sub)
     return p
 
 

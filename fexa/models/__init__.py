@@ -2,6 +2,7 @@
 
 from fexa.models import (  # noqa: F401  (importing registers the models)
     cfc_sp,
+    checkpoints,
     face_backbones,
     pcda,
     former_dfer,

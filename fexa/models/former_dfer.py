@@ -36,8 +36,8 @@ class FormerDFERConfig:
 
 def _transformer(dim: int, heads: int, mlp: int, depth: int, drop: float) -> nn.Sequential:
     gelu_tanh = partial(nn.GELU, approximate="tanh")
-    return nn.Sequential(*[Block(dim, heads, mlp_ratio=mlp / dim, qkv_bias=False, proj_drop=drop, act_layer=gelu_tanh)
-                           for _ in range(depth)])
+    return nn.Sequential(*[Block(dim, heads, mlp_ratio=mlp / dim, qkv_bias=False, proj_drop=drop, act_layer=gelu_tanh,
+                                 norm_layer=nn.LayerNorm) for _ in range(depth)])
 
 
 class SFormer(nn.Module):

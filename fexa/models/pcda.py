@@ -159,7 +159,9 @@ class PCDA(nn.Module):
 
 
 @register_model("pcda", PCDAConfig, "PCDA: IR-50 + landmark trunk, dot-product and cross-feature attention",
-                reference_params=34_200_000, paper="pcda-neaa", landmark_trunk="mobilefacenet")
+                reference_params=34_200_000, paper="pcda-neaa", landmark_trunk="mobilefacenet",
+                param_difference=-2 * 590_592,
+                param_note="the paper counts a fusion-token query projection per block that cross-attention never uses")
 def pcda(cfg: PCDAConfig) -> PCDA:
     return PCDA(cfg)
 

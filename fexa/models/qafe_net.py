@@ -113,6 +113,7 @@ class QAFENet(nn.Module):
 
 
 @register_model("qafe_net", QAFENetConfig, "QAFE-Net: Former-DFER + SlowOnly heatmaps + 3 cross-fusion blocks",
-                reference_params=29_661_775, paper="qafe-net")
+                reference_params=29_661_775, paper="qafe-net", param_difference=-1024,
+                param_note="the reference's unused LayerNorm(512) is left out")
 def qafe_net(cfg: QAFENetConfig) -> QAFENet:
     return QAFENet(cfg)

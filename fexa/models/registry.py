@@ -20,19 +20,22 @@ class ModelEntry:
     description: str
     reference_params: int | None = None  # count measured on the authors' code (../shared/spec)
     paper: str = ""
+    param_difference: int = 0  # deliberate difference from reference_params ...
+    param_note: str = ""  # ... and its reason
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, config_cls: type, description: str, reference_params: int | None = None,
-                   paper: str = "", **defaults) -> Callable:
+                   paper: str = "", param_difference: int = 0, param_note: str = "", **defaults) -> Callable:
     """Decorator: register ``factory(config) -> nn.Module`` under ``name`` with config defaults."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, config_cls, defaults, description, reference_params, paper)
+        _REGISTRY[name] = ModelEntry(name, factory, config_cls, defaults, description, reference_params, paper,
+                                     param_difference, param_note)
         return factory
 
     return wrap

@@ -1,0 +1,207 @@
+"""Load the authors' released weights into fexa's modules through explicit key mappings.
+
+Sources (``source=`` of :func:`load_reference_weights`) and the module to load them into:
+
+=================== =========================================== ==========================================
+source              checkpoint                                  fexa module
+=================== =========================================== ==========================================
+former_dfer         Former-DFER DFEW fold checkpoints (112 px), FormerDFER (e.g. ``QAFENet.rgb``,
+                    or QAFE-Net's 224 px retrained one          ``TraMPFormer.rgb``)
+pyskl_slowonly      pyskl PoseC3D SlowOnly NTU60-XSub joint     SlowOnly (``QAFENet.heatmap``)
+                    weights (``pose_only.pth``)
+poster_ir50         POSTER's ``ir50.pth`` (MS-Celeb-1M)         IResNet (``PCDA.image``)
+poster_mobilefacenet POSTER's MobileFaceNet landmark checkpoint MobileFaceNet (``PCDA.landmarks``)
+tramp_skateformer   TraMP-Former's SkateFormer DFEW trajectory  SkateFormer (``TraMPFormer.trajectory``,
+                    weights                                     built with ``bias_layout="reference"``)
+=================== =========================================== ==========================================
+
+Documented adaptations: Former-DFER's ``fc`` is dropped, ``t_former.spatial_transformer`` is read as
+the temporal transformer, and a 7 x 7 (112 px) S-Former position embedding is bicubically
+interpolated to 14 x 14 for 224 px input; pyskl's ``conv1`` is dropped when its input channels differ
+(17 keypoint channels vs 3 heatmap channels) and so is its ``cls_head``; POSTER's IR-50 stages
+beyond the model's and its ``output_layer`` are dropped; SkateFormer's pre-training ``head`` /
+``evaluator`` layers and index buffers are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fexa.errors import FexaError
+from fexa.models.face_backbones import IR_UNITS
+
+
+@dataclass
+class LoadReport:
+    loaded: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # checkpoint keys deliberately not used
+    adapted: list[str] = field(default_factory=list)  # loaded after a documented reshaping
+
+    def __str__(self) -> str:
+        return f"{len(self.loaded)} tensors loaded ({len(self.adapted)} adapted), {len(self.dropped)} dropped"
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Tensors of a .pth/.pt/.tar or .safetensors checkpoint (unwrapping ``state_dict``/``model``
+    and DataParallel's ``module.`` prefix). Only tensors are read (``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FexaError(f"no checkpoint file at {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
+        raise FexaError(f"cannot read checkpoint {path}: {e}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
+            sd = sd[key]
+    if not isinstance(sd, Mapping):
+        raise FexaError(f"checkpoint {path} holds no state dict")
+    return {re.sub(r"^module\.", "", k): v for k, v in sd.items() if isinstance(v, Tensor)}
+
+
+# -- key mappings: reference key -> fexa key (None: deliberately dropped) --------------------------
+_VIT_LAYER = [
+    (r"\.layers\.(\d+)\.0\.fn\.norm\.", r".\1.norm1."),
+    (r"\.layers\.(\d+)\.0\.fn\.fn\.to_qkv\.", r".\1.attn.qkv."),
+    (r"\.layers\.(\d+)\.0\.fn\.fn\.to_out\.0\.", r".\1.attn.proj."),
+    (r"\.layers\.(\d+)\.1\.fn\.norm\.", r".\1.norm2."),
+    (r"\.layers\.(\d+)\.1\.fn\.fn\.net\.0\.", r".\1.mlp.fc1."),
+    (r"\.layers\.(\d+)\.1\.fn\.fn\.net\.3\.", r".\1.mlp.fc2."),
+]
+
+
+def map_former_dfer(key: str) -> str | None:
+    if key.startswith("fc."):
+        return None
+    key = key.replace("t_former.spatial_transformer", "t_former.temporal_transformer")
+    key = key.replace("s_former.spatial_transformer", "s_former.transformer")
+    key = re.sub(r"^s_former\.conv1\.", "s_former.stem.0.", key)
+    key = re.sub(r"^s_former\.bn1\.", "s_former.stem.1.", key)
+    for pattern, repl in _VIT_LAYER:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _numbered(key: str, names: tuple[str, ...]) -> str:
+    """'a.conv.weight' -> 'a.0.weight': the named layers of a conv block become Sequential indices."""
+    parts = key.split(".")
+    if len(parts) >= 2 and parts[-2] in names:
+        parts[-2] = str(names.index(parts[-2]))
+    return ".".join(parts)
+
+
+def map_pyskl_slowonly(key: str) -> str | None:
+    key = re.sub(r"^(backbone|restnet3d)\.", "", key)
+    if key.startswith("cls_head."):
+        return None
+    key = re.sub(r"^layer(\d+)\.", lambda m: f"layers.{int(m[1]) - 1}.", key)
+    return _numbered(key, ("conv", "bn"))
+
+
+def map_poster_ir50(key: str, num_stages: int = 3) -> str | None:
+    if key.startswith("output_layer."):
+        return None
+    m = re.match(r"^body\.(\d+)\.(.*)$", key)
+    if not m:
+        return key
+    flat, rest = int(m[1]), m[2]
+    for stage, units in enumerate(IR_UNITS[50]):
+        if flat < units:
+            return f"body.{stage}.{flat}.{rest}" if stage < num_stages else None
+        flat -= units
+    return None
+
+
+def map_poster_mobilefacenet(key: str) -> str | None:
+    key = key.replace(".model.", ".")
+    if key.startswith("output_layer."):
+        key = key.removeprefix("output_layer.")
+        if key.startswith(("linear.", "bn.")):
+            return key
+    return _numbered(key, ("conv", "bn", "prelu"))
+
+
+def map_tramp_skateformer(key: str) -> str | None:
+    if "relative_position_index" in key or key.startswith(("head.", "evaluator.")):
+        return None
+    key = key.replace("joint_person_embedding", "joint_embedding")
+    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(transformer|downsample)\.(.*)$", key)
+    if m:
+        stage, block, part, rest = int(m[1]), int(m[2]), m[3], m[4]
+        index = 0 if part == "downsample" else block + (1 if stage > 0 else 0)
+        return f"stages.{stage}.{index}.{rest}"
+    return key
+
+
+MAPPERS: dict[str, Callable[[str], str | None]] = {
+    "former_dfer": map_former_dfer,
+    "pyskl_slowonly": map_pyskl_slowonly,
+    "poster_ir50": map_poster_ir50,
+    "poster_mobilefacenet": map_poster_mobilefacenet,
+    "tramp_skateformer": map_tramp_skateformer,
+}
+
+
+def _interpolate_pos_embedding(pe: Tensor, tokens: int) -> Tensor:
+    """[1, g*g, C] -> [1, tokens, C] by bicubic interpolation on the square grid."""
+    g, n = int(round(pe.shape[1] ** 0.5)), int(round(tokens**0.5))
+    grid = pe.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    out = F.interpolate(grid, size=(n, n), mode="bicubic", align_corners=False)
+    return out.permute(0, 2, 3, 1).reshape(1, n * n, -1)
+
+
+def load_reference_weights(module: nn.Module, checkpoint: str | Path | Mapping[str, Tensor], source: str,
+                           strict: bool = True) -> LoadReport:
+    """Map ``checkpoint`` (a path or a state dict) from ``source``'s key names into ``module``.
+
+    With ``strict``, every parameter and buffer of ``module`` must be filled and every checkpoint
+    tensor used or deliberately dropped; otherwise a FexaError names what did not fit."""
+    if source not in MAPPERS:
+        raise FexaError(f"unknown checkpoint source {source!r}; known: {sorted(MAPPERS)}")
+    sd = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items()}
+    ours = module.state_dict()
+    report, mapped, unknown = LoadReport(), {}, []
+    for key, value in sd.items():
+        new = MAPPERS[source](key)
+        if new is None:
+            report.dropped.append(key)
+            continue
+        if new not in ours:
+            unknown.append(f"{key} -> {new}")
+            continue
+        target = ours[new]
+        if value.shape != target.shape:
+            if new.endswith("s_former.pos_embedding") and value.dim() == 3:
+                value = _interpolate_pos_embedding(value, target.shape[1])
+                report.adapted.append(key)
+            elif source == "pyskl_slowonly" and new.startswith("conv1.0.") and value.shape[1] != target.shape[1]:
+                report.dropped.append(key)  # keypoint-channel stem: the heatmap stem is trained anew
+                continue
+            else:
+                unknown.append(f"{key} {tuple(value.shape)} -> {new} {tuple(target.shape)}")
+                continue
+        mapped[new] = value.to(target.dtype)
+        report.loaded.append(key)
+    if source == "tramp_skateformer" and getattr(getattr(module, "cfg", None), "bias_layout", "reference") != "reference":
+        raise FexaError("TraMP-Former's SkateFormer weights need the model built with bias_layout='reference'")
+    missing = [k for k in ours if k not in mapped and not k.endswith("num_batches_tracked")]
+    if source == "pyskl_slowonly":
+        missing = [k for k in missing if not k.startswith("conv1.0.")]
+    if strict and (unknown or missing):
+        raise FexaError(f"checkpoint does not fit ({source}): unmatched {unknown[:5]}"
+                        f"{' ...' if len(unknown) > 5 else ''}; not filled {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    module.load_state_dict(mapped, strict=False)
+    return report

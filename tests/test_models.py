@@ -1,0 +1,193 @@
+"""Architectures: parameter counts against the reference code, and their equations on small inputs."""
+
+import pytest
+import torch
+
+from fexa.models import count_parameters, create_model, get_entry, list_models
+from fexa.models.cfc_sp import cascade, smooth_predicting
+from fexa.models.qafe_net import CrossFusionBlock
+from fexa.models.skateformer import PartitionAttention, _partition, _reverse
+from fexa.models.tramp_former import TraMPBlock
+
+torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if get_entry(n).reference_params])
+def test_parameter_counts_match_the_reference(name):
+    e = get_entry(name)
+    n = count_parameters(create_model(name))
+    expected = e.reference_params + e.param_difference
+    assert abs(n - expected) <= 0.005 * e.reference_params, (name, n, expected)
+    if e.param_difference:
+        assert e.param_note  # a deliberate difference is explained
+    if e.reference_params % 1000:  # exact counts measured on the reference code: match exactly
+        assert n == expected
+
+
+def test_unknown_options_and_models_are_errors():
+    with pytest.raises(TypeError, match="no option"):
+        create_model("qafe_net", fusion_type="sum")
+    with pytest.raises(KeyError, match="unknown model"):
+        create_model("qafe")
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        create_model("tramp_former", fusion="magic")
+
+
+def test_former_dfer_subclips_and_layout():
+    m = create_model("former_dfer", img_size=112).eval()
+    clip = torch.randn(2, 32, 3, 112, 112)
+    with torch.no_grad():
+        out = m(clip)
+        assert out.shape == (2, 2, 512)
+        # each subclip is encoded on its own: the second subclip's feature ignores the first's frames
+        clip2 = clip.clone()
+        clip2[:, :16] = 0
+        out2 = m(clip2)
+    assert torch.allclose(out[:, 1], out2[:, 1], atol=1e-5) and not torch.allclose(out[:, 0], out2[:, 0])
+    with pytest.raises(ValueError, match="n x 16"):
+        m(torch.randn(1, 20, 3, 112, 112))
+
+
+def test_cross_fusion_block_uses_the_old_rgb_tokens_and_shared_weights():
+    blk = CrossFusionBlock(dim=32, heads=4).eval()
+    x1, x2 = torch.randn(2, 5, 32), torch.randn(2, 5, 32)
+    y1, y2 = blk(x1, x2)
+    a = x2 + blk.attn(blk.norm_q(x2), blk.norm_kv(x1))  # x1, not y1
+    torch.testing.assert_close(y2, a + blk.mlp(blk.norm2(a)))
+    b = x1 + blk.attn(blk.norm_q(x1), blk.norm_kv(x2))
+    torch.testing.assert_close(y1, b + blk.mlp(blk.norm2(b)))
+
+
+def test_tramp_block_with_one_key_reduces_to_value_projection():
+    blk = TraMPBlock(dim=32, heads=4, mlp=64).eval()
+    ef, ep = torch.randn(3, 1, 32), torch.randn(3, 1, 32)
+    a = ef + blk.attn.proj(blk.attn.v(blk.norm_kv(ep)))  # softmax over one key is 1: q and k drop out
+    torch.testing.assert_close(blk(ef, ep), a + blk.mlp(blk.norm(a)))
+
+
+def test_qafe_net_variants_run():
+    clip, heat = torch.randn(1, 16, 3, 224, 224), torch.rand(1, 16, 3, 56, 56)
+    for kw in ({}, {"fusion": "sum"}, {"fusion": "concat"}, {"output": "heatmap"}, {"num_classes": 5, "num_blocks": 1}):
+        m = create_model("qafe_net", num_subclips=1, **kw).eval()
+        with torch.no_grad():
+            out = m(clip, heat)
+        assert out.shape == ((1, 5) if kw.get("num_classes") else (1,)), kw
+        assert torch.isfinite(out).all()
+
+
+def _point_ids(t: int, v: int) -> torch.Tensor:
+    """[1, 2, T, V]: channel 0 holds the frame index, channel 1 the point index."""
+    tt, vv = torch.meshgrid(torch.arange(t), torch.arange(v), indexing="ij")
+    return torch.stack([tt, vv]).float()[None]
+
+
+def test_skateformer_partitions_group_the_right_tokens():
+    x = _point_ids(32, 63)
+    # type 1: 8 contiguous frames x the 9 points of one region
+    w, info = _partition(x, (4, 8), (7, 9), False, False)
+    assert w.shape == (4 * 7, 72, 2)
+    assert set(w[0, :, 0].tolist()) == set(range(8)) and set(w[0, :, 1].tolist()) == set(range(9))
+    # type 2: one point from each region (stride 9)
+    w2, info2 = _partition(x, (4, 8), (7, 9), False, True)
+    assert set(w2[0, :, 1].tolist()) == {0, 9, 18, 27, 36, 45, 54}
+    # type 3: 16 frames at stride T/16 = 2
+    w3, info3 = _partition(x, (16, 2), (7, 9), True, False)
+    assert sorted(set(w3[0, :, 0].tolist())) == list(range(0, 32, 2))
+    for win, inf in ((w, info), (w2, info2), (w3, info3)):
+        torch.testing.assert_close(_reverse(win, inf), x)  # partition then reverse is the identity
+    # tokens are time-major: token k is frame k // points
+    assert w[0, :, 0].tolist() == [k // 9 for k in range(72)]
+
+
+def test_relative_time_bias_layouts():
+    att = PartitionAttention(heads=1, time_tokens=2, point_tokens=3, table_frames=2, per_point_bias=False, attn_drop=0)
+    with torch.no_grad():
+        att.relative_position_bias_table.copy_(torch.tensor([[10.0], [20.0], [30.0]]))  # offsets -1, 0, +1
+    b = att.bias()[0]
+    # token r = (t, p) with t = r // 3: bias = table[t_row - t_col + 1]
+    assert b[0, 0] == 20 and b[0, 3] == 10 and b[3, 0] == 30 and b[2, 4] == 10
+    att.reference_layout = True  # SkateFormer's tiling: frame = r mod 2
+    b = att.bias()[0]
+    assert b[0, 1] == 10 and b[1, 0] == 30 and b[0, 3] == 10 and b[1, 3] == 20
+
+
+def test_skate_embedding_at_time_zero_is_the_cosine_half():
+    s = create_model("skateformer_face", num_frames=64)
+    e = s.skate_embedding(torch.zeros(1, 64))
+    torch.testing.assert_close(e[0, 0::2], torch.zeros_like(e[0, 0::2]))  # sin(0)
+    torch.testing.assert_close(e[0, 1::2, 5], s.joint_embedding[1::2])  # cos(0) = 1
+
+
+def test_trajectory_stream_learns():
+    """A few steps on two trajectories with different targets: the loss must fall."""
+    m = create_model("tramp_trajectory", traj_frames=64, traj_channels=2)
+    x = torch.randn(2, 64, 63, 2)
+    ti = torch.linspace(-1, 1, 64).expand(2, 64)
+    y = torch.tensor([0.0, 4.0])
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    losses = []
+    for _ in range(15):
+        loss = torch.nn.functional.mse_loss(m(None, x, ti), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_smooth_predicting_by_hand():
+    x = torch.tensor([[0.0], [3.0], [6.0], [9.0]])
+    out = smooth_predicting(x, window=2)  # neighbours within 1 frame, clipped at the ends
+    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 1.5, 3 + 3.0, 6 + 6.0, 9 + 7.5]))
+    valid = torch.tensor([True, False, True, True])
+    out = smooth_predicting(x, window=2, valid=valid)
+    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 0.0, 3.0, 6 + 7.5, 9 + 7.5]))
+    torch.testing.assert_close(smooth_predicting(x, 0), x)
+
+
+def test_cascade_maps_back_to_eight_classes():
+    coarse = torch.tensor([[9, 0, 0, 0, 0], [0, 9, 0, 0, 0], [0, 0, 9, 0, 0], [0, 0, 0, 9, 0], [0, 0, 0, 0, 9.0]])
+    negative = torch.tensor([[0, 0, 0, 9.0]] * 5)
+    # Neutral 0, Happiness 4, Surprise 6, Other 7, Negative -> Sadness 5
+    assert cascade(coarse, negative).tolist() == [0, 4, 6, 7, 5]
+
+
+def test_pcda_attention_and_gaussian_trunk():
+    m = create_model("pcda_gaussian", num_landmarks=2, depth=1).eval()
+    lm = torch.tensor([[[4.0, 4.0], [60.0, 108.0]]])  # cell (0, 0) centre and cell (13, 7) centre
+    maps = m.landmarks.maps(lm)
+    assert maps.shape == (1, 2, 14, 14)
+    assert maps[0, 0, 0, 0] == pytest.approx(1.0) and maps[0, 1, 13, 7] == pytest.approx(1.0)
+    f = torch.tensor([[[[1.0, -3.0]], [[2.0, 1.0]]]])  # [1, 2 channels, 1, 2]
+    for red, expect in (("max", [2.0, 1.0]), ("sum", [3.0, -2.0]), ("abs_sum", [3.0, 4.0])):
+        mm = create_model("pcda_gaussian", num_landmarks=2, depth=1, reduction=red)
+        assert mm.attention_map(f).flatten().tolist() == expect
+    with torch.no_grad():
+        logits, feats = m(torch.randn(1, 3, 112, 112), lm)
+    assert logits.shape == (1, 7) and feats.shape == (1, 768)
+
+
+def test_pcda_mobilefacenet_trunk_is_frozen():
+    m = create_model("pcda", depth=1)
+    assert not any(p.requires_grad for p in m.landmarks.parameters())
+    m.train()
+    assert not m.landmarks.training
+
+
+def test_stt_and_cfc_sp_run():
+    with torch.no_grad():
+        assert create_model("stt", depth=1).eval()(torch.randn(1, 16, 3, 112, 112)).shape == (1, 7)
+        c = create_model("cfc_sp", coarse_backbones=("ir50",), negative_backbone="ir50", window=4).eval()
+        out = c(torch.randn(5, 3, 112, 112))
+    assert out["coarse"].shape == (5, 5) and out["negative"].shape == (5, 4) and out["prediction"].shape == (5,)
+    torch.testing.assert_close(out["coarse"].sum(1), torch.ones(5))
+
+
+@pytest.mark.slow
+def test_torch_compile_does_not_break_the_models():
+    for name, args in (("skateformer_face", (torch.randn(1, 64, 63, 5), torch.zeros(1, 64))),
+                       ("former_dfer", (torch.randn(1, 16, 3, 112, 112),))):
+        kw = {"num_frames": 64} if name == "skateformer_face" else {"img_size": 112}
+        m = create_model(name, **kw).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(torch.compile(m)(*args), m(*args), atol=1e-4, rtol=1e-4)
