@@ -104,3 +104,12 @@ def test_anchor_and_neaa_by_hand():
     ce = torch.nn.functional.cross_entropy(logits, y).item()
     assert pcda_loss(f, logits, y, neutral=1).item() == pytest.approx(ce + 0.08, rel=1e-6)
     assert neutral_loss(f[:1], y[:1], neutral=0).item() == 0.0
+
+
+def test_label_smoothing_cross_entropy_by_hand():
+    from fexa.losses import cross_entropy
+
+    logits, y = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    lp = torch.log_softmax(logits, 1)[0].numpy()
+    expect = 0.8 * -lp[0] + 0.2 * np.mean(-lp)  # (1 - eps) NLL + eps * mean over classes
+    assert cross_entropy(logits, y, label_smoothing=0.2).item() == pytest.approx(expect, rel=1e-6)

@@ -78,6 +78,7 @@ class TrackerConfig:
     match_iou: float = 0.3  # a detection continues a track when their boxes overlap this much
     duplicate_iou: float = 0.6  # two tracks this overlapping follow the same face: drop the younger
     max_lost: int = 30  # frames a lost track may still be re-found under its id
+    small_image: int = 160  # still images smaller than this (e.g. 48 px dataset crops) are enlarged and padded
 
 
 @dataclass
@@ -140,6 +141,11 @@ class FaceTracker:
 
     # -- public -----------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
+        if self.static and min(rgb.shape[:2]) < self.cfg.small_image:
+            return self._small_image(rgb)
+        return self._process(rgb)
+
+    def _process(self, rgb: np.ndarray) -> list[FaceObservation]:
         h, w = rgb.shape[:2]
         if self.static:
             self._drop(list(self._tracks))
@@ -184,6 +190,20 @@ class FaceTracker:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _small_image(self, rgb: np.ndarray) -> list[FaceObservation]:
+        """Pre-cropped tiny faces fill the frame, which the detectors miss: enlarge the image to
+        192 px and pad it by a quarter on each side, then map the results back."""
+        s = 192.0 / min(rgb.shape[:2])
+        pad = 48
+        big = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
+        big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        obs = self._process(big)
+        for o in obs:
+            o.points[:, :2] = (o.points[:, :2] - pad) / s
+            o.points[:, 2] /= s
+            o.box = points_box(o.points)
+        return obs
+
     def _needs_detection(self) -> bool:
         return (
             self.static

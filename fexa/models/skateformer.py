@@ -176,9 +176,9 @@ class SkateFormerBlock(nn.Module):
         f = self.mapping(self.norm_1(skip)).permute(0, 3, 1, 2)  # [B, 2C, T, V]
         f_conv, f_attn = torch.split(f, [c // 2, 3 * c // 2], dim=1)
         f_g, f_t = torch.chunk(f_conv, 2, dim=1)
-        groups = torch.chunk(f_g, self.gconv.shape[0], dim=1)
-        y = [torch.cat([torch.einsum("bctu,vu->bctv", g, w) for g, w in zip(groups, self.gconv)], dim=1),
-             self.tconv(f_t)]
+        g = self.gconv.shape[0]
+        gconv = torch.einsum("bgctu,gvu->bgctv", f_g.reshape(b, g, -1, t, v), self.gconv).reshape(b, -1, t, v)
+        y = [gconv, self.tconv(f_t)]
         for part, attn, (ts, ps, glob, across) in zip(torch.chunk(f_attn, 4, dim=1), self.attention, self._windows(t)):
             windows, info = _partition(part, ts, ps, glob, across)
             y.append(_reverse(attn(windows), info))

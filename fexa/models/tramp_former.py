@@ -12,7 +12,7 @@ published design; the other fusions of the ablation are options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from timm.layers import Mlp
@@ -39,6 +39,7 @@ class TraMPFormerConfig:
     streams: str = "both"
     dim: int = 256
     num_heads: int = 8
+    traj_encoder: dict = field(default_factory=dict)  # further SkateFormerConfig options (e.g. attn_drop)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -71,8 +72,10 @@ class TraMPFormer(nn.Module):
         use_rgb, use_traj = cfg.streams in ("both", "rgb"), cfg.streams in ("both", "trajectory")
         self.rgb = FormerDFER(FormerDFERConfig(img_size=cfg.img_size)) if use_rgb else None
         self.rgb_transform = nn.Linear(512, d) if use_rgb else None
-        self.trajectory = (SkateFormer(SkateFormerConfig(in_channels=cfg.traj_channels, num_frames=cfg.traj_frames))
-                           if use_traj else None)
+        skate = SkateFormerConfig(in_channels=cfg.traj_channels, num_frames=cfg.traj_frames, **cfg.traj_encoder)
+        self.trajectory = SkateFormer(skate) if use_traj else None
+        if use_traj and skate.channels[-1] != d:
+            raise ValueError(f"the trajectory encoder's last stage must have dim={d} channels, got {skate.channels[-1]}")
         self.blocks = None
         if cfg.streams == "both" and cfg.fusion in ("tramp_rgb_query", "tramp_traj_query"):
             self.blocks = nn.ModuleList(TraMPBlock(d, cfg.num_heads) for _ in range(cfg.num_blocks))

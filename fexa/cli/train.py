@@ -1,0 +1,50 @@
+"""``fexa train`` and ``fexa evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from fexa.train.config import load_config
+    from fexa.train.trainer import train
+
+    cfg = load_config(args.config, args.set)
+    results = train(cfg, resume=args.resume, progress=not args.quiet)
+    if results:
+        print((cfg.run_dir / "results.md").read_text())
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from fexa.errors import FexaError
+    from fexa.train.config import load_config
+    from fexa.train.trainer import evaluate_run
+
+    target = Path(args.target)
+    cfg = load_config(target / "config.yaml" if target.is_dir() else target, args.set)
+    if not (cfg.run_dir / "metrics.csv").is_file():
+        raise FexaError(f"{cfg.run_dir} holds no finished run to evaluate (no metrics.csv); train it first")
+    results = evaluate_run(cfg, progress=not args.quiet)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train and evaluate an experiment from a YAML config",
+                       description="Train a model as configured (see configs/), writing checkpoints, metrics, "
+                       "TensorBoard logs, predictions and results (paper and honest protocols) to out/name. "
+                       "Run it under torchrun for several processes.")
+    t.add_argument("config", help="YAML config, e.g. configs/tramp_former/pfed5_smile.yaml")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=run_train)
+    e = sub.add_parser("evaluate", help="evaluate a trained run again (both protocols)",
+                       description="Recompute a run's results from its checkpoints and saved predictions.")
+    e.add_argument("target", help="a run folder (out/name) or its config")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=run_evaluate)

@@ -1,0 +1,224 @@
+"""Torch datasets over extracted samples: each item holds exactly the inputs a model needs.
+
+A sample table (``fexa.data.tables``) is linked to the extract cache (``fexa extract``), then
+``FaceSamples`` builds per item, from the cached track and aligned crops:
+
+- ``image`` [3, S, S] (the sample's middle frame) and ``landmarks`` [73, 2] in its pixels (PCDA);
+- ``clip`` [n*16, 3, S, S] (QAFE/TraMP/STT RGB; n x 16 frames, or STT's 8 x 2 segments);
+- ``heatmaps`` [n*16, 3, 56, 56] on the same frames (QAFE-Net);
+- ``trajectory`` [T_p, 63, C] and ``time_index`` [T_p] (TraMP-Former);
+- ``target`` (float: class index or score) and ``index`` (row of the table).
+
+An optional ``motion_scale`` column scales every landmark's displacement from the sample's first
+frame before trajectories are built (a simulated reduction of facial motion, for sanity checks).
+
+Randomness (window, crop, flip, time reversal) is drawn from a generator seeded by
+(seed, epoch, index, clip): every item is reproducible, whatever the worker, process or resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch.utils.data import Dataset
+
+from fexa.errors import FexaError
+from fexa.extract import ExtractConfig, expand_inputs, extract_many, input_ids
+from fexa.face.landmarks import get_layout, get_scheme
+from fexa.io.media import read_all
+from fexa.io.trackfile import TrackData
+from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
+from fexa.represent.sampling import clip_indices, segment_indices
+from fexa.represent.trajectory import TrajectoryConfig, sample_rgb, trajectory
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+INPUT_KEYS = ("image", "clip", "heatmaps", "trajectory")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How items are built (defaults: the papers' settings)."""
+
+    image_size: int = 112  # static images (PCDA)
+    clip_size: int = 224  # RGB clips (Former-DFER at 224; 112 for STT)
+    num_subclips: int = 5  # T = n x 16 (UNBC-McMaster: 9)
+    sampling: str = "subclips"  # "subclips" (QAFE/TraMP) or "segments" (STT/Former-DFER: 8 x 2)
+    normalize: str = "imagenet"  # "imagenet" or "none" (Former-DFER's DFEW models use [0, 1])
+    heatmap_mode: str = "rgb_weighted"
+    heatmap_sigma: float = 1.0
+    trajectory_length: int = 128
+    trajectory_channels: int = 5
+    trajectory_origin: str = "first"
+    trajectory_padding: str = "loop"
+    flip: bool = True  # training: horizontal flip
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # training: random resized crop of images (area)
+    time_reverse: float = 0.5  # training: probability of reversing trajectories
+    test_clips: int = 1  # clips averaged per sample at test time (UNBC-McMaster: 10 random clips)
+
+
+# -- linking a table to the extract cache -------------------------------------------------------
+def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | None = None, workers: int = 1,
+               progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extract every sample's media into ``cache`` (finished entries are reused) and return
+    (usable rows with an ``entry`` column, dropped rows with the reason)."""
+    paths = sorted(set(table["path"]))
+    expanded = expand_inputs(paths)
+    if [str(p) for p in expanded] != paths:
+        raise FexaError("sample paths must be single videos, images or frame folders, not folders of videos")
+    manifest = extract_many(paths, cache, extract, workers=workers, progress=progress).set_index("id")
+    entry_of = dict(zip(paths, input_ids([Path(p) for p in paths])))
+    status = table["path"].map(lambda p: manifest["status"].get(entry_of[p], "missing"))
+    reason = table["path"].map(lambda p: manifest["error"].get(entry_of[p], ""))
+    ok = status == "ok"
+    linked = table[ok].assign(entry=[str(Path(cache) / entry_of[p]) for p in table.loc[ok, "path"]])
+    dropped = table[~ok].assign(status=status[~ok], reason=reason[~ok])
+    return linked.reset_index(drop=True), dropped.reset_index(drop=True)
+
+
+# -- small helpers --------------------------------------------------------------------------------
+def mirror_permutation(points: np.ndarray) -> np.ndarray:
+    """For a roughly frontal mean shape [P, 2], the index of each point's mirror image (found by
+    matching the horizontally mirrored shape to the original)."""
+    cx = points[:, 0].mean()
+    mirrored = points.copy()
+    mirrored[:, 0] = 2 * cx - mirrored[:, 0]
+    cost = np.linalg.norm(mirrored[:, None] - points[None], axis=-1)
+    _, perm = linear_sum_assignment(cost)
+    return perm
+
+
+@lru_cache(maxsize=4096)
+def _load_track(path: str) -> TrackData:
+    return TrackData.load(path)
+
+
+@lru_cache(maxsize=64)
+def _load_crops(entry: str) -> np.ndarray:
+    return read_all(Path(entry) / "crops.mp4")[1]
+
+
+def _to_tensor_images(frames: np.ndarray, normalize: str) -> torch.Tensor:
+    """[T, H, W, 3] uint8 -> [T, 3, H, W] float (ImageNet-normalised or [0, 1])."""
+    x = frames.astype(np.float32) / 255.0
+    if normalize == "imagenet":
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+class FaceSamples(Dataset):
+    """Items for the model inputs ``inputs`` (a subset of image, clip, heatmaps, trajectory)."""
+
+    def __init__(self, table: pd.DataFrame, inputs: tuple[str, ...], cfg: SampleConfig = SampleConfig(),
+                 train: bool = False, seed: int = 0, repeats: int = 1, mirror: np.ndarray | None = None):
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"unknown inputs {unknown}; known: {INPUT_KEYS}")
+        if "entry" not in table:
+            raise ValueError("the table has no 'entry' column: link it to the extract cache first (link_cache)")
+        self.table = table.reset_index(drop=True)
+        self.inputs, self.cfg, self.train, self.seed = tuple(inputs), cfg, train, seed
+        self.repeats = repeats if train else 1
+        self.clips = 1 if train else cfg.test_clips
+        self.epoch = 0
+        self.mirror = mirror
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.table) * self.repeats * self.clips
+
+    def row_of(self, item: int) -> int:
+        return (item // self.clips) % len(self.table)
+
+    def __getitem__(self, item: int) -> dict:
+        row = self.row_of(item)
+        clip_no = item % self.clips
+        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, item, clip_no])
+        r = self.table.iloc[row]
+        track = _load_track(str(Path(r["entry"]) / "track.npz"))
+        start, end = int(r.get("start", 0)), int(r.get("end", -1))
+        usable = np.flatnonzero(track.usable)
+        frames = usable[(usable >= start) & ((usable < end) if end >= 0 else True)]
+        if len(frames) == 0:
+            raise FexaError(f"sample {r['id']}: no frame with a face in frames {start}..{end}")
+        out = {"target": torch.tensor(float(r["target"])), "index": torch.tensor(row)}
+        flip = self.train and self.cfg.flip and rng.random() < 0.5
+        if "image" in self.inputs:
+            out.update(self._image(track, r["entry"], frames, rng, flip))
+        if "clip" in self.inputs or "heatmaps" in self.inputs:
+            out.update(self._clip(track, r["entry"], frames, rng, flip))
+        if "trajectory" in self.inputs:
+            out.update(self._trajectory(track, r["entry"], frames, rng, float(r.get("motion_scale", 1.0))))
+        return out
+
+    # -- per input --------------------------------------------------------------------------------
+    def _image(self, track: TrackData, entry: str, frames: np.ndarray, rng, flip: bool) -> dict:
+        t = frames[len(frames) // 2]
+        crop = _load_crops(entry)[t]
+        pts = get_scheme("heatmap73").select(track.points_crop[t][None], track.layout)[0].astype(np.float32)
+        n = crop.shape[0]
+        if self.train:
+            area = rng.uniform(*self.cfg.crop_scale)
+            side = int(round(n * np.sqrt(area)))
+            x0, y0 = rng.integers(0, n - side + 1, size=2)
+        else:
+            side, x0, y0 = n, 0, 0
+        s = self.cfg.image_size / side
+        img = cv2.resize(crop[y0:y0 + side, x0:x0 + side], (self.cfg.image_size, self.cfg.image_size),
+                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        pts = (pts - [x0, y0]) * s
+        if flip:
+            img = img[:, ::-1]
+            pts[:, 0] = self.cfg.image_size - pts[:, 0]
+            if self.mirror is not None:
+                pts = pts[self.mirror]
+        return {"image": _to_tensor_images(img[None], self.cfg.normalize)[0], "landmarks": torch.from_numpy(pts)}
+
+    def _frame_indices(self, n: int, rng) -> np.ndarray:
+        if self.cfg.sampling == "segments":
+            return segment_indices(n, train=self.train, rng=rng)
+        return clip_indices(n, self.cfg.num_subclips, train=self.train or self.clips > 1, rng=rng).ravel()
+
+    def _clip(self, track: TrackData, entry: str, frames: np.ndarray, rng, flip: bool) -> dict:
+        idx = frames[self._frame_indices(len(frames), rng)]
+        crops = _load_crops(entry)
+        out = {}
+        n, s = crops.shape[1], self.cfg.clip_size
+        if "clip" in self.inputs:
+            x0, y0 = rng.integers(0, n - s + 1, size=2) if self.train and n > s else ((n - s) // 2,) * 2
+            c = crops[idx]
+            c = c[:, y0:y0 + s, x0:x0 + s] if n >= s else np.stack([cv2.resize(f, (s, s)) for f in c])
+            out["clip"] = _to_tensor_images(c[:, :, ::-1] if flip else c, self.cfg.normalize)
+        if "heatmaps" in self.inputs:
+            pts = get_scheme("heatmap73").select(track.points_crop[idx], track.layout)
+            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, out_size=64,
+                                 src_size=track.crop_size)
+            h = heatmap_volume(pts, hcfg, crops[idx] if self.cfg.heatmap_mode == "rgb_weighted" else None)
+            o = rng.integers(0, 9, size=2) if self.train else (4, 4)  # 64 -> 56: random crop / centre crop
+            h = h[:, :, o[1]:o[1] + 56, o[0]:o[0] + 56]
+            out["heatmaps"] = torch.from_numpy(np.ascontiguousarray(h[..., ::-1] if flip else h))
+        return out
+
+    def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng, motion_scale: float = 1.0) -> dict:
+        scheme = get_scheme("traj63")
+        pts = scheme.select(track.points_crop[frames], track.layout)
+        nose = track.points_crop[frames][:, get_layout(track.layout).nose_tip]
+        if motion_scale != 1.0:  # simulated hypomimia: shrink every point's motion from the first frame
+            pts = pts[:1] + motion_scale * (pts - pts[:1])
+            nose = nose[:1] + motion_scale * (nose - nose[:1])
+        c = self.cfg
+        rgb = sample_rgb(_load_crops(entry)[frames], pts) if c.trajectory_channels != 2 else None
+        reverse = self.train and rng.random() < c.time_reverse
+        tcfg = TrajectoryConfig(c.trajectory_length, c.trajectory_channels, c.trajectory_origin, c.trajectory_padding,
+                                reverse)
+        x, ti = trajectory(pts, nose, rgb, tcfg)
+        return {"trajectory": torch.from_numpy(x), "time_index": torch.from_numpy(ti)}

@@ -1,0 +1,60 @@
+"""Subject-wise splits: no subject may appear on both sides of a split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fexa.errors import FexaError
+
+
+def assert_subject_disjoint(a: pd.DataFrame, b: pd.DataFrame, what: str = "split") -> None:
+    """Raise if any subject is in both tables."""
+    shared = sorted(set(a["subject"]) & set(b["subject"]))
+    if shared:
+        raise FexaError(f"{what}: {len(shared)} subject(s) appear on both sides, e.g. {shared[:5]}")
+
+
+def subject_folds(table: pd.DataFrame, k: int, seed: int = 0, stratify: str | None = None) -> pd.Series:
+    """Fold number (0..k-1) of every row, assigning whole subjects to folds.
+
+    Subjects are shuffled (``seed``) and dealt round-robin, within each stratum of ``stratify``
+    (e.g. Toronto NeuroFace's ALS / stroke / healthy group) so folds are balanced over it; folds
+    differ in size by at most one subject per stratum."""
+    subjects = table.groupby("subject", sort=True)
+    if subjects.ngroups < k:
+        raise FexaError(f"cannot make {k} subject folds from {subjects.ngroups} subjects")
+    if stratify is not None:
+        strata = subjects[stratify].agg(lambda s: s.iloc[0])
+    else:
+        strata = pd.Series("", index=sorted(table["subject"].unique()))
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    offset = 0
+    for _, members in strata.groupby(strata, sort=True):
+        names = list(members.index)
+        rng.shuffle(names)
+        for i, s in enumerate(names):
+            fold_of[s] = (i + offset) % k
+        offset += len(names)  # the next stratum starts where this one stopped: folds stay even
+    return table["subject"].map(fold_of).astype(int)
+
+
+def split_fold(table: pd.DataFrame, folds: pd.Series, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) for one fold number."""
+    train, test = table[folds != fold].reset_index(drop=True), table[folds == fold].reset_index(drop=True)
+    assert_subject_disjoint(train, test, f"fold {fold}")
+    return train, test
+
+
+def validation_split(train: pd.DataFrame, fraction: float, seed: int = 0,
+                     stratify: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out about ``fraction`` of the training subjects for model selection (the honest protocol)."""
+    if fraction <= 0:
+        return train, train.iloc[0:0]
+    n_subjects = train["subject"].nunique()
+    k = max(2, round(1 / fraction))
+    if n_subjects < 2:
+        raise FexaError("a validation split needs at least 2 training subjects")
+    folds = subject_folds(train, min(k, n_subjects), seed, stratify)
+    return split_fold(train, folds, 0)

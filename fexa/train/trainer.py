@@ -1,0 +1,466 @@
+"""``fexa train``: one experiment from a config, on one process or many (torchrun + DDP).
+
+Run folder (``out/name``): ``config.yaml`` (resolved), ``splits.csv`` (which sample went where),
+``metrics.csv`` and TensorBoard events (per epoch), ``checkpoints/{last,best_val}/`` (weights as
+safetensors, the config as JSON, optimiser/scheduler/RNG state beside them; written atomically
+every epoch), ``predictions/epoch_NNN.csv`` (test predictions per epoch), and at the end
+``results.{csv,json,md}`` and ``curves.png``.
+
+Two evaluation protocols are reported: **paper** (the best test epoch, as the authors selected:
+optimistic) and **honest** (the epoch with the best validation score on held-out training
+subjects; the test set is evaluated once, with those weights). Both come with bootstrap CIs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from fexa import losses as L
+from fexa import metrics as M
+from fexa.data.adapters import DATASETS, load_dataset
+from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
+from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
+from fexa.errors import FexaError
+from fexa.face.landmarks import get_scheme
+from fexa.io.atomic import atomic_dir, write_json, write_text
+from fexa.io.trackfile import TrackData
+from fexa.models import create_model, make_config
+from fexa.models.checkpoints import load_reference_weights
+from fexa.train.config import ExperimentConfig, to_dict
+from fexa.train.inputs import model_inputs, split_output
+
+REGRESSION_LOSSES = ("bmc", "gai", "mse", "focal_mse", "focal_l1")
+CLASSIFICATION_LOSSES = ("ce", "focal", "compact_softmax", "pcda")
+
+
+# -- distributed helpers ------------------------------------------------------------------------------
+def _dist() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def _device(cfg: ExperimentConfig, rank: int) -> torch.device:
+    if cfg.train.device != "auto":
+        return torch.device(cfg.train.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress: bool = True) -> dict:
+    """Load, link and split the dataset: {'train', 'val', 'test', 'dropped', 'info'}."""
+    d = cfg.data
+    info = DATASETS.get(d.dataset)
+    table = load_dataset(d.dataset, d.root, **d.options)
+    if d.task:
+        table = table[table["task"] == d.task]
+        if table.empty:
+            raise FexaError(f"no samples of task {d.task!r}; tasks: {sorted(set(load_dataset(d.dataset, d.root, **d.options)['task']))}")
+    if d.target_map:
+        table = table.assign(target=table["target"].map(lambda t: d.target_map[int(t)]))
+        table = table[table["target"] >= 0]
+    if d.limit:
+        table = table.iloc[: d.limit]
+    if rank == 0:  # one process extracts; the others then find the cache complete
+        link_cache(table, d.cache, workers=d.extract_workers, progress=progress)
+    _barrier(world)
+    linked, dropped = link_cache(table, d.cache, progress=False)
+    if d.split == "fixed":
+        train, test = linked[linked["fold"] == "train"], linked[linked["fold"] != "train"]
+        assert_subject_disjoint(train, test, "the dataset's train/test split")
+    elif d.split == "folds":
+        folds = subject_folds(linked, d.folds, cfg.train.seed, d.stratify or None)
+        train, test = split_fold(linked, folds, d.fold)
+    else:
+        raise FexaError(f"data.split must be 'fixed' or 'folds', got {d.split!r}")
+    train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
+    assert_subject_disjoint(train, val, "the validation split")
+    if train.empty or test.empty:
+        raise FexaError(f"empty split: {len(train)} training and {len(test)} test samples")
+    return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
+            "test": test.reset_index(drop=True), "dropped": dropped, "info": info}
+
+
+def _mirror(train: pd.DataFrame) -> np.ndarray:
+    """Left/right permutation of the heatmap73 points, from the training set's mean shape."""
+    shapes = []
+    for entry in train["entry"].iloc[:50]:
+        t = TrackData.load(Path(entry) / "track.npz")
+        shapes.append(get_scheme("heatmap73").select(t.points_crop[t.usable][:1], t.layout)[0])
+    return mirror_permutation(np.mean(shapes, axis=0))
+
+
+# -- model, loss, optimiser -------------------------------------------------------------------------
+def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
+    options = dict(cfg.model.options)
+    fields = make_config(cfg.model.name).__dataclass_fields__
+    if num_classes and "num_classes" in fields and "num_classes" not in options:
+        options["num_classes"] = num_classes
+    if "num_landmarks" in fields and "num_landmarks" not in options:
+        options["num_landmarks"] = get_scheme("heatmap73").num_points
+    model = create_model(cfg.model.name, **options)
+    for sub, spec in cfg.model.pretrained.items():
+        module = model.get_submodule(sub) if sub else model
+        load_reference_weights(module, spec["path"], spec["source"])
+    return model
+
+
+def build_loss(cfg: ExperimentConfig, kind: str, train_targets: np.ndarray, neutral: int | None):
+    name, opts = cfg.train.loss, dict(cfg.train.loss_options)
+    allowed = REGRESSION_LOSSES if kind == "regression" else CLASSIFICATION_LOSSES
+    if name not in allowed:
+        raise FexaError(f"loss {name!r} does not fit a {kind} dataset; choose from {allowed}")
+    if name == "bmc":
+        return L.BMCLoss(opts.get("sigma", 1.0), opts.get("learnable", False), torch.tensor(train_targets))
+    if name == "gai":
+        return L.GAILoss(train_targets, opts.get("components", 2), opts.get("sigma", 1.0))
+    simple = {"mse": L.mse, "focal_mse": L.focal_mse, "focal_l1": L.focal_l1,
+              "ce": lambda p, y: L.cross_entropy(p, y, opts.get("label_smoothing", 0.0)),
+              "focal": lambda p, y: L.focal_cross_entropy(p, y, opts.get("gamma", 2.0)),
+              "compact_softmax": lambda p, y: L.compact_softmax_loss(p, y, opts.get("beta", 0.2))}
+    if name in simple:
+        return simple[name]
+    if neutral is None and "neutral" not in opts:
+        raise FexaError("the pcda loss needs the neutral class index: set train.loss_options.neutral")
+    n = opts.get("neutral", neutral)
+    return lambda p, y, f: L.pcda_loss(f, p, y, n, opts.get("lambda", 0.01))
+
+
+def build_optimizer(cfg: ExperimentConfig, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    o = cfg.optim
+    if o.name == "sgd":
+        opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    elif o.name in ("adam", "adamw"):
+        cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+        opt = cls(params, lr=o.lr, weight_decay=o.weight_decay)
+    else:
+        raise FexaError(f"optim.name must be sgd, adam or adamw, got {o.name!r}")
+    epochs = cfg.train.epochs
+
+    def factor(e: int) -> float:
+        warm = (e + 1) / o.warmup_epochs if e < o.warmup_epochs else 1.0
+        if o.scheduler == "step":
+            return warm * o.gamma ** (e // o.step_size)
+        if o.scheduler == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * e / max(epochs, 1)))
+        if o.scheduler == "none":
+            return warm
+        raise FexaError(f"optim.scheduler must be step, cosine or none, got {o.scheduler!r}")
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+# -- evaluation -------------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind: str, batch_size: int,
+            amp: bool = False) -> np.ndarray:
+    """Per-row predictions of ``ds`` (test clips averaged): [N] scores or [N, C] probabilities."""
+    model.eval()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out, _ = split_output(model(*argfn(batch)))
+        out = out.float()
+        val = out.softmax(dim=1) if kind == "classification" else out.reshape(-1)
+        for i, v in zip(batch["index"].tolist(), val.cpu().numpy()):
+            sums[i] = sums.get(i, 0) + v
+            counts[i] = counts.get(i, 0) + 1
+    return np.stack([sums[i] / counts[i] for i in range(len(ds.table))])
+
+
+def score(kind: str, table: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    y = table["target"].to_numpy()
+    if kind == "regression":
+        out = {"spearman": M.spearman(y, pred), "pearson": M.pearson(y, pred), "mae": M.mae(y, pred),
+               "rmse": M.rmse(y, pred)}
+        if table["task"].nunique() > 1:
+            out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
+        return out
+    labels = pred.argmax(axis=1)
+    yi = y.astype(int)
+    return {"accuracy": M.accuracy(yi, labels), "uar": M.uar(yi, labels, pred.shape[1]),
+            "macro_f1": M.macro_f1(yi, labels, pred.shape[1])}
+
+
+def _metric_fn(kind: str, name: str):
+    if kind == "regression":
+        return {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse}[name]
+    return {"accuracy": lambda y, p: M.accuracy(y.astype(int), p.argmax(1)),
+            "uar": lambda y, p: M.uar(y.astype(int), p.argmax(1), p.shape[1]),
+            "macro_f1": lambda y, p: M.macro_f1(y.astype(int), p.argmax(1), p.shape[1])}[name]
+
+
+def _better(metric: str, a: float, b: float | None) -> bool:
+    if b is None or not np.isfinite(b):
+        return True
+    return a < b if metric in ("mae", "rmse") else a > b
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------
+def save_checkpoint(path: Path, model: nn.Module, cfg: ExperimentConfig, state: dict) -> None:
+    """Weights (safetensors), config (JSON) and training state, swapped in atomically."""
+    with atomic_dir(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        write_json(tmp / "config.json", to_dict(cfg))
+        torch.save(state, tmp / "state.pt")
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train and evaluate ``cfg``; return the results (rank 0; other ranks return {})."""
+    rank, world = _dist()
+    device = _device(cfg, rank)
+    _seed_everything(cfg.train.seed)
+    run = cfg.run_dir
+    last = run / "checkpoints" / "last"
+    if rank == 0:
+        if run.exists() and (last / "state.pt").exists() and not resume:
+            raise FexaError(f"{run} already holds a run: use --resume to continue it, or another name/out")
+        run.mkdir(parents=True, exist_ok=True)
+        write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    data = prepare_data(cfg, rank, world, progress and rank == 0)
+    info = data["info"]
+    kind = info.kind if info else "regression"
+    if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES:
+        kind = "classification"
+    num_classes = 0
+    if kind == "classification":
+        if cfg.data.target_map:
+            num_classes = len(set(cfg.data.target_map) - {-1})
+        elif info is not None and info.classes:
+            num_classes = len(info.classes)
+        else:
+            num_classes = int(data["train"]["target"].max()) + 1
+    keys, argfn = model_inputs(cfg.model.name)
+    mirror = _mirror(data["train"]) if "image" in keys else None
+    sc = cfg.data.samples
+    train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror)
+    val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed) if len(data["val"]) else None
+    test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed)
+    if rank == 0:
+        parts = [data[k].assign(split=k)[["id", "subject", "target", "task", "split"]] for k in ("train", "val", "test")]
+        write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
+        if len(data["dropped"]):
+            write_text(run / "dropped.csv", data["dropped"].to_csv(index=False))
+    if cfg.train.batch_size % world:
+        raise FexaError(f"train.batch_size {cfg.train.batch_size} must be divisible by the {world} processes")
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.train.batch_size // world, sampler=sampler,
+                        num_workers=cfg.data.workers, drop_last=cfg.train.drop_last)
+
+    model = build_model(cfg, num_classes).to(device)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    train_targets = data["train"]["target"].to_numpy(np.float32)
+    criterion = build_loss(cfg, kind, train_targets, info.neutral if info else None)
+    if isinstance(criterion, nn.Module):
+        criterion = criterion.to(device)
+    params = list(model.parameters()) + (list(criterion.parameters()) if isinstance(criterion, nn.Module) else [])
+    opt, sched = build_optimizer(cfg, [p for p in params if p.requires_grad])
+    metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("spearman" if kind == "regression" else "accuracy")
+
+    start, history, best_val = 0, [], None
+    if resume and (last / "state.pt").exists():
+        load_weights(model, last)
+        state = torch.load(last / "state.pt", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if isinstance(criterion, nn.Module) and "criterion" in state:
+            criterion.load_state_dict(state["criterion"])
+        _set_rng_state(state["rng"])
+        start, history, best_val = state["epoch"] + 1, state["history"], state["best_val"]
+    elif resume:
+        raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
+
+    writer = None
+    if rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run / "tensorboard"))
+    bar = tqdm(range(start, cfg.train.epochs), desc=cfg.name, unit="epoch", disable=not progress or rank != 0,
+               initial=start, total=cfg.train.epochs)
+    for epoch in bar:
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        net.train()
+        losses = []
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
+                pred, feats = split_output(net(*argfn(batch)))
+            y = batch["target"]
+            pred = pred.float()
+            if kind == "classification":
+                loss = criterion(pred, y.long(), feats.float()) if cfg.train.loss == "pcda" else criterion(pred, y.long())
+            else:
+                loss = criterion(pred.reshape(-1), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.clip_grad:
+                nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad)
+            opt.step()
+            losses.append(loss.item())
+        sched.step()
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)) if losses else float("nan")}
+        if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
+            bs = max(1, cfg.train.batch_size)
+            test_pred = predict(model, test_ds, argfn, device, kind, bs, cfg.train.amp)
+            row.update({f"test_{k}": v for k, v in score(kind, data["test"], test_pred).items()})
+            _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", data["test"], test_pred, kind)
+            if val_ds is not None:
+                val_pred = predict(model, val_ds, argfn, device, kind, bs, cfg.train.amp)
+                row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
+                if _better(metric, row[f"val_{metric}"], best_val):
+                    best_val = row[f"val_{metric}"]
+                    save_checkpoint(run / "checkpoints" / "best_val", model, cfg, {"epoch": epoch})
+            for k, v in row.items():
+                if k != "epoch":
+                    writer.add_scalar(k, v, epoch)
+            bar.set_postfix_str(f"loss {row['train_loss']:.3f} test {metric} {row.get(f'test_{metric}', float('nan')):.3f}")
+        history.append(row)
+        if rank == 0:
+            write_text(run / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
+            state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": _rng_state(),
+                     "epoch": epoch, "history": history, "best_val": best_val}
+            if isinstance(criterion, nn.Module):
+                state["criterion"] = criterion.state_dict()
+            save_checkpoint(last, model, cfg, state)
+        _barrier(world)
+    if writer is not None:
+        writer.close()
+    results = {}
+    if rank == 0:
+        results = _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
+    if world > 1:
+        dist.destroy_process_group()
+    return results
+
+
+def _save_predictions(path: Path, table: pd.DataFrame, pred: np.ndarray, kind: str) -> None:
+    df = table[["id", "subject", "task", "target"]].copy()
+    if kind == "regression":
+        df["prediction"] = pred
+    else:
+        df["prediction"] = pred.argmax(axis=1)
+        for c in range(pred.shape[1]):
+            df[f"p{c}"] = pred[:, c]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, df.to_csv(index=False))
+
+
+def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history) -> dict:
+    """Both protocols with bootstrap CIs -> results.{json,csv,md} and curves.png."""
+    hist = pd.DataFrame(history)
+    evaluated = hist.dropna(subset=[f"test_{metric}"])
+    pick = evaluated[f"test_{metric}"].idxmin() if metric in ("mae", "rmse") else evaluated[f"test_{metric}"].idxmax()
+    paper_epoch = int(evaluated.loc[pick, "epoch"])
+    y = data["test"]["target"].to_numpy()
+    fn = _metric_fn(kind, metric)
+    groups = data["test"]["subject"].to_numpy()
+
+    def protocol(pred: np.ndarray, epoch: int, note: str) -> dict:
+        v, lo, hi = M.bootstrap_ci(fn, y, pred, cfg.eval.bootstrap, seed=cfg.train.seed, groups=groups)
+        out = {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": note}
+        out.update({k: val for k, val in score(kind, data["test"], pred).items()})
+        return out
+
+    pred_paper = _read_predictions(run / "predictions" / f"epoch_{paper_epoch:03d}.csv", kind)
+    results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
+               "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(data["test"]),
+               "test_subjects": int(data["test"]["subject"].nunique()),
+               "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
+    best = run / "checkpoints" / "best_val"
+    if (best / "model.safetensors").exists():
+        load_weights(model, best)
+        epoch = int(torch.load(best / "state.pt", weights_only=False)["epoch"])
+        pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp)
+        results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
+    write_json(run / "results.json", results)
+    rows = [{"protocol": p, **{k: v for k, v in results[p].items()}} for p in ("paper", "honest") if p in results]
+    write_text(run / "results.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_text(run / "results.md", _markdown(results))
+    from fexa.viz.curves import plot_training_curves
+
+    plot_training_curves(hist, run / "curves.png", metric)
+    return results
+
+
+def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
+    """Recompute a finished run's results (both protocols) from its checkpoints and predictions."""
+    run = cfg.run_dir
+    device = _device(cfg, 0)
+    data = prepare_data(cfg, progress=progress)
+    info = data["info"]
+    kind = info.kind if info else "regression"
+    keys, argfn = model_inputs(cfg.model.name)
+    num_classes = len(info.classes) if kind == "classification" and info and info.classes else 0
+    model = build_model(cfg, num_classes).to(device)
+    test_ds = FaceSamples(data["test"], keys, cfg.data.samples, False, cfg.train.seed)
+    metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("spearman" if kind == "regression" else "accuracy")
+    history = pd.read_csv(run / "metrics.csv").to_dict("records")
+    return _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
+
+
+def _read_predictions(path: Path, kind: str) -> np.ndarray:
+    df = pd.read_csv(path)
+    if kind == "regression":
+        return df["prediction"].to_numpy()
+    return df[[c for c in df.columns if c.startswith("p") and c[1:].isdigit()]].to_numpy()
+
+
+def _markdown(r: dict) -> str:
+    lines = [f"# {r['name']}: {r['model']} on {r['dataset']}{' / ' + r['task'] if r['task'] else ''}", "",
+             f"{r['train_samples']} training, {r['val_samples']} validation and {r['test_samples']} test samples "
+             f"({r['test_subjects']} test subjects).", "",
+             "| protocol | epoch | metric | value | 95% CI | note |", "|---|---|---|---|---|---|"]
+    for p in ("paper", "honest"):
+        if p in r:
+            x = r[p]
+            lines.append(f"| {p} | {x['epoch']} | {x['metric']} | {x['value']:.4f} | "
+                         f"[{x['ci_low']:.4f}, {x['ci_high']:.4f}] | {x['note']} |")
+    return "\n".join(lines) + "\n"
