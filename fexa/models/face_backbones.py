@@ -37,6 +37,8 @@ class IRConfig:
     depth: int = 50  # 50, 100 or 152
     num_stages: int = 3  # POSTER/PCDA keep 3 stages: 112 px -> 14 x 14 x 256
     num_classes: int = 0  # > 0: global pool + linear classifier on the last stage
+    units: tuple[int, ...] = ()  # small configurations: units per stage instead of the depth's
+    channels: tuple[int, ...] = IR_CHANNELS
 
     def __post_init__(self) -> None:
         if self.depth not in IR_UNITS:
@@ -53,7 +55,7 @@ class IResNet(nn.Module):
         self.cfg = cfg
         self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
         stages, cin = [], 64
-        for units, depth in zip(IR_UNITS[cfg.depth][: cfg.num_stages], IR_CHANNELS):
+        for units, depth in zip((cfg.units or IR_UNITS[cfg.depth])[: cfg.num_stages], cfg.channels):
             stages.append(nn.Sequential(*[BottleneckIR(cin if i == 0 else depth, depth, 2 if i == 0 else 1)
                                           for i in range(units)]))
             cin = depth

@@ -47,6 +47,10 @@ class PCDAConfig:
     mlp_ratio: float = 4.0
     drop: float = 0.5
     img_size: int = 112
+    # small configurations (e.g. training from scratch on CPU): IR units and widths per stage
+    ir_units: tuple[int, ...] = (3, 4, 14)
+    ir_channels: tuple[int, ...] = (64, 128, 256)
+    landmark_channels: int = 128
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -56,11 +60,12 @@ class PCDAConfig:
 
 
 class GaussianLandmarkTrunk(nn.Module):
-    """[B, P, 2] landmarks (pixels of the img_size face) -> [B, 128, 14, 14]: one Gaussian map per
-    landmark on the 14 x 14 grid, mixed to 128 channels by a 1x1 conv + BN + ReLU."""
+    """[B, P, 2] landmarks (pixels of the img_size face) -> [B, 128, S/8, S/8]: one Gaussian map per
+    landmark on the image trunk's grid (14 x 14 at 112 px), mixed to 128 channels by a 1x1 conv + BN + ReLU."""
 
-    def __init__(self, num_landmarks: int, sigma: float, img_size: int = 112, grid: int = 14, channels: int = 128):
+    def __init__(self, num_landmarks: int, sigma: float, img_size: int = 112, channels: int = 128):
         super().__init__()
+        grid = img_size // 8  # the image trunk's three stride-2 stages
         cell = img_size / grid
         self.register_buffer("centres", (torch.arange(grid) + 0.5) * cell, persistent=False)
         self.sigma = sigma
@@ -104,15 +109,18 @@ class PCDA(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.landmark_trunk = cfg.landmark_trunk
-        self.image = IResNet(IRConfig(depth=50, num_stages=3))
+        self.image = IResNet(IRConfig(depth=50, num_stages=3, units=cfg.ir_units, channels=cfg.ir_channels))
         if cfg.landmark_trunk == "mobilefacenet":
             self.landmarks = MobileFaceNet()
             self.landmarks.requires_grad_(False)
+            lm_channels = 128
         else:
-            self.landmarks = GaussianLandmarkTrunk(cfg.num_landmarks, cfg.gaussian_sigma, cfg.img_size)
-        self.reduce_conv = nn.Conv2d(128, 1, 1) if cfg.reduction == "conv" else None
+            self.landmarks = GaussianLandmarkTrunk(cfg.num_landmarks, cfg.gaussian_sigma, cfg.img_size,
+                                                   cfg.landmark_channels)
+            lm_channels = cfg.landmark_channels
+        self.reduce_conv = nn.Conv2d(lm_channels, 1, 1) if cfg.reduction == "conv" else None
         d = cfg.dim
-        self.embed_f, self.embed_lm = nn.Linear(256, d), nn.Linear(128, d)
+        self.embed_f, self.embed_lm = nn.Linear(self.image.out_channels, d), nn.Linear(lm_channels, d)
         self.cls_f, self.cls_lm = nn.Parameter(torch.zeros(1, 1, d)), nn.Parameter(torch.zeros(1, 1, d))
         nn.init.trunc_normal_(self.cls_f, std=0.02)
         nn.init.trunc_normal_(self.cls_lm, std=0.02)

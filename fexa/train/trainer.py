@@ -61,6 +61,14 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
+def _mean_over_processes(values: list[float], world: int) -> float:
+    """The mean of every process's values (each process logs the same number)."""
+    t = torch.tensor([sum(values), len(values)], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(t)
+    return float(t[0] / t[1]) if t[1] else float("nan")
+
+
 def _device(cfg: ExperimentConfig, rank: int) -> torch.device:
     if cfg.train.device != "auto":
         return torch.device(cfg.train.device)
@@ -346,7 +354,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
             opt.step()
             losses.append(loss.item())
         sched.step()
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)) if losses else float("nan")}
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
             bs = max(1, cfg.train.batch_size)
             test_pred = predict(model, test_ds, argfn, device, kind, bs, cfg.train.amp)

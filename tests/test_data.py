@@ -1,0 +1,141 @@
+"""Dataset adapters on synthetic copies of the official layouts, the real sets in ../shared/data,
+and subject-wise splits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import shared_file
+from fexa.data.adapters import DATASETS, load_dataset, read_affwild2_labels
+from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
+from fexa.data.tables import make_table
+from fexa.errors import FexaError
+
+
+def _frames(folder, n):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (8, 8)).save(folder / f"{i:05d}.jpg")
+
+
+def test_pfed5_layout_and_frame_count_check(tmp_path):
+    (tmp_path / "PFED5_train.csv").write_text("id_v,score,frames,action\n01_01_01_01_P01,2,3,1\n01_02_01_01_P02,0,2,4\n")
+    (tmp_path / "PFED5_test.csv").write_text("01_03_01_01_P03,4,2,0\n")  # no header: read by position
+    for pid, vid, n in (("P01", "01_01_01_01", 3), ("P02", "01_02_01_01", 2), ("P03", "01_03_01_01", 2)):
+        _frames(tmp_path / pid / vid, n)
+    t = load_dataset("pfed5", tmp_path)
+    assert t["subject"].tolist() == ["P01", "P02", "P03"] and t["task"].tolist() == ["smile", "clench_teeth", "sit_at_rest"]
+    assert t["fold"].tolist() == ["train", "train", "test"] and t["target"].tolist() == [2, 0, 4]
+    (tmp_path / "P01" / "01_01_01_01" / "00002.jpg").unlink()
+    with pytest.raises(FexaError, match="wrong frame count"):
+        load_dataset("pfed5", tmp_path)
+
+
+def test_dfew_rafdb_and_malformed_lines(tmp_path):
+    (tmp_path / "set_1_train.txt").write_text("/data/DFEW/clip/00001 16 0\n/data/DFEW/clip/00002 20 6\n")
+    (tmp_path / "set_1_test.txt").write_text("/data/DFEW/clip/00003 18 2\n")
+    t = load_dataset("dfew", tmp_path)
+    assert t["path"].tolist() == [str(tmp_path / c) for c in ("00001", "00002", "00003")]
+    assert t["target"].tolist() == [0, 6, 2] and DATASETS["dfew"].classes[2] == "neutral"
+    (tmp_path / "set_1_test.txt").write_text("00003 eighteen 2\n")
+    with pytest.raises(FexaError, match="set_1_test.txt:1"):
+        load_dataset("dfew", tmp_path)
+    (tmp_path / "EmoLabel").mkdir()
+    (tmp_path / "EmoLabel" / "list_patition_label.txt").write_text("train_00001.jpg 5\ntest_0001.jpg 7\n")
+    t = load_dataset("rafdb", tmp_path)
+    assert t["target"].tolist() == [4, 6] and t["fold"].tolist() == ["train", "test"]
+    assert t["path"][0].endswith("Image/aligned/train_00001_aligned.jpg")
+    (tmp_path / "EmoLabel" / "list_patition_label.txt").write_text("train_00001.jpg 9\n")
+    with pytest.raises(FexaError, match="label 1-7"):
+        load_dataset("rafdb", tmp_path)
+
+
+def test_ferplus_majority_and_affectnet(tmp_path):
+    cols = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    (tmp_path / "fer2013new.csv").write_text(cols + "\nTraining,a.png,1,8,0,0,0,0,0,0,1,0\n"
+                                             "Training,b.png,4,4,0,0,0,0,0,0,2,0\nPublicTest,c.png,0,0,0,0,0,0,0,0,2,8\n"
+                                             "PrivateTest,d.png,0,0,0,0,0,0,7,0,3,0\n")
+    t = load_dataset("ferplus", tmp_path)  # b is tied, c is not a face
+    assert t["id"].tolist() == ["Training_a", "PrivateTest_d"] and t["target"].tolist() == [1, 6]
+    assert t["path"][1].endswith("FER2013Test/d.png")
+    lists = tmp_path / "Manually_Annotated_file_lists"
+    lists.mkdir()
+    head = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n"
+    (lists / "training.csv").write_text(head + "1/a.jpg,0,0,1,1,x,3,0,0\n1/b.jpg,0,0,1,1,x,7,0,0\n")
+    (lists / "validation.csv").write_text(head + "2/c.jpg,0,0,1,1,x,0,0,0\n")
+    t = load_dataset("affectnet7", tmp_path)
+    assert t["target"].tolist() == [3, 0] and t["fold"].tolist() == ["train", "val"]  # contempt (7) left out
+
+
+def test_affwild2_labels(tmp_path):
+    (tmp_path / "Train_Set").mkdir()
+    (tmp_path / "Train_Set" / "12-24-1920x1080.txt").write_text("Neutral,Anger,...\n-1\n4\n4\n0\n")
+    t = load_dataset("affwild2", tmp_path, labels={"train": "Train_Set"})
+    assert t["target"].tolist() == [4] and t["subject"].tolist() == ["12-24-1920x1080".split("_")[0]]
+    np.testing.assert_array_equal(read_affwild2_labels(t["labels_file"][0]), [-1, 4, 4, 0])
+    (tmp_path / "Train_Set" / "bad.txt").write_text("header\n9\n")
+    with pytest.raises(FexaError, match="outside -1..7"):
+        load_dataset("affwild2", tmp_path, labels={"train": "Train_Set"})
+
+
+def test_unbc_toronto_and_manifest(tmp_path):
+    (tmp_path / "Sequence_Labels/VAS/042-ll042").mkdir(parents=True)
+    (tmp_path / "Sequence_Labels/VAS/042-ll042/ll042t1aaaff.txt").write_text("3.0000000e+00\n")
+    t = load_dataset("unbc", tmp_path)
+    assert t["target"].tolist() == [3.0] and t["path"][0].endswith("Images/042-ll042/ll042t1aaaff")
+    (tmp_path / "Toronto_NeuroFace_split_.csv").write_text(
+        "File Name,repID,Number of Frames,start,end\nS01_BLOW_1.mp4,1,100,0,40\nS01_BLOW_1.mp4,2,100,40,90\n"
+        "S02_BIGSMILE.mp4,1,50,0,50\n")
+    (tmp_path / "labels.csv").write_text("File Name,sum,group\nS01_BLOW_1.mp4,2.5,ALS\nS02_BIGSMILE.mp4,1,HC\n")
+    t = load_dataset("toronto_neuroface", tmp_path)
+    assert t["id"].tolist() == ["S01_BLOW_1_rep1", "S01_BLOW_1_rep2"] and t["start"].tolist() == [0, 40]
+    assert t["task"].tolist() == ["BLOW", "BLOW"] and t["group"].tolist() == ["ALS", "ALS"]
+    (tmp_path / "m.csv").write_text("path,subject,score,task\nclip1.mp4,s1,2,smile\n/abs/clip2.mp4,s2,0,smile\n")
+    t = load_dataset("manifest", tmp_path / "m.csv")
+    assert t["path"].tolist() == [str(tmp_path / "clip1.mp4"), "/abs/clip2.mp4"] and t["target"].tolist() == [2, 0]
+    (tmp_path / "bad.csv").write_text("file,who\nx.mp4,s1\n")
+    with pytest.raises(FexaError, match=r"lacks columns \['path', 'subject', 'label or score'\]"):
+        load_dataset("manifest", tmp_path / "bad.csv")
+    with pytest.raises(FexaError, match="unknown dataset"):
+        load_dataset("pfed6", tmp_path)
+    with pytest.raises(FexaError, match="not found"):
+        load_dataset("pfed5", tmp_path / "nowhere")
+
+
+def test_tables_are_validated():
+    with pytest.raises(FexaError, match="duplicate sample ids"):
+        make_table([{"id": "a", "path": "p", "subject": "s", "target": 1}] * 2, "x")
+    with pytest.raises(FexaError, match="lack columns"):
+        make_table([{"id": "a", "path": "p", "target": 1}], "x")
+
+
+def test_shared_sets():
+    ck = load_dataset("ckplus48", shared_file("ckplus48"))
+    assert len(ck) == 981 and ck["subject"].nunique() == 118
+    assert ck.groupby("target").size().tolist() == [135, 54, 177, 75, 207, 84, 249]
+    jaffe = load_dataset("jaffe", shared_file("jaffe"))
+    assert len(jaffe) == 170 and jaffe["subject"].nunique() == 7 and "r60_HAP" in jaffe
+
+
+def _subjects_table(n_subjects=10, per=3, groups=("A", "B")):
+    return pd.DataFrame([{"id": f"s{s}_{i}", "subject": f"s{s}", "group": groups[s % len(groups)], "target": i}
+                         for s in range(n_subjects) for i in range(per)])
+
+
+def test_subject_folds_are_disjoint_balanced_and_stratified():
+    t = _subjects_table(12, groups=("ALS", "stroke", "healthy"))
+    folds = subject_folds(t, 3, seed=1, stratify="group")
+    assert (t.groupby("subject").apply(lambda g: folds[g.index].nunique()) == 1).all()  # a subject in one fold
+    per_fold = t.assign(f=folds).drop_duplicates("subject").groupby(["f", "group"]).size().unstack()
+    assert per_fold.sum(axis=1).tolist() == [4, 4, 4]
+    assert (per_fold.max(axis=0) - per_fold.min(axis=0) <= 1).all()
+    for f in range(3):
+        train, test = split_fold(t, folds, f)
+        assert not set(train.subject) & set(test.subject)
+    train, val = validation_split(t, 0.25, seed=0)
+    assert not set(train.subject) & set(val.subject) and 2 <= val.subject.nunique() <= 4
+    with pytest.raises(FexaError, match="both sides"):
+        assert_subject_disjoint(t.iloc[:4], t.iloc[3:6])
+    with pytest.raises(FexaError, match="cannot make 20 subject folds"):
+        subject_folds(t, 20)
