@@ -139,3 +139,15 @@ def test_subject_folds_are_disjoint_balanced_and_stratified():
         assert_subject_disjoint(t.iloc[:4], t.iloc[3:6])
     with pytest.raises(FexaError, match="cannot make 20 subject folds"):
         subject_folds(t, 20)
+
+
+def test_affwild2_per_frame_rows_follow_the_frame_folder(tmp_path):
+    (tmp_path / "Train_Set").mkdir()
+    (tmp_path / "Train_Set" / "v1.txt").write_text("header\n1\n-1\n5\n2\n")
+    video = tmp_path / "cropped_aligned" / "v1"
+    video.mkdir(parents=True)
+    for n in (1, 2, 4):  # frame 3 had no face: its image is missing
+        Image.new("RGB", (4, 4)).save(video / f"{n:05d}.jpg")
+    t = load_dataset("affwild2", tmp_path, labels={"train": "Train_Set"}, per_frame=True)
+    assert t["id"].tolist() == ["v1_00001", "v1_00004"] and t["target"].tolist() == [1, 2]
+    assert t["start"].tolist() == [0, 2] and t["end"].tolist() == [1, 3]

@@ -108,3 +108,15 @@ def test_two_ddp_processes_match_one(tiny):
     wb = load_file(str(ddp_dir / "checkpoints/last/model.safetensors"))
     assert max(float(abs(wa[k] - wb[k]).max()) for k in wa) < 1e-4
     assert json.loads((ddp_dir / "results.json").read_text())["test_samples"] == 3
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads_and_names_a_trainable_model(path):
+    from fexa.data.adapters import DATASETS
+    from fexa.models import make_config
+    from fexa.train.inputs import model_inputs
+
+    cfg = load_config(path)
+    assert cfg.data.dataset in DATASETS
+    model_inputs(cfg.model.name)
+    make_config(cfg.model.name, **cfg.model.options)  # options are valid for the model

@@ -71,3 +71,10 @@ def test_sample_rgb_takes_the_pixel_under_each_landmark():
     frames[1, 3, 4] = [0, 255, 0]
     pts = np.array([[[3.2, 0.8]], [[9.0, 7.0]]])  # rounds to (3, 1); clipped to (4, 3)
     np.testing.assert_allclose(sample_rgb(frames, pts)[:, 0], [[1, 0, 0.2], [0, 1, 0]])
+
+
+def test_point_mean_origin_keeps_only_the_motion():
+    pts, nose = _moving(t=5)
+    x, _ = trajectory(pts, nose, cfg=TrajectoryConfig(length=5, channels=2, origin="point_mean"))
+    np.testing.assert_allclose(x[:, 1, 0], np.arange(5) - 2.0)  # x = k + t about its mean k + 2
+    np.testing.assert_allclose(x[:, :, 1], 0.0)  # y does not move

@@ -275,8 +275,12 @@ def read_affwild2_labels(path: str | Path) -> np.ndarray:
 
 
 @register("affwild2", "classification", AFFWILD2_CLASSES, neutral=0)
-def affwild2(root: Path, labels: dict[str, str] | None = None, frames: str = "cropped_aligned") -> pd.DataFrame:
-    """One row per video; ``labels_file`` holds the per-frame labels, ``target`` the most common one."""
+def affwild2(root: Path, labels: dict[str, str] | None = None, frames: str = "cropped_aligned",
+             per_frame: bool = False, every: int = 1) -> pd.DataFrame:
+    """One row per video (``labels_file`` holds the per-frame labels, ``target`` the most common one),
+    or with ``per_frame`` one row per labelled frame whose image exists (every ``every``-th), its
+    ``start`` being the frame's position in the video's sorted frame folder (frames without a face
+    are missing from Aff-Wild2's cropped folders, so positions and frame numbers differ)."""
     labels = labels or {"train": "Train_Set", "val": "Validation_Set"}
     rows = []
     for fold, folder in labels.items():
@@ -285,8 +289,17 @@ def affwild2(root: Path, labels: dict[str, str] | None = None, frames: str = "cr
             valid = lab[lab >= 0]
             if not len(valid):
                 continue
-            rows.append({"id": f.stem, "path": str(root / frames / f.stem), "subject": f.stem.split("_")[0],
-                         "target": int(np.bincount(valid).argmax()), "fold": fold, "labels_file": str(f)})
+            video = root / frames / f.stem
+            base = {"path": str(video), "subject": f.stem.split("_")[0], "fold": fold}
+            if not per_frame:
+                rows.append({**base, "id": f.stem, "target": int(np.bincount(valid).argmax()), "labels_file": str(f)})
+                continue
+            position = {p.stem: i for i, p in enumerate(list_frame_files(video))} if video.is_dir() else {}
+            for number in range(1, len(lab) + 1, every):
+                k = position.get(f"{number:05d}")
+                if lab[number - 1] >= 0 and k is not None:
+                    rows.append({**base, "id": f"{f.stem}_{number:05d}", "target": int(lab[number - 1]),
+                                 "start": k, "end": k + 1})
     return make_table(rows, "affwild2")
 
 

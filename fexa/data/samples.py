@@ -58,6 +58,7 @@ class SampleConfig:
     trajectory_channels: int = 5
     trajectory_origin: str = "first"
     trajectory_padding: str = "loop"
+    trajectory_scale: float = 1.0  # divide positions by this (1: crop pixels, as the reference)
     flip: bool = True  # training: horizontal flip
     crop_scale: tuple[float, float] = (0.8, 1.0)  # training: random resized crop of images (area)
     time_reverse: float = 0.5  # training: probability of reversing trajectories
@@ -175,7 +176,7 @@ class FaceSamples(Dataset):
         s = self.cfg.image_size / side
         img = cv2.resize(crop[y0:y0 + side, x0:x0 + side], (self.cfg.image_size, self.cfg.image_size),
                          interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        pts = (pts - [x0, y0]) * s
+        pts = ((pts - np.array([x0, y0], np.float32)) * s).astype(np.float32)
         if flip:
             img = img[:, ::-1]
             pts[:, 0] = self.cfg.image_size - pts[:, 0]
@@ -219,6 +220,6 @@ class FaceSamples(Dataset):
         rgb = sample_rgb(_load_crops(entry)[frames], pts) if c.trajectory_channels != 2 else None
         reverse = self.train and rng.random() < c.time_reverse
         tcfg = TrajectoryConfig(c.trajectory_length, c.trajectory_channels, c.trajectory_origin, c.trajectory_padding,
-                                reverse)
+                                reverse, c.trajectory_scale)
         x, ti = trajectory(pts, nose, rgb, tcfg)
         return {"trajectory": torch.from_numpy(x), "time_index": torch.from_numpy(ti)}

@@ -2,7 +2,8 @@
 
 Positions are in crop pixels relative to the nose tip: of the first frame (``origin="first"``,
 what the reference code computes, so head motion is kept) or of each frame (``"frame"``, head
-translation removed). Clips are brought to T_p frames by looping short clips and keeping the
+translation removed); ``"point_mean"`` (a fexa option) takes each point about its own mean
+position over the clip, leaving only the motion. Clips are brought to T_p frames by looping short clips and keeping the
 last T_p frames of long ones (the paper's choice: expressions may start late); the ablation's
 zero, duplicate-last and cubic-interpolation paddings are options.
 """
@@ -15,7 +16,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 PADDINGS = ("loop", "zero", "duplicate", "interp")
-ORIGINS = ("first", "frame")
+ORIGINS = ("first", "frame", "point_mean")
 CHANNELS = {5: ("x", "y", "r", "g", "b"), 2: ("x", "y"), 3: ("r", "g", "b")}
 
 
@@ -26,6 +27,7 @@ class TrajectoryConfig:
     origin: str = "first"
     padding: str = "loop"
     reverse: bool = False  # time reversal (training augmentation)
+    scale: float = 1.0  # positions are divided by this (1: crop pixels, as the reference)
 
     def __post_init__(self) -> None:
         if self.channels not in CHANNELS:
@@ -86,8 +88,11 @@ def trajectory(
         raise ValueError(f"points must be [T, P, 2] and nose [T, 2]; got {points.shape} and {nose.shape}")
     if not np.isfinite(points).all() or not np.isfinite(nose).all():
         raise ValueError("trajectory input has missing (NaN) landmarks: keep usable frames only")
-    origin = nose[:1] if cfg.origin == "first" else nose
-    rel = points - origin[:, None, :]
+    if cfg.origin == "point_mean":  # each point about its own mean position: motion only, no face layout
+        rel = (points - points.mean(axis=0, keepdims=True)) / cfg.scale
+    else:
+        origin = nose[:1] if cfg.origin == "first" else nose
+        rel = (points - origin[:, None, :]) / cfg.scale
     parts = []
     if cfg.channels in (5, 2):
         parts.append(rel)

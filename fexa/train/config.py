@@ -113,13 +113,20 @@ def _build(cls: type, data: Any, where: str) -> Any:
         elif t is tuple or typing.get_origin(t) is tuple:
             kw[k] = tuple(v)
         elif t in (int, float, str, bool) and v is not None and not isinstance(v, t):
-            if t is float and isinstance(v, int) and not isinstance(v, bool):
-                kw[k] = float(v)
-            else:
-                raise FexaError(f"config {path}: expected {t.__name__}, got {v!r}")
+            kw[k] = _coerce(t, v, path)
         else:
             kw[k] = v
     return cls(**kw)
+
+
+def _coerce(t: type, v: Any, path: str) -> Any:
+    """Accept an int for a float and a numeric string such as '1e-6' (YAML reads it as a string)."""
+    if t is float and not isinstance(v, bool):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            pass
+    raise FexaError(f"config {path}: expected {t.__name__}, got {v!r}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -138,7 +138,15 @@ def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
     model = create_model(cfg.model.name, **options)
     for sub, spec in cfg.model.pretrained.items():
         module = model.get_submodule(sub) if sub else model
-        load_reference_weights(module, spec["path"], spec["source"])
+        if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
+            state = load_file(str(Path(spec["path"]) / "model.safetensors"))
+            prefix = spec.get("prefix", "")
+            own = module.state_dict()
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}  # new heads stay
+            module.load_state_dict(state, strict=False)
+        else:
+            load_reference_weights(module, spec["path"], spec["source"])
     return model
 
 
@@ -427,6 +435,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
         load_weights(model, best)
         epoch = int(torch.load(best / "state.pt", weights_only=False)["epoch"])
         pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp)
+        _save_predictions(run / "predictions" / "honest.csv", data["test"], pred, kind)
         results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
     write_json(run / "results.json", results)
     rows = [{"protocol": p, **{k: v for k, v in results[p].items()}} for p in ("paper", "honest") if p in results]
