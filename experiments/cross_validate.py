@@ -69,7 +69,8 @@ def main() -> None:
     out = Path(base.out) / f"{base.name}_cv"
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     table = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    table += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    table += ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
     md = [f"# {base.name}: {k}-fold subject-wise cross-validation", "", *table, "",
           "mean: " + ", ".join(f"{c} {summary['mean'][c]:.4f} (SD {summary['sd'][c]:.4f})" for c in summary["mean"]
                                if c not in ("test_subjects", "test_samples"))]

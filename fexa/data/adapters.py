@@ -124,12 +124,14 @@ def toronto_neuroface(root: Path, split_csv: str = "Toronto_NeuroFace_split_.csv
     labels = read_csv(root / labels_csv, "toronto_neuroface")
     split.columns = [c.strip() for c in split.columns]
     labels.columns = [c.strip() for c in labels.columns]
-    for need, df, file in ((["File Name", "repID", "start", "end"], split, split_csv), (["File Name", "sum"], labels, labels_csv)):
+    needs = ((["File Name", "repID", "start", "end"], split, split_csv), (["File Name", "sum"], labels, labels_csv))
+    for need, df, file in needs:
         missing = [c for c in need if c not in df]
         if missing:
             raise FexaError(f"toronto_neuroface: {file} lacks columns {missing}")
     labels["File Name"] = labels["File Name"].astype(str).str.strip()
-    merged = split.assign(**{"File Name": split["File Name"].astype(str).str.strip()}).merge(labels, on="File Name", how="left")
+    split["File Name"] = split["File Name"].astype(str).str.strip()
+    merged = split.merge(labels, on="File Name", how="left")
     rows = []
     for r in merged.to_dict("records"):
         name = r["File Name"]
@@ -358,7 +360,8 @@ def yale(root: Path, expressions_only: bool = True) -> pd.DataFrame:
     if expressions_only:
         df = df[df["condition"].isin(YALE_CLASSES)]
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
-                   subject=df["subject_id"], target=df["condition"].map(lambda c: YALE_CLASSES.index(c) if c in YALE_CLASSES else -1))
+                   subject=df["subject_id"], target=df["condition"].map(lambda c: YALE_CLASSES.index(c) if c in YALE_CLASSES
+                                                                        else -1))
     return make_table(df.drop(columns=["file", "subject_id"]), "yale")
 
 

@@ -201,7 +201,8 @@ def load_reference_weights(module: nn.Module, checkpoint: str | Path | Mapping[s
     if source == "pyskl_slowonly":
         missing = [k for k in missing if not k.startswith("conv1.0.")]
     if strict and (unknown or missing):
-        raise FexaError(f"checkpoint does not fit ({source}): unmatched {unknown[:5]}"
-                        f"{' ...' if len(unknown) > 5 else ''}; not filled {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        more = lambda xs: " ..." if len(xs) > 5 else ""  # noqa: E731
+        raise FexaError(f"checkpoint does not fit ({source}): unmatched {unknown[:5]}{more(unknown)}; "
+                        f"not filled {missing[:5]}{more(missing)}")
     module.load_state_dict(mapped, strict=False)
     return report

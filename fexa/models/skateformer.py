@@ -83,7 +83,8 @@ class PartitionAttention(nn.Module):
         self.reference_layout = reference_layout
         self.heads, self.tt, self.pt = heads, time_tokens, point_tokens
         self.scale = heads**-0.5
-        shape = (2 * table_frames - 1, point_tokens, point_tokens, heads) if per_point_bias else (2 * table_frames - 1, heads)
+        rows = 2 * table_frames - 1
+        shape = (rows, point_tokens, point_tokens, heads) if per_point_bias else (rows, heads)
         self.relative_position_bias_table = nn.Parameter(torch.zeros(shape))
         trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", _relative_index(time_tokens), persistent=False)

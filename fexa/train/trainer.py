@@ -13,7 +13,6 @@ subjects; the test set is evaluated once, with those weights). Both come with bo
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -92,7 +91,8 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     if d.task:
         table = table[table["task"] == d.task]
         if table.empty:
-            raise FexaError(f"no samples of task {d.task!r}; tasks: {sorted(set(load_dataset(d.dataset, d.root, **d.options)['task']))}")
+            tasks = sorted(set(load_dataset(d.dataset, d.root, **d.options)["task"]))
+            raise FexaError(f"no samples of task {d.task!r}; tasks: {tasks}")
     if d.target_map:
         table = table.assign(target=table["target"].map(lambda t: d.target_map[int(t)]))
         table = table[table["target"] >= 0]
@@ -116,6 +116,21 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         raise FexaError(f"empty split: {len(train)} training and {len(test)} test samples")
     return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
             "test": test.reset_index(drop=True), "dropped": dropped, "info": info}
+
+
+def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
+    """('regression', 0) or ('classification', number of classes) for the prepared data."""
+    info = data["info"]
+    kind = info.kind if info else "regression"
+    if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES:
+        kind = "classification"
+    if kind == "regression":
+        return kind, 0
+    if cfg.data.target_map:
+        return kind, len(set(cfg.data.target_map) - {-1})
+    if info is not None and info.classes:
+        return kind, len(info.classes)
+    return kind, int(data["train"]["target"].max()) + 1
 
 
 def _mirror(train: pd.DataFrame) -> np.ndarray:
@@ -282,17 +297,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
         write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     data = prepare_data(cfg, rank, world, progress and rank == 0)
     info = data["info"]
-    kind = info.kind if info else "regression"
-    if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES:
-        kind = "classification"
-    num_classes = 0
-    if kind == "classification":
-        if cfg.data.target_map:
-            num_classes = len(set(cfg.data.target_map) - {-1})
-        elif info is not None and info.classes:
-            num_classes = len(info.classes)
-        else:
-            num_classes = int(data["train"]["target"].max()) + 1
+    kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
     mirror = _mirror(data["train"]) if "image" in keys else None
     sc = cfg.data.samples
@@ -452,10 +457,8 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     run = cfg.run_dir
     device = _device(cfg, 0)
     data = prepare_data(cfg, progress=progress)
-    info = data["info"]
-    kind = info.kind if info else "regression"
+    kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
-    num_classes = len(info.classes) if kind == "classification" and info and info.classes else 0
     model = build_model(cfg, num_classes).to(device)
     test_ds = FaceSamples(data["test"], keys, cfg.data.samples, False, cfg.train.seed)
     metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("spearman" if kind == "regression" else "accuracy")
