@@ -14,6 +14,8 @@ frame before trajectories are built (a simulated reduction of facial motion, for
 
 Randomness (window, crop, flip, time reversal) is drawn from a generator seeded by
 (seed, epoch, index, clip): every item is reproducible, whatever the worker, process or resume.
+Crops, resizes and flips are torchvision transforms v2 (landmarks as ``tv_tensors.KeyPoints``, so
+they follow the image), applied with those drawn parameters.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
 from fexa.extract import ExtractConfig, expand_inputs, extract_many, input_ids
@@ -106,14 +109,6 @@ def _load_crops(entry: str) -> np.ndarray:
     return read_all(Path(entry) / "crops.mp4")[1]
 
 
-def _to_tensor_images(frames: np.ndarray, normalize: str) -> torch.Tensor:
-    """[T, H, W, 3] uint8 -> [T, 3, H, W] float (ImageNet-normalised or [0, 1])."""
-    x = frames.astype(np.float32) / 255.0
-    if normalize == "imagenet":
-        x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
 class FaceSamples(Dataset):
     """Items for the model inputs ``inputs`` (a subset of image, clip, heatmaps, trajectory)."""
 
@@ -162,27 +157,30 @@ class FaceSamples(Dataset):
         return out
 
     # -- per input --------------------------------------------------------------------------------
+    def _normalized(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [..., 3, H, W] -> float, ImageNet-normalised or in [0, 1]."""
+        x = F.to_dtype(frames, torch.float32, scale=True)
+        return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if self.cfg.normalize == "imagenet" else x
+
     def _image(self, track: TrackData, entry: str, frames: np.ndarray, rng, flip: bool) -> dict:
         t = frames[len(frames) // 2]
         crop = _load_crops(entry)[t]
+        n, size = crop.shape[0], self.cfg.image_size
         pts = get_scheme("heatmap73").select(track.points_crop[t][None], track.layout)[0].astype(np.float32)
-        n = crop.shape[0]
-        if self.train:
-            area = rng.uniform(*self.cfg.crop_scale)
-            side = int(round(n * np.sqrt(area)))
-            x0, y0 = rng.integers(0, n - side + 1, size=2)
+        img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1))
+        kp = tv_tensors.KeyPoints(torch.from_numpy(pts), canvas_size=(n, n))
+        if self.train:  # random resized crop (square), parameters from the item's generator
+            side = int(round(n * np.sqrt(rng.uniform(*self.cfg.crop_scale))))
+            x0, y0 = (int(v) for v in rng.integers(0, n - side + 1, size=2))
         else:
             side, x0, y0 = n, 0, 0
-        s = self.cfg.image_size / side
-        img = cv2.resize(crop[y0:y0 + side, x0:x0 + side], (self.cfg.image_size, self.cfg.image_size),
-                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        pts = ((pts - np.array([x0, y0], np.float32)) * s).astype(np.float32)
+        img = F.resized_crop(img, y0, x0, side, side, [size, size], antialias=True)
+        kp = F.resized_crop(kp, y0, x0, side, side, [size, size])
         if flip:
-            img = img[:, ::-1]
-            pts[:, 0] = self.cfg.image_size - pts[:, 0]
-            if self.mirror is not None:
-                pts = pts[self.mirror]
-        return {"image": _to_tensor_images(img[None], self.cfg.normalize)[0], "landmarks": torch.from_numpy(pts)}
+            img, kp = F.horizontal_flip(img), F.horizontal_flip(kp)
+            if self.mirror is not None:  # the subject's left points become right points
+                kp = kp[self.mirror]
+        return {"image": self._normalized(img), "landmarks": kp.as_subclass(torch.Tensor).float()}
 
     def _frame_indices(self, n: int, rng) -> np.ndarray:
         if self.cfg.sampling == "segments":
@@ -195,18 +193,21 @@ class FaceSamples(Dataset):
         out = {}
         n, s = crops.shape[1], self.cfg.clip_size
         if "clip" in self.inputs:
-            x0, y0 = rng.integers(0, n - s + 1, size=2) if self.train and n > s else ((n - s) // 2,) * 2
-            c = crops[idx]
-            c = c[:, y0:y0 + s, x0:x0 + s] if n >= s else np.stack([cv2.resize(f, (s, s)) for f in c])
-            out["clip"] = _to_tensor_images(c[:, :, ::-1] if flip else c, self.cfg.normalize)
+            video = tv_tensors.Video(torch.from_numpy(np.ascontiguousarray(crops[idx])).permute(0, 3, 1, 2))
+            if n > s:  # random crop in training, centre crop in testing (224 of 256)
+                x0, y0 = (int(v) for v in rng.integers(0, n - s + 1, size=2)) if self.train else ((n - s) // 2,) * 2
+                video = F.crop(video, y0, x0, s, s)
+            elif n < s:
+                video = F.resize(video, [s, s], antialias=True)
+            out["clip"] = self._normalized(F.horizontal_flip(video) if flip else video)
         if "heatmaps" in self.inputs:
             pts = get_scheme("heatmap73").select(track.points_crop[idx], track.layout)
             hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, out_size=64,
                                  src_size=track.crop_size)
-            h = heatmap_volume(pts, hcfg, crops[idx] if self.cfg.heatmap_mode == "rgb_weighted" else None)
-            o = rng.integers(0, 9, size=2) if self.train else (4, 4)  # 64 -> 56: random crop / centre crop
-            h = h[:, :, o[1]:o[1] + 56, o[0]:o[0] + 56]
-            out["heatmaps"] = torch.from_numpy(np.ascontiguousarray(h[..., ::-1] if flip else h))
+            h = torch.from_numpy(heatmap_volume(pts, hcfg, crops[idx] if self.cfg.heatmap_mode == "rgb_weighted" else None))
+            o = [int(v) for v in rng.integers(0, 9, size=2)] if self.train else (4, 4)  # 64 -> 56: random / centre
+            h = F.crop(h, o[1], o[0], 56, 56)
+            out["heatmaps"] = F.horizontal_flip(h) if flip else h
         return out
 
     def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng, motion_scale: float = 1.0) -> dict:
