@@ -108,6 +108,8 @@ def test_tables_are_validated():
         make_table([{"id": "a", "path": "p", "subject": "s", "target": 1}] * 2, "x")
     with pytest.raises(FexaError, match="lack columns"):
         make_table([{"id": "a", "path": "p", "target": 1}], "x")
+    with pytest.raises(FexaError, match="have no subject"):
+        make_table([{"id": "a", "path": "p", "subject": None, "target": 1}], "x")
 
 
 def test_shared_sets():
@@ -115,7 +117,8 @@ def test_shared_sets():
     assert len(ck) == 981 and ck["subject"].nunique() == 118
     assert ck.groupby("target").size().tolist() == [135, 54, 177, 75, 207, 84, 249]
     jaffe = load_dataset("jaffe", shared_file("jaffe"))
-    assert len(jaffe) == 170 and jaffe["subject"].nunique() == 7 and "r60_HAP" in jaffe
+    assert len(jaffe) == 170 and jaffe["subject"].nunique() == 8 and "r60_HAP" in jaffe
+    assert "NA" in set(jaffe["subject"])  # a subject code, not a missing value
 
 
 def _subjects_table(n_subjects=10, per=3, groups=("A", "B")):

@@ -39,6 +39,10 @@ def make_table(rows: list[dict] | pd.DataFrame, name: str) -> pd.DataFrame:
     if missing:
         raise FexaError(f"{name}: samples lack columns {missing}")
     df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    for col in ("id", "path", "subject"):
+        if df[col].isna().any():
+            bad = df.index[df[col].isna()].tolist()[:5]
+            raise FexaError(f"{name}: rows {bad} have no {col}")
     for col in ("id", "path", "subject", "task", "fold"):
         df[col] = df[col].astype(str)
     df["start"], df["end"] = df["start"].astype(int), df["end"].astype(int)
@@ -53,12 +57,6 @@ def make_table(rows: list[dict] | pd.DataFrame, name: str) -> pd.DataFrame:
         bad = df.loc[df["target"].isna(), "id"].tolist()
         raise FexaError(f"{name}: samples without a target {bad[:5]}")
     return df.reset_index(drop=True)
-
-
-def drop_missing_media(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
-    """Remove rows whose media file or folder does not exist; return the table and what was dropped."""
-    exists = df["path"].map(lambda p: Path(p).exists())
-    return df[exists].reset_index(drop=True), df.loc[~exists, "path"].tolist()
 
 
 def read_csv(path: str | Path, name: str, **kw) -> pd.DataFrame:
