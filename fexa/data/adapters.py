@@ -330,7 +330,7 @@ _JAFFE_CODES = {"NE": 0, "HA": 1, "SA": 2, "SU": 3, "AN": 4, "DI": 5, "FE": 6}
 @register("jaffe", "classification", JAFFE_CLASSES, neutral=0)
 def jaffe(root: Path) -> pd.DataFrame:
     """JAFFE: 256 px grayscale posed expressions; the raters' mean scores are kept (r60_*, r30_*)."""
-    df = read_csv(root / "labels.csv", "jaffe", keep_default_na=False, na_values=[""])  # subject "NA" is a name
+    df = read_csv(root / "labels.csv", "jaffe")
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
                    subject=df["subject_id"], target=df["expression_code"].map(_JAFFE_CODES))
     return make_table(df.drop(columns=["file", "subject_id"]), "jaffe")

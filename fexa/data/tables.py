@@ -60,7 +60,10 @@ def make_table(rows: list[dict] | pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def read_csv(path: str | Path, name: str, **kw) -> pd.DataFrame:
-    """pandas.read_csv with a clear error for a missing or malformed file."""
+    """pandas.read_csv with a clear error for a missing or malformed file. Only empty cells are
+    missing values: codes such as "NA" or "None" (JAFFE has a subject "NA") stay text."""
+    kw.setdefault("keep_default_na", False)
+    kw.setdefault("na_values", [""])
     path = Path(path)
     if not path.is_file():
         raise FexaError(f"{name}: annotation file not found: {path}")
