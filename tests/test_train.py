@@ -74,6 +74,12 @@ def test_training_lowers_the_loss_and_writes_a_run(tiny):
     assert not set(splits[splits.split == "train"].subject) & set(splits[splits.split == "test"].subject)
     with pytest.raises(FexaError, match="--resume"):
         train(cfg, progress=False)
+    r = subprocess.run([sys.executable, "-m", "fexa", "evaluate", str(cfg.run_dir), "--quiet"], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(r.stdout)
+    assert again["paper"]["epoch"] == results["paper"]["epoch"]
+    assert again["paper"]["value"] == pytest.approx(results["paper"]["value"])
 
 
 def test_resume_after_interruption_gives_the_same_run(tiny):
