@@ -104,7 +104,7 @@ def _load_track(path: str) -> TrackData:
     return TrackData.load(path)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)  # decoded crop videos are large (a 1,000-frame clip is about 200 MB)
 def _load_crops(entry: str) -> np.ndarray:
     return read_all(Path(entry) / "crops.mp4")[1]
 

@@ -99,9 +99,10 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     if d.limit:
         table = table.iloc[: d.limit]
     if rank == 0:  # one process extracts; the others then find the cache complete
-        link_cache(table, d.cache, workers=d.extract_workers, progress=progress)
+        linked, dropped = link_cache(table, d.cache, workers=d.extract_workers, progress=progress)
     _barrier(world)
-    linked, dropped = link_cache(table, d.cache, progress=False)
+    if rank != 0:
+        linked, dropped = link_cache(table, d.cache, progress=False)
     if d.split == "fixed":
         train, test = linked[linked["fold"] == "train"], linked[linked["fold"] != "train"]
         assert_subject_disjoint(train, test, "the dataset's train/test split")
