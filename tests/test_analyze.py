@@ -1,0 +1,35 @@
+"""fexa analyze / fexa.analysis.Analyzer on the bundled demo clip."""
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from conftest import DEMO
+from fexa.analysis.analyzer import Analyzer
+
+
+def test_analyzer_result_tables_and_report(tmp_path):
+    res = Analyzer(cache=tmp_path / "cache").analyze(DEMO)
+    f = res.frames
+    assert len(f) == 72 and f["usable"].all()
+    for col in ("time", "score", "box_x0", "yaw", "eye_aperture_right", "mouth_width", "x_0", "y_72"):
+        assert col in f, col
+    assert f["mouth_width"].between(0.3, 1.2).all()  # mouth a bit narrower than the eyes' span
+    m = res.measures.set_index("measure")
+    assert m.loc["blink_count", "unit"] == "blinks" and m.loc["rom_lower_lip", "value"] > 0
+    page = res.to_html(tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "blink_count" in page
+    again = Analyzer(cache=tmp_path / "cache").analyze(DEMO)  # the cached entry is reused
+    pd.testing.assert_frame_equal(again.frames, f)
+
+
+def test_cli_reports_failures_per_input_and_continues(tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(tmp_path / "broken.mp4"), str(DEMO), "--out",
+                        str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 1 and "error  broken: not a readable video" in r.stderr and "Traceback" not in r.stderr
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("id")
+    assert summary.loc["broken", "status"] == "error" and summary.loc["single_face", "status"] == "ok"
+    for name in ("frames.csv", "measures.csv", "report.html", "signals.png", "regions.png", "overlay.mp4"):
+        assert (tmp_path / "out" / "single_face" / name).stat().st_size > 0, name
