@@ -110,10 +110,11 @@ class Result:
         rows = "".join(f"<tr><td>{html.escape(r.measure)}</td><td>{r.value:.4g}</td><td>{html.escape(r.unit)}</td>"
                        f"<td>{html.escape(r.flag)}</td></tr>" for r in self.measures.itertuples())
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) or "<li>none</li>"
-        page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {html.escape(self.source.name)}</title>
+        title = html.escape(self.source.name)
+        page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(self.source.name)}</h1>
+<h1>{title}</h1>
 <p>{self.track.num_frames} frames at {self.track.fps:.2f} fps; face usable in {100 * usable:.1f}% of frames.</p>
 <h2>Warnings</h2><ul>{warn}</ul>
 <h2>Signals</h2><img alt="signals" src="data:image/png;base64,{embedded[0]}">
