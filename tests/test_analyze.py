@@ -33,3 +33,25 @@ def test_cli_reports_failures_per_input_and_continues(tmp_path):
     assert summary.loc["broken", "status"] == "error" and summary.loc["single_face", "status"] == "ok"
     for name in ("frames.csv", "measures.csv", "report.html", "signals.png", "regions.png", "overlay.mp4"):
         assert (tmp_path / "out" / "single_face" / name).stat().st_size > 0, name
+
+
+def test_a_trained_run_scores_a_new_video(tmp_path):
+    """Train a tiny trajectory regressor on demo-clip windows, then let analyze score the clip."""
+    from fexa.train.config import load_config
+    from fexa.train.trainer import train
+
+    rows = [{"id": f"w{s}_{k}", "path": str(DEMO), "subject": f"w{s}", "score": k, "motion_scale": 1 - k / 2,
+             "start": s, "end": s + 32} for s in (0, 20, 40) for k in range(3)]
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    cfg = load_config(None, [f"out={tmp_path / 'runs'}", "name=tiny", "data.dataset=manifest", f"data.root={tmp_path / 'm.csv'}",
+                             f"data.cache={tmp_path / 'cache'}", "data.folds=3", "data.val_fraction=0.0",
+                             "data.samples={trajectory_length: 32, trajectory_channels: 2}", "model.name=tramp_trajectory",
+                             "model.options={traj_frames: 32, traj_channels: 2, dim: 32, traj_encoder: "
+                             "{embed_dim: 32, depths: [1], channels: [32], attn_drop: 0.0, drop_path: 0.0}}",
+                             "train.epochs=1", "train.loss=mse", "eval.bootstrap=10"])
+    train(cfg, progress=False)
+    res = Analyzer(cache=tmp_path / "cache", models=[cfg.run_dir]).analyze(DEMO)
+    p = res.predictions
+    assert list(p.columns) == ["model", "score", "level"] and p.loc[0, "model"] == "tiny"
+    assert pd.notna(p.loc[0, "score"]) and p.loc[0, "level"] == max(0, round(p.loc[0, "score"]))
+    assert "Model predictions" in res.to_html(tmp_path / "r.html").read_text()

@@ -59,6 +59,7 @@ class Result:
     track: TrackData
     frames: pd.DataFrame
     measures: pd.DataFrame
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per model (fexa train runs)
     warnings: list[str] = field(default_factory=list)
 
     def plot_signals(self, path: str | Path) -> Path:
@@ -110,6 +111,8 @@ class Result:
         rows = "".join(f"<tr><td>{html.escape(r.measure)}</td><td>{r.value:.4g}</td><td>{html.escape(r.unit)}</td>"
                        f"<td>{html.escape(r.flag)}</td></tr>" for r in self.measures.itertuples())
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) or "<li>none</li>"
+        preds = (self.predictions.to_html(index=False, float_format="%.3f") if len(self.predictions)
+                 else "<p>no model given</p>")
         title = html.escape(self.source.name)
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
@@ -117,6 +120,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100
 <h1>{title}</h1>
 <p>{self.track.num_frames} frames at {self.track.fps:.2f} fps; face usable in {100 * usable:.1f}% of frames.</p>
 <h2>Warnings</h2><ul>{warn}</ul>
+<h2>Model predictions</h2>{preds}
 <h2>Signals</h2><img alt="signals" src="data:image/png;base64,{embedded[0]}">
 <h2>Regions</h2><img alt="regions" src="data:image/png;base64,{embedded[1]}">
 <h2>Measures</h2><table><tr><th>measure</th><th>value</th><th>unit</th><th>flag</th></tr>{rows}</table>
@@ -130,9 +134,14 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100
 class Analyzer:
     """``Analyzer(cache="runs/cache").analyze("patient.mp4") -> Result``."""
 
-    def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None):
+    def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
+                 models: list[str | Path] = (), task: str = ""):
+        from fexa.analysis.predict import TrainedModel
+
         self.cache = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="fexa-analyze-"))
         self.extract = extract or ExtractConfig()
+        self.models = [TrainedModel(m) for m in models]
+        self.task = task
 
     def analyze(self, path: str | Path) -> Result:
         path = Path(path)
@@ -147,4 +156,6 @@ class Analyzer:
         warnings = list(meta.get("warnings", []))
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
-        return Result(path, entry, track, frames_table(track), compute_measures(track), warnings)
+        preds = pd.concat([m.predict(entry, self.task) for m in self.models], ignore_index=True) if self.models \
+            else pd.DataFrame()
+        return Result(path, entry, track, frames_table(track), compute_measures(track), preds, warnings)

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from fexa.viz.overlay import write_overlay
 
     out = Path(args.out)
-    analyzer = Analyzer(cache=out / "cache")
+    analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task)
     paths = expand_inputs(args.inputs)
     summary = []
     for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input", disable=args.quiet):
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             res = analyzer.analyze(path)
             d = out / ident
             d.mkdir(parents=True, exist_ok=True)
-            for name, table in (("frames", res.frames), ("measures", res.measures)):
+            for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions)):
                 text = table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", indent=1)
                 write_text(d / f"{name}.{args.format}", text)
             res.to_html(d / "report.html")
@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
                 write_overlay(res.track, path, d / "overlay.mp4", progress=False)
             row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), warnings="; ".join(res.warnings))
             row.update(res.measures.set_index("measure")["value"].to_dict())
+            for pred in res.predictions.to_dict("records"):
+                row.update({f"{pred['model']}_{k}": v for k, v in pred.items() if k != "model"})
         except FexaError as e:
             row.update(status="error", error=str(e))
             print(f"  error  {ident}: {e}", file=sys.stderr)
@@ -55,5 +57,8 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", default="analysis", metavar="DIR")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--model", action="append", default=[], metavar="RUN",
+                   help="a fexa train run folder whose model scores each input (repeatable)")
+    p.add_argument("--task", default="", help="the task performed (e.g. smile), passed to the models")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
