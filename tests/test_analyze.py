@@ -43,7 +43,8 @@ def test_a_trained_run_scores_a_new_video(tmp_path):
     rows = [{"id": f"w{s}_{k}", "path": str(DEMO), "subject": f"w{s}", "score": k, "motion_scale": 1 - k / 2,
              "start": s, "end": s + 32} for s in (0, 20, 40) for k in range(3)]
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    cfg = load_config(None, [f"out={tmp_path / 'runs'}", "name=tiny", "data.dataset=manifest", f"data.root={tmp_path / 'm.csv'}",
+    cfg = load_config(None, [f"out={tmp_path / 'runs'}", "name=tiny", "data.dataset=manifest",
+                             f"data.root={tmp_path / 'm.csv'}",
                              f"data.cache={tmp_path / 'cache'}", "data.folds=3", "data.val_fraction=0.0",
                              "data.samples={trajectory_length: 32, trajectory_channels: 2}", "model.name=tramp_trajectory",
                              "model.options={traj_frames: 32, traj_channels: 2, dim: 32, traj_encoder: "
