@@ -1,9 +1,13 @@
 """fexa analyze / fexa.analysis.Analyzer on the bundled demo clip."""
 
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
 from conftest import DEMO
 from fexa.analysis.analyzer import Analyzer
@@ -56,3 +60,20 @@ def test_a_trained_run_scores_a_new_video(tmp_path):
     assert list(p.columns) == ["model", "score", "level"] and p.loc[0, "model"] == "tiny"
     assert pd.notna(p.loc[0, "score"]) and p.loc[0, "level"] == max(0, round(p.loc[0, "score"]))
     assert "Model predictions" in res.to_html(tmp_path / "r.html").read_text()
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    report = Analyzer(cache=tmp_path / "cache").analyze(DEMO).to_html(tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
+                    report.as_uri()], capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (2400, 1200)
+    assert img.std() > 20  # text and plots, not a blank page
+    assert (img[300:1000] < 128).mean() > 0.01  # the embedded signal plot drew dark lines
