@@ -86,3 +86,23 @@ def test_truncated_video_is_an_error_or_keeps_decoded_frames(tmp_path):
         return
     n = sum(1 for _ in m.frames())
     assert 0 < n < 72 and m.decode_error
+
+
+def test_rotation_metadata_is_honoured(tmp_path):
+    import av
+
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        s.set_display_rotation(90)  # display turned 90 degrees counter-clockwise
+        for _ in range(3):
+            f = np.zeros((32, 64, 3), np.uint8)
+            f[:, :32] = 255  # left half white
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info, rgb, _ = read_all(path)
+    assert info.rotation == 90 and (info.width, info.height) == (32, 64) and rgb.shape == (3, 64, 32, 3)
+    assert rgb[0, -8:].mean() > 240 and rgb[0, :8].mean() < 15  # the left half is now at the bottom
