@@ -61,3 +61,20 @@ def test_smile_widens_the_mouth_more_than_talking(clips):
     assert smile["rom_mouth_corner_right"] > 0.05 and smile["symmetry_mouth_corners"] < 0.5
     m = compute_measures(clips["d0"])
     assert set(m["unit"]) >= {"IOD", "IOD/s", "s", "index"} and (m["flag"] == "").all()
+
+
+def test_subclips_and_scaled_motion_features(demo_entry):
+    import pandas as pd
+
+    from fexa.analysis.baseline import sample_features
+
+    track = TrackData.load(demo_entry / "track.npz")
+    sub = track.subclip(10, 40)
+    assert sub.num_frames == 30 and sub.times[0] == 0.0 and np.array_equal(sub.points, track.points[10:40])
+    row = {"entry": str(demo_entry), "start": 10, "end": 60}
+    full = sample_features(pd.Series({**row, "motion_scale": 1.0}))
+    half = sample_features(pd.Series({**row, "motion_scale": 0.5}))
+    still = sample_features(pd.Series({**row, "motion_scale": 0.0}))
+    roms = [c for c in full.index if c.startswith("rom_")]
+    assert (still[roms] == 0).all() and still["mouth_width_rom"] == pytest.approx(0, abs=1e-9)
+    np.testing.assert_allclose(half[roms] / full[roms], 0.5, atol=0.05)  # motion halved, ROM halved

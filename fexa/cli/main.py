@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--crop-size", type=int, default=256)
     i.set_defaults(func=_import_landmarks)
 
-    from fexa.cli import analyze, models, train
+    from fexa.cli import analyze, baseline, models, train
 
     analyze.add_parser(sub)
+    baseline.add_parser(sub)
     models.add_parser(sub)
     train.add_parsers(sub)
     return p

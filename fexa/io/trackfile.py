@@ -90,6 +90,18 @@ class TrackData:
             frame_size=tuple(int(v) for v in frame_size), layout=layout, track_id=0,
         )
 
+    def subclip(self, start: int = 0, end: int = -1) -> "TrackData":
+        """The frames [start, end) (end -1: to the last frame) as a track of their own."""
+        stop = self.num_frames if end < 0 else min(end, self.num_frames)
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == self.num_frames and f.name != "track_ids":
+                v = v[start:stop]
+            kw[f.name] = v
+        kw["times"] = kw["times"] - kw["times"][0] if len(kw["times"]) else kw["times"]
+        return TrackData(**kw)
+
     def save(self, path: str | Path) -> None:
         write_npz(path, **{k: np.asarray(v) for k, v in asdict(self).items()})
 
