@@ -22,10 +22,7 @@ def sample_features(row: pd.Series) -> pd.Series:
     track = TrackData.load(f"{row['entry']}/track.npz").subclip(int(row.get("start", 0)), int(row.get("end", -1)))
     scale = float(row.get("motion_scale", 1.0))
     if scale != 1.0:
-        first = np.flatnonzero(track.usable)[0]
-        for name in ("points", "points_crop"):
-            p = getattr(track, name)
-            setattr(track, name, p[first] + scale * (p - p[first]))
+        track = track.scaled_motion(scale)
     m = compute_measures(track)
     return pd.Series(m["value"].to_numpy(), index=m["measure"])
 

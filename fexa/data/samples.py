@@ -146,6 +146,9 @@ class FaceSamples(Dataset):
         frames = usable[(usable >= start) & ((usable < end) if end >= 0 else True)]
         if len(frames) == 0:
             raise FexaError(f"sample {r['id']}: no frame with a face in frames {start}..{end}")
+        scale = float(r.get("motion_scale", 1.0))
+        if scale != 1.0:  # simulated hypomimia: every landmark moves less from the sample's first frame
+            track = track.scaled_motion(scale, int(frames[0]))
         out = {"target": torch.tensor(float(r["target"])), "index": torch.tensor(row)}
         flip = self.train and self.cfg.flip and rng.random() < 0.5
         if "image" in self.inputs:
@@ -153,7 +156,7 @@ class FaceSamples(Dataset):
         if "clip" in self.inputs or "heatmaps" in self.inputs:
             out.update(self._clip(track, r["entry"], frames, rng, flip))
         if "trajectory" in self.inputs:
-            out.update(self._trajectory(track, r["entry"], frames, rng, float(r.get("motion_scale", 1.0))))
+            out.update(self._trajectory(track, r["entry"], frames, rng))
         return out
 
     # -- per input --------------------------------------------------------------------------------
@@ -210,13 +213,10 @@ class FaceSamples(Dataset):
             out["heatmaps"] = F.horizontal_flip(h) if flip else h
         return out
 
-    def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng, motion_scale: float = 1.0) -> dict:
+    def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng) -> dict:
         scheme = get_scheme("traj63")
         pts = scheme.select(track.points_crop[frames], track.layout)
         nose = track.points_crop[frames][:, get_layout(track.layout).nose_tip]
-        if motion_scale != 1.0:  # simulated hypomimia: shrink every point's motion from the first frame
-            pts = pts[:1] + motion_scale * (pts - pts[:1])
-            nose = nose[:1] + motion_scale * (nose - nose[:1])
         c = self.cfg
         rgb = sample_rgb(_load_crops(entry)[frames], pts) if c.trajectory_channels != 2 else None
         reverse = self.train and rng.random() < c.time_reverse

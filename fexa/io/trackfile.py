@@ -26,7 +26,7 @@ fps, crop_size, frame_size (H, W), layout, track_id: scalars
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,14 @@ class TrackData:
             kw[f.name] = v
         kw["times"] = kw["times"] - kw["times"][0] if len(kw["times"]) else kw["times"]
         return TrackData(**kw)
+
+    def scaled_motion(self, scale: float, reference: int | None = None) -> "TrackData":
+        """A copy whose landmarks move ``scale`` times as far from their position in frame
+        ``reference`` (default: the first usable frame): a simulated reduction of facial motion."""
+        ref = int(np.flatnonzero(self.usable)[0]) if reference is None else reference
+        scaled = {name: getattr(self, name)[ref] + scale * (getattr(self, name) - getattr(self, name)[ref])
+                  for name in ("points", "points_crop")}
+        return replace(self, **scaled)
 
     def save(self, path: str | Path) -> None:
         write_npz(path, **{k: np.asarray(v) for k, v in asdict(self).items()})
