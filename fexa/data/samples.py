@@ -10,7 +10,8 @@ A sample table (``fexa.data.tables``) is linked to the extract cache (``fexa ext
 - ``target`` (float: class index or score) and ``index`` (row of the table).
 
 An optional ``motion_scale`` column scales every landmark's displacement from the sample's first
-frame before trajectories are built (a simulated reduction of facial motion, for sanity checks).
+frame before the landmark-based inputs (trajectories, heatmaps, image landmarks) are built: a
+simulated reduction of facial motion, for sanity checks (the RGB pixels are not changed).
 
 Randomness (window, crop, flip, time reversal) is drawn from a generator seeded by
 (seed, epoch, index, clip): every item is reproducible, whatever the worker, process or resume.
