@@ -7,7 +7,3 @@ class FexaError(Exception):
 
 class MediaError(FexaError):
     """A file or folder cannot be read as video, image or frames."""
-
-
-class NoFaceError(FexaError):
-    """No face was found where one is required."""

@@ -35,12 +35,13 @@ from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
 from fexa.extract import ExtractConfig, expand_inputs, extract_many, input_ids
-from fexa.face.landmarks import get_layout, get_scheme
+from fexa.face.landmarks import get_scheme
 from fexa.io.media import read_all
 from fexa.io.trackfile import TrackData
-from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
+from fexa.represent import track_heatmaps, track_trajectory
+from fexa.represent.heatmap import HeatmapConfig
 from fexa.represent.sampling import clip_indices, segment_indices
-from fexa.represent.trajectory import TrajectoryConfig, sample_rgb, trajectory
+from fexa.represent.trajectory import TrajectoryConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -205,23 +206,19 @@ class FaceSamples(Dataset):
                 video = F.resize(video, [s, s], antialias=True)
             out["clip"] = self._normalized(F.horizontal_flip(video) if flip else video)
         if "heatmaps" in self.inputs:
-            pts = get_scheme("heatmap73").select(track.points_crop[idx], track.layout)
-            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, out_size=64,
-                                 src_size=track.crop_size)
-            h = torch.from_numpy(heatmap_volume(pts, hcfg, crops[idx] if self.cfg.heatmap_mode == "rgb_weighted" else None))
+            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, out_size=64)
+            rgb = crops if self.cfg.heatmap_mode == "rgb_weighted" else None
+            h = torch.from_numpy(track_heatmaps(track, hcfg, rgb, frames=idx))
             o = [int(v) for v in rng.integers(0, 9, size=2)] if self.train else (4, 4)  # 64 -> 56: random / centre
             h = F.crop(h, o[1], o[0], 56, 56)
             out["heatmaps"] = F.horizontal_flip(h) if flip else h
         return out
 
     def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng) -> dict:
-        scheme = get_scheme("traj63")
-        pts = scheme.select(track.points_crop[frames], track.layout)
-        nose = track.points_crop[frames][:, get_layout(track.layout).nose_tip]
         c = self.cfg
-        rgb = sample_rgb(_load_crops(entry)[frames], pts) if c.trajectory_channels != 2 else None
         reverse = self.train and rng.random() < c.time_reverse
         tcfg = TrajectoryConfig(c.trajectory_length, c.trajectory_channels, c.trajectory_origin, c.trajectory_padding,
                                 reverse, c.trajectory_scale)
-        x, ti = trajectory(pts, nose, rgb, tcfg)
+        crops = _load_crops(entry) if c.trajectory_channels != 2 else None
+        x, ti = track_trajectory(track, tcfg, crops, frames)
         return {"trajectory": torch.from_numpy(x), "time_index": torch.from_numpy(ti)}

@@ -34,12 +34,13 @@ def track_heatmaps(track: TrackData, cfg: HeatmapConfig = HeatmapConfig(), crops
     return heatmap_volume(pts, cfg, None if crops is None else crops[idx])
 
 
-def track_trajectory(track: TrackData, cfg: TrajectoryConfig = TrajectoryConfig(),
-                     crops: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """TraMP-Former input [T_p, 63, C] and time index [T_p] from the track's usable frames
-    (frames without a face are left out, as the reference's landmark files have none)."""
-    keep = track.usable
-    if not keep.any():
+def track_trajectory(track: TrackData, cfg: TrajectoryConfig = TrajectoryConfig(), crops: np.ndarray | None = None,
+                     frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """TraMP-Former input [T_p, 63, C] and time index [T_p] from the track's frames ``frames``
+    (default: its usable frames; frames without a face are left out, as the reference's landmark
+    files have none)."""
+    keep = np.flatnonzero(track.usable) if frames is None else np.asarray(frames)
+    if len(keep) == 0:
         raise ValueError("the track has no usable frame")
     scheme = get_scheme("traj63")
     pts = scheme.select(track.points_crop[keep], track.layout)
