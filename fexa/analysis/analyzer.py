@@ -101,11 +101,12 @@ class Result:
             plot_trajectories(self.track, tmp)
         return Path(path)
 
-    def to_html(self, path: str | Path) -> Path:
-        """One self-contained HTML report (plots embedded, measures and warnings as tables)."""
+    def to_html(self, path: str | Path, plots: tuple[Path, Path] | None = None) -> Path:
+        """One self-contained HTML report (plots embedded, measures and warnings as tables).
+        ``plots``: already written (signals, regions) PNGs to embed instead of drawing them again."""
         path = Path(path)
         with tempfile.TemporaryDirectory() as d:
-            imgs = [self.plot_signals(Path(d) / "signals.png"), self.plot_regions(Path(d) / "regions.png")]
+            imgs = plots or (self.plot_signals(Path(d) / "signals.png"), self.plot_regions(Path(d) / "regions.png"))
             embedded = [base64.b64encode(p.read_bytes()).decode() for p in imgs]
         usable = self.track.usable.mean()
         rows = "".join(f"<tr><td>{html.escape(r.measure)}</td><td>{r.value:.4g}</td><td>{html.escape(r.unit)}</td>"

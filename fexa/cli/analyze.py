@@ -30,9 +30,8 @@ def run(args: argparse.Namespace) -> int:
             for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions)):
                 text = table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", indent=1)
                 write_text(d / f"{name}.{args.format}", text)
-            res.to_html(d / "report.html")
-            res.plot_signals(d / "signals.png")
-            res.plot_regions(d / "regions.png")
+            plots = res.plot_signals(d / "signals.png"), res.plot_regions(d / "regions.png")
+            res.to_html(d / "report.html", plots)
             if path.is_file() and res.track.num_frames > 1:
                 write_overlay(res.track, path, d / "overlay.mp4", progress=False)
             row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), warnings="; ".join(res.warnings))
