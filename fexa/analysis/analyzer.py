@@ -9,7 +9,12 @@ measures and a report a person can look at.
   signals    eye_aperture_right/left, mouth_width, mouth_opening, brow_height_right/left, lip_protrusion
              (see fexa.analysis.measures)
   landmarks  x_<k>, y_<k> for the 73 heatmap points (2d106 order, frame pixels)
-``Result.measures``: measure, value, unit, flag (see fexa.analysis.measures).
+  per-frame predictions (per-frame models only)
+             <model>_prediction and <model>_p_<class> (smoothed class probabilities), or <model>_score
+``Result.measures``: measure, value, unit, aspect, primary (serves the task), flag (see
+fexa.analysis.measures). ``Result.predictions``: one row per model: model, then prediction and
+p_<class> (classification) or score and level (regression, level = score rounded into the
+training targets' range).
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fexa.analysis.measures import compute_measures, detect_blinks, frame_signals  # noqa: E402
+from fexa.analysis.measures import (  # noqa: E402
+    MIN_DURATION,
+    compute_measures,
+    detect_blinks,
+    detect_task,
+    frame_signals,
+    get_task,
+    task_repetitions,
+    task_signal,
+)
 from fexa.errors import FexaError  # noqa: E402
 from fexa.extract import ExtractConfig, entry_is_done, extract_one, input_ids  # noqa: E402
 from fexa.face.landmarks import get_scheme  # noqa: E402
@@ -59,19 +73,37 @@ class Result:
     track: TrackData
     frames: pd.DataFrame
     measures: pd.DataFrame
+    task: str  # the task the measures serve (given, or detected when the Analyzer's task is "auto")
+    task_detected: bool = False
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per model (fexa train runs)
     warnings: list[str] = field(default_factory=list)
 
+    prediction_columns: list[str] = field(default_factory=list)  # per-frame prediction columns of ``frames``
+
+    def _save(self, fig, path: str | Path) -> Path:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        return Path(path)
+
+    def _mark_lost(self, ax) -> None:
+        lost = ~self.frames["usable"].to_numpy()
+        if lost.any():
+            ax.fill_between(self.frames["time"], 0, 1, where=lost, transform=ax.get_xaxis_transform(), color="red",
+                            alpha=0.12, step="mid", label="face lost")
+
     def plot_signals(self, path: str | Path) -> Path:
-        """Eye aperture with blinks marked, mouth width and opening, brows right vs left, over time."""
+        """Eye aperture with blinks marked, mouth width and opening, brows right vs left, over time,
+        with the repetitions of the task's movement marked."""
         f = self.frames
         t = f["time"]
         fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True)
-        aperture = f[["eye_aperture_right", "eye_aperture_left"]].mean(axis=1)
-        blinks = detect_blinks(aperture.to_numpy(), self.track.fps or 25.0)
+        aperture = task_signal(f, "eye_aperture")
+        blinks = detect_blinks(aperture, self.track.fps or 25.0)
         axes[0].plot(t, f["eye_aperture_right"], label="right eye", lw=1)
         axes[0].plot(t, f["eye_aperture_left"], label="left eye", lw=1)
-        axes[0].plot(t.iloc[list(blinks.frames)], aperture.iloc[list(blinks.frames)], "v", color="red",
+        axes[0].plot(t.iloc[list(blinks.frames)], aperture[list(blinks.frames)], "v", color="red",
                      label=f"blinks ({blinks.count})")
         axes[0].set_ylabel("eye aperture")
         axes[1].plot(t, f["mouth_width"], label="mouth width")
@@ -81,19 +113,18 @@ class Result:
         axes[2].plot(t, f["brow_height_left"], label="left brow")
         axes[2].set_ylabel("brow height (IOD)")
         axes[2].set_xlabel("time (s)")
-        lost = ~f["usable"].to_numpy()
+        signal = get_task(self.task).signal
+        if signal is not None:
+            ax = axes[{"eye_aperture": 0, "brow_height": 2}.get(signal, 1)]
+            reps = task_repetitions(f, self.task, self.track.fps or 25.0)
+            for k, x in enumerate(t.iloc[reps["frame"].to_numpy(int)]):
+                ax.axvline(x, color="k", ls=":", lw=1, label=f"{self.task} repetitions ({len(reps)})" if k == 0 else None)
         for ax in axes:
-            if lost.any():
-                ax.fill_between(t, 0, 1, where=lost, transform=ax.get_xaxis_transform(), color="red", alpha=0.12,
-                                step="mid", label="face lost")
+            self._mark_lost(ax)
             ax.legend(fontsize=8, loc="upper right")
             ax.grid(alpha=0.3)
-        fig.suptitle(self.source.name, fontsize=10)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        return Path(path)
+        fig.suptitle(f"{self.source.name}: task {self.task}{' (detected)' if self.task_detected else ''}", fontsize=10)
+        return self._save(fig, path)
 
     def plot_regions(self, path: str | Path) -> Path:
         """Landmark trajectories and region displacement over time."""
@@ -101,31 +132,82 @@ class Result:
             plot_trajectories(self.track, tmp)
         return Path(path)
 
-    def to_html(self, path: str | Path, plots: tuple[Path, Path] | None = None) -> Path:
+    def plot_predictions(self, path: str | Path) -> Path:
+        """Model outputs: per-frame models over time (smoothed class probabilities or score), clip
+        models as class probabilities or the score on the training targets' scale."""
+        rows = self.predictions.to_dict("records")
+        if not rows:
+            raise ValueError("no model predictions to plot (give the Analyzer a trained run)")
+        fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.8 * len(rows)), squeeze=False)
+        t = self.frames["time"]
+        for ax, row in zip(axes[:, 0], rows):
+            name = row["model"]
+            probs = {k[2:]: v for k, v in row.items() if k.startswith("p_")}
+            per_frame = [c for c in self.frames if c.startswith(f"{name}_p_") or c == f"{name}_score"]
+            if per_frame:
+                for c in per_frame:
+                    ax.plot(t, self.frames[c], lw=1.2, label=c[len(name) + 1:])
+                ax.set_xlabel("time (s)")
+                ax.set_ylabel("probability" if probs else "score")
+                self._mark_lost(ax)
+                ax.legend(fontsize=8, loc="upper right", ncol=4)
+            elif probs:
+                ax.bar(list(probs), list(probs.values()), color="tab:blue")
+                ax.set_ylim(0, 1)
+                ax.set_ylabel("probability")
+            else:
+                ax.barh([0], [row["score"]], color="tab:blue", height=0.5)
+                ax.set_yticks([])
+                ax.set_xlabel("score (level boundaries dotted)")
+                for b in np.arange(0.5, max(row["score"], row["level"]) + 1.5):
+                    ax.axvline(b, color="k", ls=":", lw=0.8)
+            summary = row.get("prediction", f"score {row.get('score', float('nan')):.2f}, level {row.get('level')}")
+            ax.set_title(f"{name}: {summary}", fontsize=10)
+            ax.grid(alpha=0.3)
+        return self._save(fig, path)
+
+    def plot_all(self, folder: str | Path) -> dict[str, Path]:
+        """Every plot of this result as PNGs in ``folder``: signals, regions and (with models) predictions."""
+        folder = Path(folder)
+        plots = {"signals": self.plot_signals(folder / "signals.png"), "regions": self.plot_regions(folder / "regions.png")}
+        if len(self.predictions):
+            plots["predictions"] = self.plot_predictions(folder / "predictions.png")
+        return plots
+
+    def to_html(self, path: str | Path, plots: dict[str, Path] | None = None) -> Path:
         """One self-contained HTML report (plots embedded, measures and warnings as tables).
-        ``plots``: already written (signals, regions) PNGs to embed instead of drawing them again."""
+        ``plots``: already written PNGs (``plot_all``) to embed instead of drawing them again."""
         path = Path(path)
         with tempfile.TemporaryDirectory() as d:
-            imgs = plots or (self.plot_signals(Path(d) / "signals.png"), self.plot_regions(Path(d) / "regions.png"))
-            embedded = [base64.b64encode(p.read_bytes()).decode() for p in imgs]
+            plots = plots or self.plot_all(d)
+            embedded = {k: base64.b64encode(p.read_bytes()).decode() for k, p in plots.items()}
         usable = self.track.usable.mean()
-        rows = "".join(f"<tr><td>{html.escape(r.measure)}</td><td>{r.value:.4g}</td><td>{html.escape(r.unit)}</td>"
-                       f"<td>{html.escape(r.flag)}</td></tr>" for r in self.measures.itertuples())
+        m = self.measures.sort_values("primary", ascending=False, kind="stable")
+        rows = "".join(f"<tr{' class=primary' if r.primary else ''}><td>{html.escape(r.measure)}</td><td>{r.value:.4g}"
+                       f"</td><td>{html.escape(r.unit)}</td><td>{html.escape(r.aspect)}</td><td>{html.escape(r.flag)}"
+                       "</td></tr>" for r in m.itertuples())
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) or "<li>none</li>"
         preds = (self.predictions.to_html(index=False, float_format="%.3f") if len(self.predictions)
                  else "<p>no model given</p>")
+        figs = "".join(f'<h2>{k.capitalize()}</h2><img alt="{k}" src="data:image/png;base64,{v}">'
+                       for k, v in embedded.items())
         title = html.escape(self.source.name)
+        task = get_task(self.task)
+        how = "detected automatically from the movement; give the task to set it" if self.task_detected else "given"
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}
+tr.primary td{{background:#eef6ee;font-weight:bold}}</style></head><body>
 <h1>{title}</h1>
 <p>{self.track.num_frames} frames at {self.track.fps:.2f} fps; face usable in {100 * usable:.1f}% of frames.</p>
+<p>Task: <b>{html.escape(task.name)}</b> ({html.escape(task.description)}; {how}). Measures serving it are
+highlighted.</p>
 <h2>Warnings</h2><ul>{warn}</ul>
 <h2>Model predictions</h2>{preds}
-<h2>Signals</h2><img alt="signals" src="data:image/png;base64,{embedded[0]}">
-<h2>Regions</h2><img alt="regions" src="data:image/png;base64,{embedded[1]}">
-<h2>Measures</h2><table><tr><th>measure</th><th>value</th><th>unit</th><th>flag</th></tr>{rows}</table>
-<p style="color:#666">Measures are kinematic descriptions of facial movement, not a diagnosis.</p>
+{figs}
+<h2>Measures</h2><table><tr><th>measure</th><th>value</th><th>unit</th><th>aspect</th><th>flag</th></tr>{rows}</table>
+<p style="color:#666">Measures are kinematic descriptions of facial movement, not a diagnosis.
+Formulas: docs/measures.md.</p>
 </body></html>"""
         with atomic_path(path) as tmp:
             tmp.write_text(page)
@@ -133,15 +215,24 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100
 
 
 class Analyzer:
-    """``Analyzer(cache="runs/cache").analyze("patient.mp4") -> Result``."""
+    """``Analyzer(cache="runs/cache").analyze("patient.mp4") -> Result``.
+
+    ``task``: the clinical task shown (``fexa.analysis.measures.TASKS``) or ``auto`` to detect it;
+    ``models``: ``fexa train`` run folders (or checkpoints inside them) to score each input with;
+    ``smooth_window``: frames of smooth predicting for per-frame models (0: none)."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
-                 models: list[str | Path] = (), task: str = ""):
+                 models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256):
         from fexa.analysis.predict import TrainedModel
 
+        if task != "auto":
+            try:
+                get_task(task)
+            except ValueError as e:
+                raise FexaError(str(e)) from None
         self.cache = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="fexa-analyze-"))
         self.extract = extract or ExtractConfig()
-        self.models = [TrainedModel(m) for m in models]
+        self.models = [TrainedModel(m, smooth_window) for m in models]
         self.task = task
 
     def analyze(self, path: str | Path) -> Result:
@@ -151,12 +242,33 @@ class Analyzer:
             meta = json.loads((entry / "meta.json").read_text())
         else:
             meta = extract_one(path, entry, self.extract)
+        if meta["status"] == "no_face":
+            raise FexaError(f"no face found in {path.name}")
         if meta["status"] != "ok":
             raise FexaError(meta["error"] or f"status {meta['status']}")
         track = TrackData.load(entry / "track.npz")
         warnings = list(meta.get("warnings", []))
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
-        preds = pd.concat([m.predict(entry, self.task) for m in self.models], ignore_index=True) if self.models \
-            else pd.DataFrame()
-        return Result(path, entry, track, frames_table(track), compute_measures(track), preds, warnings)
+        duration = track.num_frames / (track.fps or 25.0)
+        if track.num_frames == 1:
+            warnings.append("a single image: movement measures (range of motion, speed, blinks, repetitions) are 0 or empty")
+        elif duration < MIN_DURATION:
+            warnings.append(f"a very short clip ({track.num_frames} frames, {duration:.2f} s): speeds, blinks and "
+                            "repetitions are flagged")
+        frames = frames_table(track)
+        task, detected = self.task, self.task == "auto"
+        if detected:
+            guess = detect_task(frames)
+            task = guess.task
+            warnings.append(f"task detected automatically: {task} (activations "
+                            + ", ".join(f"{k} {v:.2f}" for k, v in guess.activation.items()) + "); give the task to set it")
+        measures = compute_measures(track, task)
+        rows, columns = [], []
+        for model in self.models:
+            row, per_frame = model.predict(entry, task)
+            rows.append(row)
+            if per_frame is not None:
+                frames = pd.concat([frames, per_frame], axis=1)
+                columns += list(per_frame.columns)
+        return Result(path, entry, track, frames, measures, task, detected, pd.DataFrame(rows), warnings, columns)

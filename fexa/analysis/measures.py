@@ -2,7 +2,8 @@
 
 All positions are taken in the aligned crop (head translation, roll and scale removed by the
 crop transform), relative to the nose tip of the same frame, and divided by the inter-ocular
-distance (outer eye corners): 1.0 = one eye-to-eye distance. Speeds are per second.
+distance (outer eye corners): 1.0 = one eye-to-eye distance. Speeds are per second. The rest
+frame is the clip's first usable frame (clinical recordings start at rest).
 
 Per-frame signals (``frame_signals``):
   eye_aperture_{right,left}  mean of three upper-to-lower lid distances / eye width
@@ -11,12 +12,12 @@ Per-frame signals (``frame_signals``):
   brow_height_{right,left}   mean brow-point height above the eye corners / IOD
   lip_protrusion             depth of the mid-lips in front of the mouth corners / IOD (kiss, blow)
 
-Measures (``compute_measures``): per region of the trajectory scheme, range of motion (largest
-mean displacement from the rest frame), peak speed and time to peak; mouth-corner, brow and eye
-symmetry indices |R - L| / (R + L) (0: symmetric, 1: one side only); blink count, rate and eye
-closure depth; mouth width / opening ROM; repetitions of a movement with their amplitude,
-variability (coefficient of variation) and fatigue (relative amplitude change per repetition).
-Measures from fewer than half usable frames are flagged.
+Measures: ``MEASURES`` is the registry (name -> unit, the Toronto NeuroFace aspect it describes,
+the tasks it serves, its formula); ``compute_measures`` evaluates all of them for one track and
+marks those serving the task. ``TASKS`` names the clinical tasks (PFED5 actions and Toronto
+NeuroFace non-speech tasks) with the signal that moves in each; ``detect_task`` guesses the task
+of an unlabelled clip from those signals. ``docs/measures.md`` is generated from the registry
+(``python -m fexa.analysis.measures``).
 """
 
 from __future__ import annotations
@@ -38,11 +39,53 @@ _CORNER_R, _CORNER_L, _LIP_UP, _LIP_LOW = 61, 291, 13, 14
 _MID_LIPS = (0, 17, 13, 14)
 
 
+# -- tasks ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    """A clinical task and the per-frame signal that moves in it (``direction`` +1: the signal
+    grows, -1: it shrinks; no signal: the face should stay still)."""
+
+    name: str
+    description: str
+    signal: str | None = None
+    direction: int = 1
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("sit_at_rest", "PFED5 'Sit at rest': face relaxed; blinks and spontaneous movement"),
+    Task("smile", "PFED5 'Smile'", "mouth_width", +1),
+    Task("frown", "PFED5 'Frown': brows drawn down", "brow_height", -1),
+    Task("squeeze_eyes", "PFED5 'Squeeze eyes': eyes shut tight", "eye_aperture", -1),
+    Task("clench_teeth", "PFED5 'Clench teeth': lips spread, teeth shown", "mouth_width", +1),
+    Task("blow", "Toronto NeuroFace BLOW: cheeks puffed, lips pursed", "mouth_width", -1),
+    Task("kiss", "Toronto NeuroFace KISS: lips pursed forward", "mouth_width", -1),
+    Task("open", "Toronto NeuroFace OPEN: mouth opened wide", "mouth_opening", +1),
+    Task("spread", "Toronto NeuroFace SPREAD: lips spread wide ('eee')", "mouth_width", +1),
+    Task("brow", "Toronto NeuroFace BROW: brows raised", "brow_height", +1),
+)}
+
+# detect_task: one task per distinct movement, and the sustained excursion from rest (in the
+# signal's units) that counts as a full movement. Smile, spread and clench teeth move the same
+# signal the same way, as do kiss and blow; detection names the first of each family.
+# A kiss narrows the mouth with the lips closed: frames with the mouth open (opening up by more than
+# _OPEN_MOUTH from rest, as when the jaw drops) do not count towards it.
+_DETECTABLE = {"smile": 0.15, "open": 0.25, "kiss": 0.08, "brow": 0.06, "frown": 0.04, "squeeze_eyes": 0.2}
+_OPEN_MOUTH = 0.08
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)} (or auto)") from None
+
+
 def _require_mesh(track: TrackData) -> None:
     if track.layout != "mediapipe478":
         raise ValueError(f"kinematic measures need fexa's mediapipe tracks, not {track.layout!r} landmarks")
 
 
+# -- per-frame signals ----------------------------------------------------------------------------
 def normalized_points(track: TrackData) -> np.ndarray:
     """[T, N, 2] crop points relative to each frame's nose tip, in inter-ocular distances (NaN where unusable)."""
     p = track.points_crop.astype(np.float64)
@@ -83,6 +126,52 @@ def frame_signals(track: TrackData) -> pd.DataFrame:
     return df
 
 
+def task_signal(signals: pd.DataFrame, name: str) -> np.ndarray:
+    """A task's signal from ``frame_signals``; eye aperture and brow height average both sides."""
+    if name in ("eye_aperture", "brow_height"):
+        return signals[[f"{name}_right", f"{name}_left"]].mean(axis=1).to_numpy()
+    return signals[name].to_numpy()
+
+
+def _rest_index(usable: np.ndarray) -> int:
+    use = np.flatnonzero(usable)
+    if len(use) == 0:
+        raise ValueError("the face is not usable in any frame")
+    return int(use[0])
+
+
+@dataclass(frozen=True)
+class TaskGuess:
+    task: str
+    activation: dict[str, float]  # per detectable task: sustained excursion / full-movement excursion
+
+
+def detect_task(signals: pd.DataFrame, threshold: float = 0.75) -> TaskGuess:
+    """The task an unlabelled clip most likely shows: for each distinct movement, the 80th percentile
+    of the signal's change from rest (median of the first 5 usable frames) in the movement's direction,
+    divided by a full movement's excursion; the largest wins if it reaches ``threshold``, otherwise
+    the clip is ``sit_at_rest``. A heuristic for single-task clinical recordings, not for free
+    conversation; smile/spread/clench_teeth and kiss/blow cannot be told apart by it."""
+    usable = signals["usable"].to_numpy(bool)
+    if not usable.any():
+        raise ValueError("the face is not usable in any frame")
+
+    def change(name: str, direction: int) -> np.ndarray:
+        s = task_signal(signals, name)[usable]
+        return direction * (s - np.median(s[:5]))
+
+    activation = {}
+    for name, full in _DETECTABLE.items():
+        task = TASKS[name]
+        c = change(task.signal, task.direction)
+        if name == "kiss":
+            c = np.where(change("mouth_opening", 1) > _OPEN_MOUTH, 0.0, c)
+        activation[name] = float(np.percentile(c, 80) / full)
+    best = max(activation, key=activation.get)
+    return TaskGuess(best if activation[best] >= threshold else "sit_at_rest", activation)
+
+
+# -- events: blinks and repetitions ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Blinks:
     count: int
@@ -101,8 +190,8 @@ def detect_blinks(aperture: np.ndarray, fps: float, depth: float = 0.5, max_dura
         return Blinks(0, 0.0, (), float("nan"))
     open_level = np.nanpercentile(a, 90)
     closure = 1 - a / open_level
-    peaks, props = find_peaks(closure, height=depth, distance=max(1, int(round(min_gap * fps))),
-                              width=(None, max_duration * fps), rel_height=0.5)
+    peaks, _ = find_peaks(closure, height=depth, distance=max(1, int(round(min_gap * fps))),
+                          width=(None, max_duration * fps), rel_height=0.5)
     duration = len(a) / fps
     return Blinks(len(peaks), 60.0 * len(peaks) / duration if duration else 0.0, tuple(int(x) for x in peaks),
                   float(np.nanmax(closure)))
@@ -127,17 +216,26 @@ def segment_repetitions(signal: np.ndarray, fps: float, min_period: float = 0.5,
     return pd.DataFrame(rows, columns=["frame", "time", "amplitude"])
 
 
+def task_repetitions(signals: pd.DataFrame, task: str, fps: float) -> pd.DataFrame:
+    """Repetitions of the task's movement (its signal turned so the movement is upwards); empty for
+    tasks without movement (sit at rest)."""
+    t = get_task(task)
+    if t.signal is None:
+        return pd.DataFrame(columns=["frame", "time", "amplitude"])
+    return segment_repetitions(t.direction * task_signal(signals, t.signal), fps)
+
+
 def _symmetry(right: float, left: float) -> float:
     total = abs(right) + abs(left)
     return abs(abs(right) - abs(left)) / total if total > 0 else 0.0
 
 
 def region_motion(track: TrackData, rest: int | None = None) -> pd.DataFrame:
-    """Per traj63 region: range of motion from the rest frame (IOD), peak speed (IOD/s), time to peak (s)."""
+    """Per region (traj63 regions and each mouth corner): range of motion from the rest frame
+    (IOD), peak speed (IOD/s), time to peak (s)."""
     _require_mesh(track)
     p = normalized_points(track)
-    use = np.flatnonzero(track.usable)
-    rest = int(use[0]) if rest is None else rest
+    rest = _rest_index(track.usable) if rest is None else rest
     scheme = get_scheme("traj63")
     pts = scheme.select(p, track.layout)
     disp = np.linalg.norm(pts - pts[rest], axis=-1)  # [T, 63]
@@ -156,39 +254,132 @@ def region_motion(track: TrackData, rest: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compute_measures(track: TrackData, rest: int | None = None) -> pd.DataFrame:
-    """All measures of one track as rows: measure, value, unit, flag."""
+# -- the registry ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measure:
+    """One documented measure: ``aspect`` is the Toronto NeuroFace subscore (range of motion, speed,
+    symmetry, variability, fatigue) or event it describes, ``tasks`` the tasks it serves."""
+
+    name: str
+    unit: str
+    aspect: str
+    tasks: tuple[str, ...]
+    formula: str
+
+
+_MOUTH_TASKS = ("smile", "clench_teeth", "blow", "kiss", "open", "spread")
+_REGION_TASKS = {
+    "right_brow": ("frown", "brow"), "left_brow": ("frown", "brow"),
+    "right_eye": ("squeeze_eyes", "frown"), "left_eye": ("squeeze_eyes", "frown"),
+    "nose": ("frown", "squeeze_eyes"),
+    "upper_lip": _MOUTH_TASKS, "lower_lip": _MOUTH_TASKS,
+    "mouth_corner_right": ("smile", "clench_teeth", "kiss", "blow", "spread"),
+    "mouth_corner_left": ("smile", "clench_teeth", "kiss", "blow", "spread"),
+}
+_MOVING = tuple(name for name, t in TASKS.items() if t.signal is not None)
+
+
+def _registry() -> dict[str, Measure]:
+    m = []
+    for region, tasks in _REGION_TASKS.items():
+        where = f"the {region.replace('_', ' ')} points' mean distance d(t) from their rest-frame positions"
+        m += [Measure(f"rom_{region}", "IOD", "range of motion", tasks, f"max_t d(t), d(t) = {where}"),
+              Measure(f"peak_speed_{region}", "IOD/s", "speed", tasks, "max_t |d(t+1) - d(t)| x fps"),
+              Measure(f"time_to_peak_{region}", "s", "speed", tasks, "time of max_t d(t) - time of the rest frame")]
+    sym = "|R - L| / (|R| + |L|): 0 symmetric, 1 one side only"
+    m += [Measure("symmetry_mouth_corners", "index", "symmetry", ("smile", "clench_teeth", "spread", "kiss", "blow"),
+                  f"{sym}, R/L = rom_mouth_corner_right/left"),
+          Measure("symmetry_brows", "index", "symmetry", ("frown", "brow"), f"{sym}, R/L = rom_right/left_brow"),
+          Measure("symmetry_eye_aperture", "index", "symmetry", ("squeeze_eyes", "sit_at_rest"),
+                  f"{sym}, R/L = mean eye_aperture_right/left over the clip"),
+          Measure("blink_count", "blinks", "blinks", ("sit_at_rest",),
+                  "dips of the mean eye aperture below half its open level (90th percentile), <= 0.5 s long"),
+          Measure("blink_rate", "1/min", "blinks", ("sit_at_rest",), "60 x blink_count / clip duration"),
+          Measure("eye_closure_depth", "fraction", "range of motion", ("squeeze_eyes",),
+                  "1 - min eye aperture / open level (1 = fully shut)"),
+          Measure("mouth_width_rom", "IOD", "range of motion", ("smile", "clench_teeth", "spread", "kiss", "blow"),
+                  "max - min of mouth_width"),
+          Measure("mouth_opening_rom", "IOD", "range of motion", ("open",), "max - min of mouth_opening"),
+          Measure("lip_protrusion_rom", "IOD", "range of motion", ("kiss", "blow"), "max - min of lip_protrusion"),
+          Measure("repetitions", "count", "variability", _MOVING,
+                  "peaks of the task signal >= 0.5 s apart with prominence >= 0.3 x its range"),
+          Measure("repetition_amplitude", "signal units", "range of motion", _MOVING,
+                  "mean over repetitions of (peak - preceding trough) of the task signal"),
+          Measure("repetition_variability", "CV", "variability", _MOVING,
+                  "std / mean of the repetitions' amplitudes (>= 2 repetitions)"),
+          Measure("fatigue", "fraction/repetition", "fatigue", _MOVING,
+                  "slope of amplitude over repetition number / mean amplitude (>= 3 repetitions; < 0: decline)")]
+    return {x.name: x for x in m}
+
+
+MEASURES: dict[str, Measure] = _registry()
+
+
+def _values(track: TrackData, task: str, rest: int | None) -> dict[str, float]:
     sig = frame_signals(track)
     motion = region_motion(track, rest).set_index("region")
     fps = track.fps or 25.0
-    aperture = sig[["eye_aperture_right", "eye_aperture_left"]].mean(axis=1).to_numpy()
-    blinks = detect_blinks(aperture, fps)
-    rows = []
-
-    def add(name: str, value: float, unit: str) -> None:
-        rows.append({"measure": name, "value": float(value), "unit": unit})
-
+    blinks = detect_blinks(task_signal(sig, "eye_aperture"), fps)
+    v: dict[str, float] = {}
     for region, r in motion.iterrows():
-        add(f"rom_{region}", r["rom"], "IOD")
-        add(f"peak_speed_{region}", r["peak_speed"], "IOD/s")
-        add(f"time_to_peak_{region}", r["time_to_peak"], "s")
+        v[f"rom_{region}"], v[f"peak_speed_{region}"], v[f"time_to_peak_{region}"] = r["rom"], r["peak_speed"], \
+            r["time_to_peak"]
     rom = motion["rom"]
-    add("symmetry_mouth_corners", _symmetry(rom["mouth_corner_right"], rom["mouth_corner_left"]), "index")
-    add("symmetry_brows", _symmetry(rom["right_brow"], rom["left_brow"]), "index")
-    eyes = np.nanmean(sig["eye_aperture_right"]), np.nanmean(sig["eye_aperture_left"])
-    add("symmetry_eye_aperture", _symmetry(*eyes), "index")
-    add("blink_count", blinks.count, "blinks")
-    add("blink_rate", blinks.rate_per_min, "1/min")
-    add("eye_closure_depth", blinks.closure_depth, "fraction")
+    v["symmetry_mouth_corners"] = _symmetry(rom["mouth_corner_right"], rom["mouth_corner_left"])
+    v["symmetry_brows"] = _symmetry(rom["right_brow"], rom["left_brow"])
+    v["symmetry_eye_aperture"] = _symmetry(np.nanmean(sig["eye_aperture_right"]), np.nanmean(sig["eye_aperture_left"]))
+    v["blink_count"], v["blink_rate"], v["eye_closure_depth"] = blinks.count, blinks.rate_per_min, blinks.closure_depth
     for name in ("mouth_width", "mouth_opening", "lip_protrusion"):
         s = sig[name].to_numpy()
-        add(f"{name}_rom", np.nanmax(s) - np.nanmin(s) if np.isfinite(s).any() else np.nan, "IOD")
-    reps = segment_repetitions(sig["mouth_width"].to_numpy(), fps)
-    add("repetitions", len(reps), "count")
-    amp = reps["amplitude"].to_numpy(float)
-    add("repetition_variability", amp.std() / amp.mean() if len(amp) > 1 and amp.mean() > 0 else np.nan, "CV")
-    slope = np.polyfit(np.arange(len(amp)), amp, 1)[0] / amp.mean() if len(amp) > 2 and amp.mean() > 0 else np.nan
-    add("fatigue", slope, "fraction/repetition")
+        v[f"{name}_rom"] = np.nanmax(s) - np.nanmin(s) if np.isfinite(s).any() else np.nan
+    amp = task_repetitions(sig, task, fps)["amplitude"].to_numpy(float)
+    moving = get_task(task).signal is not None
+    v["repetitions"] = len(amp) if moving else np.nan
+    v["repetition_amplitude"] = amp.mean() if len(amp) else np.nan
+    v["repetition_variability"] = amp.std() / amp.mean() if len(amp) > 1 and amp.mean() > 0 else np.nan
+    v["fatigue"] = np.polyfit(np.arange(len(amp)), amp, 1)[0] / amp.mean() if len(amp) > 2 and amp.mean() > 0 \
+        else np.nan
+    return v
+
+
+MIN_DURATION = 1.0  # seconds: in shorter clips, speeds, blinks and repetitions are flagged
+_TIMED_ASPECTS = ("speed", "blinks", "variability", "fatigue")
+
+
+def compute_measures(track: TrackData, task: str = "auto", rest: int | None = None) -> pd.DataFrame:
+    """All registered measures of one track, one row each: measure, value, unit, aspect, primary
+    (the measure serves ``task``; ``auto`` detects the task), flag (why a value is unreliable:
+    fewer than half the frames usable; speeds, blinks and repetitions of a clip shorter than
+    ``MIN_DURATION``). ``df.attrs['task']`` holds the task used."""
+    if task == "auto":
+        task = detect_task(frame_signals(track)).task
+    get_task(task)
+    values = _values(track, task, rest)
+    few = "fewer than half the frames usable" if track.usable.mean() < 0.5 else ""
+    short = track.num_frames / (track.fps or 25.0) < MIN_DURATION
+    rows = []
+    for m in MEASURES.values():
+        flags = [few, f"clip shorter than {MIN_DURATION:g} s" if short and m.aspect in _TIMED_ASPECTS else ""]
+        rows.append({"measure": m.name, "value": float(values[m.name]), "unit": m.unit, "aspect": m.aspect,
+                     "primary": task in m.tasks, "flag": "; ".join(f for f in flags if f)})
     df = pd.DataFrame(rows)
-    df["flag"] = "fewer than half the frames usable" if track.usable.mean() < 0.5 else ""
+    df.attrs["task"] = task
     return df
+
+
+def measures_markdown() -> str:
+    """docs/measures.md: the tasks and the registry as Markdown tables."""
+    lines = ["# Kinematic measures", "", "Generated from `fexa.analysis.measures` "
+             "(`python -m fexa.analysis.measures > docs/measures.md`); see that module for the signals.", "",
+             "## Tasks", "", "| task | description | signal (direction) |", "|---|---|---|"]
+    for t in TASKS.values():
+        moved = f"{t.signal} ({'+' if t.direction > 0 else '-'})" if t.signal else "none (stillness, blinks)"
+        lines.append(f"| `{t.name}` | {t.description} | {moved} |")
+    lines += ["", "## Measures", "", "| measure | unit | aspect | tasks | formula |", "|---|---|---|---|---|"]
+    for m in MEASURES.values():
+        lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {m.formula} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(measures_markdown(), end="")

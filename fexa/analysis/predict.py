@@ -1,7 +1,14 @@
-"""Run a model trained with ``fexa train`` on an analysed input, with the run's test-time sampling."""
+"""Run a model trained with ``fexa train`` on an analysed input, with the run's test-time sampling.
+
+Clip models (heatmaps, trajectories, RGB clips) give one prediction per input, averaged over the
+run's test clips. Per-frame models (image models, e.g. the CFC-SP members) score every usable
+frame; the per-frame outputs are smoothed over time with CFC-SP's smooth predicting (window
+``smooth_window`` frames; the paper's best was 256) and averaged into the per-input prediction.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,60 +16,123 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file
+from torch.utils.data import DataLoader
 
 from fexa.data.samples import FaceSamples
 from fexa.errors import FexaError
+from fexa.io.trackfile import TrackData
+from fexa.models.cfc_sp import smooth_predicting
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
 
+_REPRESENTATION = {"image": "single aligned frames", "clip": "RGB clips", "heatmaps": "landmark heatmap volumes",
+                   "trajectory": "landmark trajectories"}
+
+
+def find_run(path: str | Path) -> Path:
+    """The run folder of a run, a checkpoint folder or a ``model.safetensors`` file inside a run."""
+    path = Path(path)
+    for folder in (path, *path.parents)[:4]:
+        if (folder / "config.yaml").is_file():
+            return folder
+    raise FexaError(f"{path} is not a fexa run folder or a checkpoint inside one (no config.yaml found)")
+
 
 class TrainedModel:
-    """A finished run (its folder): config, weights (best validation epoch if any, else the last)."""
+    """A finished run: its config and weights (the checkpoint given, else the best validation epoch
+    if any, else the last)."""
 
-    def __init__(self, run: str | Path):
+    def __init__(self, run_or_checkpoint: str | Path, smooth_window: int = 256):
         from fexa.train.trainer import build_model
 
-        run = Path(run)
-        if not (run / "config.yaml").is_file():
-            raise FexaError(f"{run} is not a fexa run folder (no config.yaml)")
-        self.cfg = load_config(run / "config.yaml")
-        self.cfg.model.pretrained = {}  # the run's own weights replace any initialisation
-        ckpt = next((run / "checkpoints" / n for n in ("best_val", "last")
-                     if (run / "checkpoints" / n / "model.safetensors").is_file()), None)
-        if ckpt is None:
-            raise FexaError(f"{run} has no checkpoint")
-        state = load_file(str(ckpt / "model.safetensors"))
+        given = Path(run_or_checkpoint)
+        run = find_run(given)
+        if given.suffix == ".safetensors":
+            weights = given
+        elif (given / "model.safetensors").is_file():
+            weights = given / "model.safetensors"
+        else:
+            weights = next((run / "checkpoints" / n / "model.safetensors" for n in ("best_val", "last")
+                            if (run / "checkpoints" / n / "model.safetensors").is_file()), None)
+        if weights is None or not weights.is_file():
+            raise FexaError(f"{given} has no checkpoint")
         if not (run / "model.json").is_file():
             raise FexaError(f"{run} lacks model.json (written by fexa train): train the run again")
+        self.cfg = load_config(run / "config.yaml")
+        self.cfg.model.pretrained = {}  # the run's own weights replace any initialisation
         meta = json.loads((run / "model.json").read_text())
-        self.kind, num_classes = meta["kind"], meta["num_classes"]
-        self.classes = tuple(meta["classes"])
-        self.model = build_model(self.cfg, num_classes)
-        try:
-            self.model.load_state_dict(state)
-        except RuntimeError as e:
-            raise FexaError(f"the checkpoint in {ckpt} does not fit model {self.cfg.model.name!r}: {str(e)[:200]}") from None
-        self.model.eval()
+        self.kind, self.classes = meta["kind"], tuple(meta["classes"]) or tuple(map(str, range(meta["num_classes"])))
+        self.target_range = tuple(meta.get("target_range", (0.0, np.inf)))
         self.keys, self.argfn = model_inputs(self.cfg.model.name)
+        self.model = build_model(self.cfg, meta["num_classes"])
+        self._load(weights)
+        self.model.eval()
         self.name = run.name
+        self.per_frame = self.keys == ("image",)
+        self.smooth_window = smooth_window
+
+    def _load(self, weights: Path) -> None:
+        state = load_file(str(weights))
+        own = self.model.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        wrong = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
+        if missing or unexpected or wrong:
+            takes = " + ".join(_REPRESENTATION[k] for k in self.keys)
+            raise FexaError(
+                f"the weights in {weights} do not fit model {self.cfg.model.name!r} (which takes {takes}): "
+                f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} of another shape "
+                f"(e.g. {(missing + unexpected + wrong)[0]}); were they trained for another model or representation?")
+        self.model.load_state_dict(state)
+
+    def _outputs(self, ds: FaceSamples, batch_size: int = 1) -> np.ndarray:
+        """[len(ds), C] raw outputs (logits or scores)."""
+        outs = []
+        for batch in DataLoader(ds, batch_size=batch_size):
+            pred, _ = split_output(self.model(*self.argfn(batch)))
+            outs.append(pred.float().reshape(len(pred), -1))
+        return torch.cat(outs).numpy()
+
+    def _summary(self, mean: np.ndarray) -> dict:
+        """One prediction row from averaged class probabilities or scores."""
+        if self.kind == "classification":
+            out = {"model": self.name, "prediction": self.classes[int(mean.argmax())]}
+            out.update({f"p_{n}": float(p) for n, p in zip(self.classes, mean)})
+            return out
+        score = float(mean[0])
+        return {"model": self.name, "score": score, "level": int(np.clip(np.rint(score), *self.target_range))}
 
     @torch.no_grad()
-    def predict(self, entry: str | Path, task: str = "") -> pd.DataFrame:
-        """One row: the score (and rounded level) or the class probabilities, averaged over test clips."""
-        row = pd.DataFrame([{"id": Path(entry).name, "path": "", "subject": "", "target": 0.0, "task": task,
-                             "start": 0, "end": -1, "fold": "", "entry": str(entry)}])
-        ds = FaceSamples(row, self.keys, self.cfg.data.samples, train=False, seed=self.cfg.train.seed)
-        outs = []
-        for i in range(len(ds)):
-            batch = {k: v[None] for k, v in ds[i].items()}
-            pred, _ = split_output(self.model(*self.argfn(batch)))
-            outs.append(pred.float().softmax(-1)[0].numpy() if self.kind == "classification" else pred.reshape(-1).numpy())
-        mean = np.mean(outs, axis=0)
+    def predict(self, entry: str | Path, task: str = "") -> tuple[dict, pd.DataFrame | None]:
+        """(the per-input prediction row, per-frame predictions for per-frame models else None)."""
+        entry = Path(entry)
+        if self.per_frame:
+            return self._predict_frames(entry, task)
+        row = pd.DataFrame([{"id": entry.name, "subject": "", "target": 0.0, "task": task, "start": 0, "end": -1,
+                             "entry": str(entry)}])
+        out = self._outputs(FaceSamples(row, self.keys, self.cfg.data.samples, train=False, seed=self.cfg.train.seed))
         if self.kind == "classification":
-            names = self.classes or tuple(str(c) for c in range(len(mean)))
-            out = {"model": self.name, "prediction": names[int(mean.argmax())]}
-            out.update({f"p_{n}": float(p) for n, p in zip(names, mean)})
-        else:
-            score = float(mean[0])
-            out = {"model": self.name, "score": score, "level": int(np.clip(np.rint(score), 0, None))}
-        return pd.DataFrame([out])
+            out = torch.from_numpy(out).softmax(-1).numpy()
+        return self._summary(out.mean(axis=0)), None
+
+    def _predict_frames(self, entry: Path, task: str) -> tuple[dict, pd.DataFrame]:
+        track = TrackData.load(entry / "track.npz")
+        frames = np.flatnonzero(track.usable)
+        rows = pd.DataFrame({"id": [f"{entry.name}:{t}" for t in frames], "subject": "", "target": 0.0, "task": task,
+                             "start": frames, "end": frames + 1, "entry": str(entry)})
+        sc = dataclasses.replace(self.cfg.data.samples, test_clips=1)
+        raw = self._outputs(FaceSamples(rows, self.keys, sc, train=False, seed=self.cfg.train.seed), batch_size=32)
+        full = torch.zeros(track.num_frames, raw.shape[1])
+        full[frames] = torch.from_numpy(raw)
+        valid = torch.from_numpy(track.usable)
+        smoothed = smooth_predicting(full, self.smooth_window, valid)
+        if self.kind == "classification":  # the paper smooths logits: unique + universal parts
+            values, names = smoothed.softmax(-1).numpy(), [f"{self.name}_p_{c}" for c in self.classes]
+        else:  # a score keeps its scale: the mean of the unique and universal parts
+            values, names = (smoothed / (2 if self.smooth_window > 0 else 1)).numpy(), [f"{self.name}_score"]
+        values[~track.usable] = np.nan
+        per_frame = pd.DataFrame(values, columns=names)
+        if self.kind == "classification":
+            best = np.nan_to_num(values, nan=-1.0).argmax(axis=1)
+            per_frame.insert(0, f"{self.name}_prediction",
+                             np.where(track.usable, np.asarray(self.classes, dtype=object)[best], None))
+        return self._summary(np.nanmean(values[track.usable], axis=0)), per_frame

@@ -1,10 +1,27 @@
-"""``fexa analyze``: per-frame data, kinematic measures and a report for each input."""
+"""``fexa analyze``: per-frame data, kinematic measures, model predictions and a report for each input."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+OVERLAY_SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
+                   "brow_height_left")
+
+
+def write_table(table, path: Path) -> Path:
+    """``table`` as CSV, JSON (records) or Parquet, chosen by ``path``'s suffix, written atomically."""
+    from fexa.io.atomic import atomic_path, write_text
+
+    if path.suffix == ".parquet":
+        with atomic_path(path) as tmp:
+            table.to_parquet(tmp, index=False)
+    elif path.suffix == ".json":
+        write_text(path, table.to_json(orient="records", indent=1))
+    else:
+        write_text(path, table.to_csv(index=False))
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -14,11 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
     from fexa.errors import FexaError
     from fexa.extract import expand_inputs, input_ids
-    from fexa.io.atomic import write_text
     from fexa.viz.overlay import write_overlay
 
     out = Path(args.out)
-    analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task)
+    analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task, smooth_window=args.smooth)
     paths = expand_inputs(args.inputs)
     summary = []
     for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input", disable=args.quiet):
@@ -28,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
             d = out / ident
             d.mkdir(parents=True, exist_ok=True)
             for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions)):
-                text = table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", indent=1)
-                write_text(d / f"{name}.{args.format}", text)
-            plots = res.plot_signals(d / "signals.png"), res.plot_regions(d / "regions.png")
-            res.to_html(d / "report.html", plots)
+                write_table(table, d / f"{name}.{args.format}")
+            res.to_html(d / "report.html", res.plot_all(d))
             if path.is_file() and res.track.num_frames > 1:
-                write_overlay(res.track, path, d / "overlay.mp4", progress=False)
-            row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), warnings="; ".join(res.warnings))
+                values = res.frames[list(OVERLAY_SIGNALS) + res.prediction_columns]
+                write_overlay(res.track, path, d / "overlay.mp4", progress=False, values=values)
+            row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), task=res.task,
+                       warnings="; ".join(res.warnings))
             row.update(res.measures.set_index("measure")["value"].to_dict())
             for pred in res.predictions.to_dict("records"):
                 row.update({f"{pred['model']}_{k}": v for k, v in pred.items() if k != "model"})
@@ -42,22 +58,29 @@ def run(args: argparse.Namespace) -> int:
             row.update(status="error", error=str(e))
             print(f"  error  {ident}: {e}", file=sys.stderr)
         summary.append(row)
-    write_text(out / "summary.csv", pd.DataFrame(summary).to_csv(index=False))
+    write_table(pd.DataFrame(summary), out / f"summary.{args.format}")
     failed = sum(r["status"] != "ok" for r in summary)
-    print(f"{len(summary) - failed} of {len(summary)} inputs analysed -> {out} (summary.csv, <id>/report.html)")
+    print(f"{len(summary) - failed} of {len(summary)} inputs analysed -> {out} (summary.{args.format}, "
+          "<id>/report.html)")
     return 1 if failed else 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("analyze", help="per-frame data, kinematic measures and an HTML report per input",
+    from fexa.analysis.measures import TASKS
+
+    p = sub.add_parser("analyze", help="per-frame data, kinematic measures, predictions and an HTML report per input",
                        description="Track the face, compute per-frame signals and kinematic measures (range of "
-                       "motion, speed, symmetry, blinks, repetitions) and write tables, plots, an overlay video "
-                       "and a self-contained HTML report for each input, plus OUT/summary.csv.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+                       "motion, speed, symmetry, blinks, repetitions), run trained models if given, and write "
+                       "tables, plots, an overlay video and a self-contained HTML report for each input, plus "
+                       "OUT/summary.<format> with one row per input.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, images, frame folders or folders of videos")
+    p.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
+                   help=f"the task performed: {', '.join(TASKS)}, or auto (detected from the movement; default)")
+    p.add_argument("--model", action="append", default=[], metavar="RUN_OR_CHECKPOINT",
+                   help="a fexa train run folder (or a checkpoint in one) whose model scores each input (repeatable)")
     p.add_argument("--out", default="analysis", metavar="DIR")
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--model", action="append", default=[], metavar="RUN",
-                   help="a fexa train run folder whose model scores each input (repeatable)")
-    p.add_argument("--task", default="", help="the task performed (e.g. smile), passed to the models")
+    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="format of the tables")
+    p.add_argument("--smooth", type=int, default=256, metavar="FRAMES",
+                   help="smooth-predicting window of per-frame models, in frames (CFC-SP; 0: none)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)

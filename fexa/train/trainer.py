@@ -307,8 +307,10 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
     test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed)
     if rank == 0:
         classes = list(info.classes) if kind == "classification" and info and len(info.classes) == num_classes else []
+        targets = data["train"]["target"]
         write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
-                                        "classes": classes, "inputs": list(keys)})
+                                        "classes": classes, "inputs": list(keys),
+                                        "target_range": [float(targets.min()), float(targets.max())]})
         parts = [data[k].assign(split=k)[["id", "subject", "target", "task", "split"]] for k in ("train", "val", "test")]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
         if len(data["dropped"]):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from fexa.face.landmarks import REGION_COLORS, get_scheme
@@ -20,9 +21,11 @@ SUBJECT_COLOR = (40, 220, 40)
 OTHER_COLOR = (170, 170, 170)
 
 
-def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, boxes: np.ndarray | None) -> np.ndarray:
+def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, boxes: np.ndarray | None,
+               lines: tuple[str, ...] = ()) -> np.ndarray:
     """Draw frame ``t``'s annotations on a copy of ``rgb``; ``points`` [N, >=2] are the subject's
-    landmarks and ``boxes`` [K, 4] every track's box, both in ``rgb``'s pixels."""
+    landmarks and ``boxes`` [K, 4] every track's box, both in ``rgb``'s pixels; ``lines`` are
+    per-frame values written in a panel at the lower left."""
     img = rgb.copy()
     h, w = img.shape[:2]
     unit = max(1, round(min(h, w) / 300))
@@ -50,6 +53,15 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
         text += f"  yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}"
     cv2.rectangle(img, (0, 0), (w, int(18 * unit)), (0, 0, 0), -1)
     cv2.putText(img, text, (4, int(13 * unit)), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), unit, cv2.LINE_AA)
+    if lines:
+        line_h = int(14 * unit)
+        top = h - int(26 * unit) - line_h * len(lines)
+        width = int(max(len(x) for x in lines) * 7.5 * unit) + 8
+        panel = img[top:h - int(24 * unit), :width]
+        panel[:] = (0.45 * panel).astype(img.dtype)  # darkened, still see-through
+        for i, line in enumerate(lines):
+            cv2.putText(img, line, (4, top + (i + 1) * line_h - 3 * unit), cv2.FONT_HERSHEY_SIMPLEX, font,
+                        (255, 255, 255), unit, cv2.LINE_AA)
     if status:
         color = LOST_COLOR if status == "FACE LOST" else FILLED_COLOR
         cv2.rectangle(img, (0, h - int(22 * unit)), (w, h), color, -1)
@@ -58,10 +70,18 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
     return img
 
 
+def _value_lines(values: pd.DataFrame | None, t: int) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    row = values.iloc[t]
+    return tuple(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if pd.notna(v))
+
+
 def write_overlay(track: TrackData, source: str | Path, out: str | Path, use_crops: bool = False,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, values: pd.DataFrame | None = None) -> Path:
     """Render the overlay of ``source`` (the input video, or the entry's crops.mp4 when
-    ``use_crops``) to ``out`` (MP4)."""
+    ``use_crops``) to ``out`` (MP4); ``values`` (one row per frame, numeric or text columns) are
+    written on each frame."""
     out = Path(out)
     media = Media(source)
     points = track.points_crop if use_crops else track.points
@@ -72,5 +92,5 @@ def write_overlay(track: TrackData, source: str | Path, out: str | Path, use_cro
             if t >= track.num_frames:
                 break
             boxes = None if use_crops else track.track_boxes[t]
-            w.write(draw_frame(fr.rgb, track, t, points[t], boxes))
+            w.write(draw_frame(fr.rgb, track, t, points[t], boxes, _value_lines(values, t)))
     return out
