@@ -1,4 +1,5 @@
-"""fexa analyze / fexa.analysis.Analyzer on the bundled demo clip."""
+"""fexa analyze / fexa.analysis.Analyzer on the bundled demo clip, bad inputs made from it, and
+models trained on it."""
 
 import shutil
 import subprocess
@@ -7,10 +8,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
-from conftest import DEMO
+from conftest import DEMO, write_video
 from fexa.analysis.analyzer import Analyzer
+from fexa.errors import FexaError
+from fexa.io.media import read_all
 
 
 def test_analyzer_result_tables_and_report(tmp_path):
@@ -19,11 +23,12 @@ def test_analyzer_result_tables_and_report(tmp_path):
     assert len(f) == 72 and f["usable"].all()
     for col in ("time", "score", "box_x0", "yaw", "eye_aperture_right", "mouth_width", "x_0", "y_72"):
         assert col in f, col
+    assert res.task == "smile" and res.task_detected and "task detected automatically: smile" in res.warnings[0]
     assert f["mouth_width"].between(0.3, 1.2).all()  # mouth a bit narrower than the eyes' span
     m = res.measures.set_index("measure")
     assert m.loc["blink_count", "unit"] == "blinks" and m.loc["rom_lower_lip", "value"] > 0
     page = res.to_html(tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "blink_count" in page
+    assert page.count("data:image/png;base64,") == 2 and "blink_count" in page and "Task: <b>smile</b>" in page
     again = Analyzer(cache=tmp_path / "cache").analyze(DEMO)  # the cached entry is reused
     pd.testing.assert_frame_equal(again.frames, f)
 
@@ -39,27 +44,144 @@ def test_cli_reports_failures_per_input_and_continues(tmp_path):
         assert (tmp_path / "out" / "single_face" / name).stat().st_size > 0, name
 
 
-def test_a_trained_run_scores_a_new_video(tmp_path):
-    """Train a tiny trajectory regressor on demo-clip windows, then let analyze score the clip."""
+def test_cli_writes_parquet_tables_for_a_given_task(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(DEMO), "--out", str(tmp_path), "--task", "open",
+                        "--format", "parquet", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = pd.read_parquet(tmp_path / "single_face" / "measures.parquet").set_index("measure")
+    assert m.loc["mouth_opening_rom", "primary"] and not m.loc["mouth_width_rom", "primary"]
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert summary.loc[0, "task"] == "open" and summary.loc[0, "frames"] == 72
+    assert m.loc["mouth_opening_rom", "value"] == pytest.approx(summary.loc[0, "mouth_opening_rom"])
+
+
+def test_unknown_task_names_are_refused_with_the_known_ones(tmp_path):
+    with pytest.raises(FexaError, match="unknown task 'smiling'; known: sit_at_rest, smile"):
+        Analyzer(cache=tmp_path, task="smiling")
+    r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(DEMO), "--task", "smiling"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "invalid choice: 'smiling'" in r.stderr
+
+
+# -- bad input, made from the demo clip ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_frames():
+    return read_all(DEMO)[1]
+
+
+def test_a_video_without_a_face_fails_alone(tmp_path):
+    write_video(tmp_path / "dark.mp4", np.zeros((20, 64, 64, 3), np.uint8))
+    with pytest.raises(FexaError, match="no face found in dark.mp4"):
+        Analyzer(cache=tmp_path / "cache").analyze(tmp_path / "dark.mp4")
+
+
+def test_face_lost_for_most_of_the_clip_keeps_flagged_partial_results(tmp_path, demo_frames):
+    frames = demo_frames.copy()
+    frames[25:] = 0  # the camera goes dark after 25 of 72 frames
+    res = Analyzer(cache=tmp_path / "cache").analyze(write_video(tmp_path / "dark_end.mp4", frames, fps=30))
+    assert res.frames["usable"].sum() == 25 and res.frames["mouth_width"].iloc[:25].notna().all()
+    assert res.frames["mouth_width"].iloc[25:].isna().all()
+    assert any("usable in only 35%" in w for w in res.warnings)
+    assert (res.measures["flag"].str.contains("fewer than half the frames usable")).all()
+
+
+def test_a_seven_frame_clip_is_analysed_with_flags(tmp_path, demo_frames):
+    res = Analyzer(cache=tmp_path / "cache", task="smile").analyze(
+        write_video(tmp_path / "short.mp4", demo_frames[:7], fps=30))
+    assert len(res.frames) == 7 and any("very short clip (7 frames" in w for w in res.warnings)
+    m = res.measures.set_index("measure")
+    assert m.loc["peak_speed_mouth_corner_left", "flag"] == "clip shorter than 1 s"
+    assert m.loc["rom_mouth_corner_left", "value"] < 0.05  # the smile starts later: a still mouth
+
+
+def test_two_people_analyses_the_larger_face_and_says_so(tmp_path, demo_frames):
+    """The demo clip beside a mirrored copy at 3/4 size: two tracks as long as each other, the larger
+    face is the subject, and its signals are the single-face clip's."""
+    small = np.asarray([np.asarray(Image.fromarray(f[:, ::-1]).resize((480, 270))) for f in demo_frames])
+    canvas = np.zeros((72, 360, 1120, 3), np.uint8)
+    canvas[:, :, :640] = demo_frames
+    canvas[:, 45:315, 640:] = small
+    res = Analyzer(cache=tmp_path / "cache").analyze(write_video(tmp_path / "two.mp4", canvas, fps=30))
+    assert any("2 faces tracked" in w for w in res.warnings), res.warnings
+    single = Analyzer(cache=tmp_path / "cache1").analyze(DEMO)
+    assert res.frames["box_x1"].max() < 640  # the subject is the face on the left
+    assert np.corrcoef(res.frames["mouth_width"], single.frames["mouth_width"])[0, 1] > 0.98
+
+
+# -- trained models ---------------------------------------------------------------------------------
+def _train(tmp_path, name: str, rows: list[dict], overrides: list[str]):
     from fexa.train.config import load_config
     from fexa.train.trainer import train
 
+    pd.DataFrame(rows).to_csv(tmp_path / f"{name}.csv", index=False)
+    cfg = load_config(None, [f"out={tmp_path / 'runs'}", f"name={name}", "data.dataset=manifest",
+                             f"data.root={tmp_path / f'{name}.csv'}", f"data.cache={tmp_path / 'cache'}",
+                             "data.folds=3", "data.val_fraction=0.0", "eval.bootstrap=10", *overrides])
+    train(cfg, progress=False)
+    return cfg.run_dir
+
+
+@pytest.fixture(scope="module")
+def trajectory_run(tmp_path_factory):
+    """A tiny trajectory regressor trained on demo-clip windows (one epoch: scores, not skill)."""
+    tmp = tmp_path_factory.mktemp("trajectory_run")
     rows = [{"id": f"w{s}_{k}", "path": str(DEMO), "subject": f"w{s}", "score": k, "motion_scale": 1 - k / 2,
              "start": s, "end": s + 32} for s in (0, 20, 40) for k in range(3)]
-    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    cfg = load_config(None, [f"out={tmp_path / 'runs'}", "name=tiny", "data.dataset=manifest",
-                             f"data.root={tmp_path / 'm.csv'}",
-                             f"data.cache={tmp_path / 'cache'}", "data.folds=3", "data.val_fraction=0.0",
-                             "data.samples={trajectory_length: 32, trajectory_channels: 2}", "model.name=tramp_trajectory",
-                             "model.options={traj_frames: 32, traj_channels: 2, dim: 32, traj_encoder: "
-                             "{embed_dim: 32, depths: [1], channels: [32], attn_drop: 0.0, drop_path: 0.0}}",
-                             "train.epochs=1", "train.loss=mse", "eval.bootstrap=10"])
-    train(cfg, progress=False)
-    res = Analyzer(cache=tmp_path / "cache", models=[cfg.run_dir]).analyze(DEMO)
+    return _train(tmp, "tiny", rows, [
+        "data.samples={trajectory_length: 32, trajectory_channels: 2}", "model.name=tramp_trajectory",
+        "model.options={traj_frames: 32, traj_channels: 2, dim: 32, traj_encoder: "
+        "{embed_dim: 32, depths: [1], channels: [32], attn_drop: 0.0, drop_path: 0.0}}",
+        "train.epochs=1", "train.loss=mse"])
+
+
+def test_a_trained_run_scores_a_new_video(tmp_path, trajectory_run):
+    res = Analyzer(cache=tmp_path / "cache", models=[trajectory_run]).analyze(DEMO)
     p = res.predictions
     assert list(p.columns) == ["model", "score", "level"] and p.loc[0, "model"] == "tiny"
-    assert pd.notna(p.loc[0, "score"]) and p.loc[0, "level"] == max(0, round(p.loc[0, "score"]))
+    assert pd.notna(p.loc[0, "score"]) and p.loc[0, "level"] == int(np.clip(round(p.loc[0, "score"]), 0, 2))
+    assert res.prediction_columns == []  # a clip model: no per-frame predictions
+    res.plot_all(tmp_path)
     assert "Model predictions" in res.to_html(tmp_path / "r.html").read_text()
+    assert (tmp_path / "predictions.png").stat().st_size > 0
+    # the checkpoint file itself names the same model
+    again = Analyzer(cache=tmp_path / "cache", models=[trajectory_run / "checkpoints" / "last" / "model.safetensors"])
+    assert again.analyze(DEMO).predictions.loc[0, "score"] == pytest.approx(p.loc[0, "score"])
+
+
+def test_a_checkpoint_for_another_representation_is_refused(tmp_path, trajectory_run):
+    """The trajectory model's weights put into a run whose model takes single frames (IR-50)."""
+    other = tmp_path / "image_run"
+    shutil.copytree(trajectory_run, other)
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["model"] = {"name": "ir50", "options": {"num_stages": 2, "units": [1, 1], "channels": [8, 16]}, "pretrained": {}}
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(FexaError, match=r"do not fit model 'ir50' \(which takes single aligned frames\).*missing.*"
+                                        "another model or representation"):
+        Analyzer(cache=tmp_path / "cache", models=[other])
+    with pytest.raises(FexaError, match="not a fexa run folder"):
+        Analyzer(cache=tmp_path / "cache", models=[tmp_path])
+
+
+def test_a_per_frame_model_predicts_every_frame_with_smoothing(tmp_path):
+    """A tiny IR net learns neutral (0) vs smiling (1) frames of the demo clip (the smile starts at
+    frame ~18); analyze scores every frame, smooths over time and averages into the clip's class."""
+    labels = {t: int(t >= 24) for t in range(72) if not 14 <= t < 24}  # transition frames left out
+    rows = [{"id": f"f{t}", "path": str(DEMO), "subject": f"s{t % 3}", "label": y, "start": t, "end": t + 1}
+            for t, y in labels.items()]
+    run = _train(tmp_path, "frames", rows, [
+        "data.samples={image_size: 56}", "model.name=ir50",
+        "model.options={num_stages: 2, units: [1, 1], channels: [8, 16]}",
+        "optim={name: adam, lr: 0.001, scheduler: none}", "train.epochs=20", "train.batch_size=8", "train.loss=ce"])
+    raw = Analyzer(cache=tmp_path / "cache", models=[run], smooth_window=0).analyze(DEMO)
+    smooth = Analyzer(cache=tmp_path / "cache", models=[run], smooth_window=16).analyze(DEMO)
+    assert smooth.prediction_columns == ["frames_prediction", "frames_p_0", "frames_p_1"]
+    p = smooth.frames["frames_p_1"].to_numpy()
+    assert p[40:].mean() - p[:12].mean() > 0.4  # the model sees the smile in the frames
+    assert smooth.predictions.loc[0, "p_1"] == pytest.approx(p.mean())  # the clip: the frames' mean
+    assert smooth.predictions.loc[0, "prediction"] == ("1" if p.mean() > 0.5 else "0")
+    variation = lambda x: np.abs(np.diff(x)).sum()  # noqa: E731
+    assert variation(p) < variation(raw.frames["frames_p_1"].to_numpy())  # smoothing steadies the curve
+    smooth.plot_predictions(tmp_path / "pred.png")
 
 
 @pytest.mark.slow

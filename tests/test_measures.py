@@ -1,10 +1,23 @@
 """Kinematic measures: synthetic signals with known answers, and real clips with hand counts."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import shared_file
-from fexa.analysis.measures import _symmetry, compute_measures, detect_blinks, frame_signals, segment_repetitions
+from conftest import REPO
+from fexa.analysis.measures import (
+    MEASURES,
+    TASKS,
+    _symmetry,
+    compute_measures,
+    detect_blinks,
+    detect_task,
+    frame_signals,
+    measures_markdown,
+    segment_repetitions,
+    task_repetitions,
+)
 from fexa.extract import extract_many
 from fexa.io.trackfile import TrackData
 
@@ -78,3 +91,64 @@ def test_subclips_and_scaled_motion_features(demo_entry):
     roms = [c for c in full.index if c.startswith("rom_")]
     assert (still[roms] == 0).all() and still["mouth_width_rom"] == pytest.approx(0, abs=1e-9)
     np.testing.assert_allclose(half[roms] / full[roms], 0.5, atol=0.05)  # motion halved, ROM halved
+
+
+def test_repetitions_follow_the_task_direction():
+    """Three frowns: the brows go down and back; segmented on the brow signal turned upside down."""
+    fps = 25.0
+    t = np.arange(0, 6, 1 / fps)
+    brow = 0.28 - 0.03 * (1 - np.cos(2 * np.pi * t / 2.0)) / 2  # minima (frowns) at 1, 3, 5 s
+    sig = pd.DataFrame({"brow_height_right": brow, "brow_height_left": brow, "mouth_width": 0.5 + 0 * t})
+    frowns = task_repetitions(sig, "frown", fps)
+    np.testing.assert_allclose(frowns["time"], [1, 3, 5], atol=0.05)
+    np.testing.assert_allclose(frowns["amplitude"], 0.03, atol=0.002)
+    assert len(task_repetitions(sig, "brow", fps)) < 3  # raising the brows is the opposite movement
+    assert task_repetitions(sig, "sit_at_rest", fps).empty
+    with pytest.raises(ValueError, match="unknown task 'smiling'"):
+        task_repetitions(sig, "smiling", fps)
+
+
+def test_the_measures_documentation_is_generated_from_the_registry():
+    doc = (REPO / "docs" / "measures.md").read_text()
+    assert doc == measures_markdown(), "regenerate: python -m fexa.analysis.measures > docs/measures.md"
+    every_task = {t for m in MEASURES.values() for t in m.tasks}
+    assert every_task == set(TASKS)  # every task has measures, and no measure names an unknown task
+
+
+def test_primary_measures_follow_the_task(demo_entry):
+    track = TrackData.load(demo_entry / "track.npz")
+    squeeze = compute_measures(track, "squeeze_eyes").set_index("measure")
+    smile = compute_measures(track, "smile").set_index("measure")
+    assert squeeze.loc["eye_closure_depth", "primary"] and not squeeze.loc["mouth_width_rom", "primary"]
+    assert smile.loc["mouth_width_rom", "primary"] and not smile.loc["eye_closure_depth", "primary"]
+    assert list(squeeze.index) == list(MEASURES) and squeeze.attrs["task"] == "squeeze_eyes"
+    # repetitions are counted on the task's signal: the demo smiles once and does not squeeze its eyes
+    assert smile.loc["repetitions", "value"] == 1
+    assert np.isnan(compute_measures(track, "sit_at_rest").set_index("measure").loc["repetitions", "value"])
+
+
+def test_a_short_clip_flags_its_timed_measures(demo_entry):
+    track = TrackData.load(demo_entry / "track.npz").subclip(0, 7)
+    m = compute_measures(track, "smile").set_index("measure")
+    assert m.loc["peak_speed_upper_lip", "flag"] == "clip shorter than 1 s" and m.loc["blink_count", "flag"]
+    assert m.loc["rom_upper_lip", "flag"] == ""  # a range of motion is still a range of motion
+
+
+@pytest.fixture(scope="module")
+def task_clips(tmp_path_factory):
+    names = ("d0", "d11", "d18")
+    paths = [shared_file(f"liveportrait_driving_videos/{n}.mp4") for n in names]
+    out = tmp_path_factory.mktemp("tasks")
+    extract_many(paths, out, progress=False)
+    return {n: TrackData.load(out / n / "track.npz") for n in names}
+
+
+def test_task_detection_on_single_movement_clips(task_clips):
+    """The curators' notes (not ground truth, checked by eye): d0 neutral -> smile; d11 raised brows
+    while talking; d18 frames 100-160 neutral -> wide open mouth."""
+    assert detect_task(frame_signals(task_clips["d0"])).task == "smile"
+    assert detect_task(frame_signals(task_clips["d11"])).task == "brow"
+    assert detect_task(frame_signals(task_clips["d18"].subclip(100, 160))).task == "open"
+    still = task_clips["d0"].scaled_motion(0.0)  # every landmark held at the first frame
+    guess = detect_task(frame_signals(still))
+    assert guess.task == "sit_at_rest" and max(abs(v) for v in guess.activation.values()) < 1e-6

@@ -48,7 +48,11 @@ from fexa.extract import ExtractConfig, entry_is_done, extract_one, input_ids  #
 from fexa.face.landmarks import get_scheme  # noqa: E402
 from fexa.io.atomic import atomic_path  # noqa: E402
 from fexa.io.trackfile import TrackData  # noqa: E402
+from fexa.viz.overlay import write_overlay  # noqa: E402
 from fexa.viz.sheets import plot_trajectories  # noqa: E402
+
+OVERLAY_SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
+                   "brow_height_left")
 
 
 def frames_table(track: TrackData) -> pd.DataFrame:
@@ -165,6 +169,14 @@ class Result:
             ax.set_title(f"{name}: {summary}", fontsize=10)
             ax.grid(alpha=0.3)
         return self._save(fig, path)
+
+    def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
+        """The input video with landmarks by region, boxes, lost frames and, per frame, the signals
+        and per-frame predictions written on it (MP4)."""
+        if not self.source.is_file() or self.track.num_frames < 2:
+            raise ValueError(f"{self.source} is not a video: no overlay")
+        values = self.frames[list(OVERLAY_SIGNALS) + self.prediction_columns]
+        return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
     def plot_all(self, folder: str | Path) -> dict[str, Path]:
         """Every plot of this result as PNGs in ``folder``: signals, regions and (with models) predictions."""

@@ -282,7 +282,7 @@ _MOVING = tuple(name for name, t in TASKS.items() if t.signal is not None)
 def _registry() -> dict[str, Measure]:
     m = []
     for region, tasks in _REGION_TASKS.items():
-        where = f"the {region.replace('_', ' ')} points' mean distance d(t) from their rest-frame positions"
+        where = f"the {region.replace('_', ' ')} points' mean distance from their rest-frame positions"
         m += [Measure(f"rom_{region}", "IOD", "range of motion", tasks, f"max_t d(t), d(t) = {where}"),
               Measure(f"peak_speed_{region}", "IOD/s", "speed", tasks, "max_t |d(t+1) - d(t)| x fps"),
               Measure(f"time_to_peak_{region}", "s", "speed", tasks, "time of max_t d(t) - time of the rest frame")]
@@ -377,7 +377,8 @@ def measures_markdown() -> str:
         lines.append(f"| `{t.name}` | {t.description} | {moved} |")
     lines += ["", "## Measures", "", "| measure | unit | aspect | tasks | formula |", "|---|---|---|---|---|"]
     for m in MEASURES.values():
-        lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {m.formula} |")
+        formula = m.formula.replace("|", "\\|")  # a bar would end the table cell
+        lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {formula} |")
     return "\n".join(lines) + "\n"
 
 

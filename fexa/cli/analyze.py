@@ -6,10 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-OVERLAY_SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
-                   "brow_height_left")
-
-
 def write_table(table, path: Path) -> Path:
     """``table`` as CSV, JSON (records) or Parquet, chosen by ``path``'s suffix, written atomically."""
     from fexa.io.atomic import atomic_path, write_text
@@ -31,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
     from fexa.errors import FexaError
     from fexa.extract import expand_inputs, input_ids
-    from fexa.viz.overlay import write_overlay
 
     out = Path(args.out)
     analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task, smooth_window=args.smooth)
@@ -47,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
                 write_table(table, d / f"{name}.{args.format}")
             res.to_html(d / "report.html", res.plot_all(d))
             if path.is_file() and res.track.num_frames > 1:
-                values = res.frames[list(OVERLAY_SIGNALS) + res.prediction_columns]
-                write_overlay(res.track, path, d / "overlay.mp4", progress=False, values=values)
+                res.write_overlay(d / "overlay.mp4")
             row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), task=res.task,
                        warnings="; ".join(res.warnings))
             row.update(res.measures.set_index("measure")["value"].to_dict())
