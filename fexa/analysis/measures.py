@@ -230,22 +230,33 @@ def _symmetry(right: float, left: float) -> float:
     return abs(abs(right) - abs(left)) / total if total > 0 else 0.0
 
 
-def region_motion(track: TrackData, rest: int | None = None) -> pd.DataFrame:
-    """Per region (traj63 regions and each mouth corner): range of motion from the rest frame
-    (IOD), peak speed (IOD/s), time to peak (s)."""
-    _require_mesh(track)
+def region_displacement(track: TrackData, rest: int | None = None) -> pd.DataFrame:
+    """[T, regions] mean distance of each traj63 region's points from their rest-frame positions
+    (IOD, nose motion removed), plus each mouth corner's for mediapipe tracks; NaN where unusable.
+    Works for every landmark layout (imported tracks too)."""
     p = normalized_points(track)
     rest = _rest_index(track.usable) if rest is None else rest
     scheme = get_scheme("traj63")
     pts = scheme.select(p, track.layout)
     disp = np.linalg.norm(pts - pts[rest], axis=-1)  # [T, 63]
+    regions = {name: disp[:, scheme.region_slice(name)].mean(axis=1) for name in scheme.region_names}
+    if track.layout == "mediapipe478":
+        regions["mouth_corner_right"] = np.linalg.norm(p[:, _CORNER_R] - p[rest, _CORNER_R], axis=1)
+        regions["mouth_corner_left"] = np.linalg.norm(p[:, _CORNER_L] - p[rest, _CORNER_L], axis=1)
+    df = pd.DataFrame(regions)
+    df.loc[~track.usable] = np.nan
+    return df
+
+
+def region_motion(track: TrackData, rest: int | None = None) -> pd.DataFrame:
+    """Per region (traj63 regions and each mouth corner): range of motion from the rest frame
+    (IOD), peak speed (IOD/s), time to peak (s)."""
+    _require_mesh(track)
+    rest = _rest_index(track.usable) if rest is None else rest
     fps = track.fps or 25.0
     rows = []
-    regions = {name: disp[:, scheme.region_slice(name)].mean(axis=1) for name in scheme.region_names}
-    regions["mouth_corner_right"] = np.linalg.norm(p[:, _CORNER_R] - p[rest, _CORNER_R], axis=1)
-    regions["mouth_corner_left"] = np.linalg.norm(p[:, _CORNER_L] - p[rest, _CORNER_L], axis=1)
-    for name, d in regions.items():
-        d = np.where(track.usable, d, np.nan)
+    for name, d in region_displacement(track, rest).items():
+        d = d.to_numpy()
         speed = np.abs(np.diff(d)) * fps
         k = int(np.nanargmax(d))
         rows.append({"region": name, "rom": float(np.nanmax(d)),

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fexa.analysis.measures import region_displacement  # noqa: E402
 from fexa.face.landmarks import REGION_COLORS, get_layout, get_scheme  # noqa: E402
 from fexa.io.trackfile import TrackData  # noqa: E402
 from fexa.represent import HeatmapConfig, track_heatmaps  # noqa: E402
@@ -66,20 +67,6 @@ def plot_heatmap_strip(track: TrackData, crops: np.ndarray | None, out: str | Pa
     return Path(out)
 
 
-def region_displacement(track: TrackData) -> tuple[list[str], np.ndarray]:
-    """Per traj63 region, mean distance of its points from their first usable position, with the
-    nose tip's motion removed (so it shows expression, not head translation), in crop pixels.
-    Returns (region names, [T, regions]) with NaN on unusable frames."""
-    scheme = get_scheme("traj63")
-    pts = scheme.select(track.points_crop, track.layout)
-    rel = pts - track.points_crop[:, get_layout(track.layout).nose_tip][:, None, :2]
-    first = np.flatnonzero(track.usable)[0]
-    d = np.linalg.norm(rel - rel[first], axis=-1)
-    out = np.stack([d[:, scheme.region_slice(r)].mean(axis=1) for r in scheme.region_names], axis=1)
-    out[~track.usable] = np.nan
-    return scheme.region_names, out
-
-
 def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     """Left: 2D paths of the 63 trajectory points (relative to the first frame's nose tip).
     Right: per-region displacement over time, with lost and filled frames shaded."""
@@ -101,16 +88,16 @@ def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     ax0.set_aspect("equal")
     ax0.set_title("trajectories (crop px, origin: nose tip at first frame)", fontsize=9)
     ax0.legend(fontsize=7, loc="lower right")
-    names, disp = region_displacement(track)
+    disp = region_displacement(track)
     t = track.times
-    for k, name in enumerate(names):
-        ax1.plot(t, disp[:, k], color=_rgb01(REGION_COLORS[name]), label=name, lw=1.2)
-    ymax = np.nanmax(disp) if np.isfinite(disp).any() else 1.0
+    for name in scheme.region_names:
+        ax1.plot(t, disp[name], color=_rgb01(REGION_COLORS[name]), label=name, lw=1.2)
+    ymax = np.nanmax(disp.to_numpy()) if np.isfinite(disp.to_numpy()).any() else 1.0
     for mask, color, label in ((~use, "red", "face lost"), (track.filled, "orange", "filled")):
         if mask.any():
             ax1.fill_between(t, 0, ymax, where=mask, color=color, alpha=0.15, step="mid", label=label)
     ax1.set_xlabel("time (s)")
-    ax1.set_ylabel("displacement from first frame (crop px, nose motion removed)")
+    ax1.set_ylabel("displacement from the rest frame (IOD, nose motion removed)")
     ax1.set_title("region displacement over time", fontsize=9)
     ax1.legend(fontsize=7, ncol=2)
     fig.tight_layout()
