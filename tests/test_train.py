@@ -60,6 +60,10 @@ def test_config_is_strict(tiny):
         load_config(tiny, ["train.epochs=three"])
     cfg = load_config(tiny, ["train.epochs=7", "optim.lr=0.01"])
     assert cfg.train.epochs == 7 and cfg.optim.lr == 0.01 and cfg.data.samples.trajectory_length == 32
+    wrong = load_config(tiny, ["name=wrong_metric", "eval.metric=accuracy"])  # a regression task
+    with pytest.raises(FexaError, match="eval.metric 'accuracy' is not a regression metric; choose from spearman"):
+        train(wrong, progress=False)
+    assert not (wrong.run_dir / "checkpoints").exists()  # refused before any training
 
 
 def test_training_lowers_the_loss_and_writes_a_run(tiny):

@@ -232,26 +232,31 @@ def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind
     return np.stack([sums[i] / counts[i] for i in range(len(ds.table))])
 
 
+METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or [N, C] class scores)
+    "regression": {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse},
+    "classification": {"accuracy": lambda y, p: M.accuracy(y.astype(int), p.argmax(1)),
+                       "uar": lambda y, p: M.uar(y.astype(int), p.argmax(1), p.shape[1]),
+                       "macro_f1": lambda y, p: M.macro_f1(y.astype(int), p.argmax(1), p.shape[1])},
+}
+
+
 def score(kind: str, table: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
     y = table["target"].to_numpy()
-    if kind == "regression":
-        out = {"spearman": M.spearman(y, pred), "pearson": M.pearson(y, pred), "mae": M.mae(y, pred),
-               "rmse": M.rmse(y, pred)}
-        if table["task"].nunique() > 1:
-            out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
-        return out
-    labels = pred.argmax(axis=1)
-    yi = y.astype(int)
-    return {"accuracy": M.accuracy(yi, labels), "uar": M.uar(yi, labels, pred.shape[1]),
-            "macro_f1": M.macro_f1(yi, labels, pred.shape[1])}
+    out = {name: fn(y, pred) for name, fn in METRICS[kind].items()}
+    if kind == "regression" and table["task"].nunique() > 1:
+        out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
+    return out
 
 
-def _metric_fn(kind: str, name: str):
-    if kind == "regression":
-        return {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse}[name]
-    return {"accuracy": lambda y, p: M.accuracy(y.astype(int), p.argmax(1)),
-            "uar": lambda y, p: M.uar(y.astype(int), p.argmax(1), p.shape[1]),
-            "macro_f1": lambda y, p: M.macro_f1(y.astype(int), p.argmax(1), p.shape[1])}[name]
+def selection_metric(cfg: ExperimentConfig, kind: str) -> str:
+    """The metric that picks epochs: eval.metric, or Spearman / accuracy for ``auto``."""
+    if cfg.eval.metric == "auto":
+        return "spearman" if kind == "regression" else "accuracy"
+    if cfg.eval.metric not in METRICS[kind]:
+        raise FexaError(f"eval.metric {cfg.eval.metric!r} is not a {kind} metric; choose from "
+                        f"{', '.join(METRICS[kind])} or auto")
+    return cfg.eval.metric
 
 
 def _better(metric: str, a: float, b: float | None) -> bool:
@@ -329,7 +334,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
         criterion = criterion.to(device)
     params = list(model.parameters()) + (list(criterion.parameters()) if isinstance(criterion, nn.Module) else [])
     opt, sched = build_optimizer(cfg, [p for p in params if p.requires_grad])
-    metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("spearman" if kind == "regression" else "accuracy")
+    metric = selection_metric(cfg, kind)
 
     start, history, best_val = 0, [], None
     if resume and (last / "state.pt").exists():
@@ -427,7 +432,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     pick = evaluated[f"test_{metric}"].idxmin() if metric in ("mae", "rmse") else evaluated[f"test_{metric}"].idxmax()
     paper_epoch = int(evaluated.loc[pick, "epoch"])
     y = data["test"]["target"].to_numpy()
-    fn = _metric_fn(kind, metric)
+    fn = METRICS[kind][metric]
     groups = data["test"]["subject"].to_numpy()
 
     def protocol(pred: np.ndarray, epoch: int, note: str) -> dict:
@@ -467,7 +472,7 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     keys, argfn = model_inputs(cfg.model.name)
     model = build_model(cfg, num_classes).to(device)
     test_ds = FaceSamples(data["test"], keys, cfg.data.samples, False, cfg.train.seed)
-    metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("spearman" if kind == "regression" else "accuracy")
+    metric = selection_metric(cfg, kind)
     history = pd.read_csv(run / "metrics.csv").to_dict("records")
     return _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
 
