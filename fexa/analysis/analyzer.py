@@ -40,6 +40,7 @@ from fexa.analysis.measures import (  # noqa: E402
     detect_task,
     frame_signals,
     get_task,
+    region_displacement,
     task_repetitions,
     task_signal,
 )
@@ -77,8 +78,8 @@ class Result:
     track: TrackData
     frames: pd.DataFrame
     measures: pd.DataFrame
-    task: str  # the task the measures serve (given, or detected when the Analyzer's task is "auto")
-    task_detected: bool = False
+    task: str  # the task the measures serve
+    task_source: str = "given"  # "given", "detected" (the Analyzer's task was "auto") or "image" (nothing to detect)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per model (fexa train runs)
     warnings: list[str] = field(default_factory=list)
 
@@ -98,25 +99,29 @@ class Result:
                             alpha=0.12, step="mid", label="face lost")
 
     def plot_signals(self, path: str | Path) -> Path:
-        """Eye aperture with blinks marked, mouth width and opening, brows right vs left, over time,
-        with the repetitions of the task's movement marked."""
+        """Over time: eye aperture right vs left with blinks marked; mouth width and opening; brows
+        and mouth corners right vs left; the repetitions of the task's movement marked."""
         f = self.frames
         t = f["time"]
-        fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True)
+        fig, axes = plt.subplots(4, 1, figsize=(11, 9.5), sharex=True)
         aperture = task_signal(f, "eye_aperture")
         blinks = detect_blinks(aperture, self.track.fps or 25.0)
-        axes[0].plot(t, f["eye_aperture_right"], label="right eye", lw=1)
-        axes[0].plot(t, f["eye_aperture_left"], label="left eye", lw=1)
+        corners = region_displacement(self.track)
+        panels = (
+            ("eye aperture", (("eye_aperture_right", "right eye"), ("eye_aperture_left", "left eye"))),
+            ("mouth (IOD)", (("mouth_width", "mouth width"), ("mouth_opening", "mouth opening"))),
+            ("brow height (IOD)", (("brow_height_right", "right brow"), ("brow_height_left", "left brow"))),
+        )
+        for ax, (ylabel, lines) in zip(axes, panels):
+            for column, label in lines:
+                ax.plot(t, f[column], label=label, lw=1.2)
+            ax.set_ylabel(ylabel)
         axes[0].plot(t.iloc[list(blinks.frames)], aperture[list(blinks.frames)], "v", color="red",
                      label=f"blinks ({blinks.count})")
-        axes[0].set_ylabel("eye aperture")
-        axes[1].plot(t, f["mouth_width"], label="mouth width")
-        axes[1].plot(t, f["mouth_opening"], label="mouth opening")
-        axes[1].set_ylabel("inter-ocular distances")
-        axes[2].plot(t, f["brow_height_right"], label="right brow")
-        axes[2].plot(t, f["brow_height_left"], label="left brow")
-        axes[2].set_ylabel("brow height (IOD)")
-        axes[2].set_xlabel("time (s)")
+        axes[3].plot(t, corners["mouth_corner_right"], label="right corner", lw=1.2)
+        axes[3].plot(t, corners["mouth_corner_left"], label="left corner", lw=1.2)
+        axes[3].set_ylabel("mouth corner\nmovement (IOD)")
+        axes[3].set_xlabel("time (s)")
         signal = get_task(self.task).signal
         if signal is not None:
             ax = axes[{"eye_aperture": 0, "brow_height": 2}.get(signal, 1)]
@@ -127,7 +132,7 @@ class Result:
             self._mark_lost(ax)
             ax.legend(fontsize=8, loc="upper right")
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{self.source.name}: task {self.task}{' (detected)' if self.task_detected else ''}", fontsize=10)
+        fig.suptitle(f"{self.source.name}: task {self.task} ({self.task_source})", fontsize=10)
         return self._save(fig, path)
 
     def plot_regions(self, path: str | Path) -> Path:
@@ -205,7 +210,8 @@ class Result:
                        for k, v in embedded.items())
         title = html.escape(self.source.name)
         task = get_task(self.task)
-        how = "detected automatically from the movement; give the task to set it" if self.task_detected else "given"
+        how = {"given": "given", "detected": "detected automatically from the movement; give the task to set it",
+               "image": "a single image shows no movement to detect a task from"}[self.task_source]
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}
@@ -269,8 +275,11 @@ class Analyzer:
             warnings.append(f"a very short clip ({track.num_frames} frames, {duration:.2f} s): speeds, blinks and "
                             "repetitions are flagged")
         frames = frames_table(track)
-        task, detected = self.task, self.task == "auto"
-        if detected:
+        task, source = self.task, "given"
+        if task == "auto" and track.num_frames == 1:
+            task, source = "sit_at_rest", "image"
+        elif task == "auto":
+            source = "detected"
             guess = detect_task(frames)
             task = guess.task
             warnings.append(f"task detected automatically: {task} (activations "
@@ -283,4 +292,4 @@ class Analyzer:
             if per_frame is not None:
                 frames = pd.concat([frames, per_frame], axis=1)
                 columns += list(per_frame.columns)
-        return Result(path, entry, track, frames, measures, task, detected, pd.DataFrame(rows), warnings, columns)
+        return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns)

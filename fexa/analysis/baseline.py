@@ -11,19 +11,20 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from fexa.analysis.measures import compute_measures
+from fexa.analysis.measures import compute_measures, task_of
 from fexa.io.trackfile import TrackData
 from fexa.train.config import ExperimentConfig, load_config
 
 
 def sample_features(row: pd.Series) -> pd.Series:
     """Measures of one linked sample (its [start, end) frames; ``motion_scale`` applied like the
-    datasets do: each landmark's displacement from the sample's first frame is scaled)."""
+    datasets do: each landmark's displacement from the sample's first frame is scaled), for the
+    sample's task when it names one (else the detected task)."""
     track = TrackData.load(f"{row['entry']}/track.npz").subclip(int(row.get("start", 0)), int(row.get("end", -1)))
     scale = float(row.get("motion_scale", 1.0))
     if scale != 1.0:
         track = track.scaled_motion(scale)
-    m = compute_measures(track)
+    m = compute_measures(track, task_of(row.get("task", "")))
     return pd.Series(m["value"].to_numpy(), index=m["measure"])
 
 

@@ -80,6 +80,13 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)} (or auto)") from None
 
 
+def task_of(label: object) -> str:
+    """A dataset's task label (e.g. PFED5 'squeeze_eyes', Toronto NeuroFace 'BLOW') as a TASKS
+    name, or ``auto`` when it names none."""
+    name = str(label).strip().lower().replace(" ", "_")
+    return name if name in TASKS else "auto"
+
+
 def _require_mesh(track: TrackData) -> None:
     if track.layout != "mediapipe478":
         raise ValueError(f"kinematic measures need fexa's mediapipe tracks, not {track.layout!r} landmarks")

@@ -131,9 +131,10 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None, static: bool = False):
         self.cfg = config or TrackerConfig()
         self.static = static
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=self.cfg.min_detection_confidence
-        )
+        # full range (faces up to ~5 m) first; the short-range model (< 2 m) finds close-ups it
+        # misses, e.g. a face filling the frame at 45 degrees of yaw
+        self._detectors = [mp.solutions.face_detection.FaceDetection(
+            model_selection=m, min_detection_confidence=self.cfg.min_detection_confidence) for m in (1, 0)]
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._frame = 0
@@ -168,12 +169,16 @@ class FaceTracker:
         return out
 
     def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Full-range face detection -> [(box x0,y0,x1,y1 in pixels, score)]."""
+        """Face detection -> [(box x0,y0,x1,y1 in pixels, score)]: the full-range model, or the
+        short-range one when the full-range model finds nothing."""
         h, w = rgb.shape[:2]
-        res = self._detector.process(rgb)
         self.detector_calls += 1
+        for detector in self._detectors:
+            found = detector.process(rgb).detections or []
+            if found:
+                break
         dets = []
-        for d in res.detections or []:
+        for d in found:
             r = d.location_data.relative_bounding_box
             box = np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h])
             dets.append((box, float(d.score[0])))
@@ -181,7 +186,8 @@ class FaceTracker:
 
     def close(self) -> None:
         self._drop(list(self._tracks))
-        self._detector.close()
+        for detector in self._detectors:
+            detector.close()
 
     def __enter__(self) -> "FaceTracker":
         return self
