@@ -237,10 +237,11 @@ class Analyzer:
 
     ``task``: the clinical task shown (``fexa.analysis.measures.TASKS``) or ``auto`` to detect it;
     ``models``: ``fexa train`` run folders (or checkpoints inside them) to score each input with;
-    ``smooth_window``: frames of smooth predicting for per-frame models (0: none)."""
+    ``smooth_window``: frames of smooth predicting for per-frame models (0: none); ``progress``:
+    progress bars for tracking and per-frame scoring."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
-                 models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256):
+                 models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256, progress: bool = False):
         from fexa.analysis.predict import TrainedModel
 
         if task != "auto":
@@ -252,6 +253,7 @@ class Analyzer:
         self.extract = extract or ExtractConfig()
         self.models = [TrainedModel(m, smooth_window) for m in models]
         self.task = task
+        self.progress = progress
 
     def analyze(self, path: str | Path) -> Result:
         path = Path(path)
@@ -259,7 +261,7 @@ class Analyzer:
         if entry_is_done(entry, path):
             meta = json.loads((entry / "meta.json").read_text())
         else:
-            meta = extract_one(path, entry, self.extract)
+            meta = extract_one(path, entry, self.extract, progress=self.progress)
         if meta["status"] == "no_face":
             raise FexaError(f"no face found in {path.name}")
         if meta["status"] != "ok":
@@ -287,7 +289,7 @@ class Analyzer:
         measures = compute_measures(track, task)
         rows, columns = [], []
         for model in self.models:
-            row, per_frame = model.predict(entry, task)
+            row, per_frame = model.predict(entry, task, progress=self.progress)
             rows.append(row)
             if per_frame is not None:
                 frames = pd.concat([frames, per_frame], axis=1)

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from fexa.data.samples import FaceSamples
 from fexa.errors import FexaError
@@ -84,10 +85,11 @@ class TrainedModel:
                 f"(e.g. {(missing + unexpected + wrong)[0]}); were they trained for another model or representation?")
         self.model.load_state_dict(state)
 
-    def _outputs(self, ds: FaceSamples, batch_size: int = 1) -> np.ndarray:
+    def _outputs(self, ds: FaceSamples, batch_size: int = 1, progress: bool = False) -> np.ndarray:
         """[len(ds), C] raw outputs (logits or scores)."""
         outs = []
-        for batch in DataLoader(ds, batch_size=batch_size):
+        for batch in tqdm(DataLoader(ds, batch_size=batch_size), desc=self.name, unit="batch", leave=False,
+                          disable=not progress):
             pred, _ = split_output(self.model(*self.argfn(batch)))
             outs.append(pred.float().reshape(len(pred), -1))
         return torch.cat(outs).numpy()
@@ -102,11 +104,11 @@ class TrainedModel:
         return {"model": self.name, "score": score, "level": int(np.clip(np.rint(score), *self.target_range))}
 
     @torch.no_grad()
-    def predict(self, entry: str | Path, task: str = "") -> tuple[dict, pd.DataFrame | None]:
+    def predict(self, entry: str | Path, task: str = "", progress: bool = False) -> tuple[dict, pd.DataFrame | None]:
         """(the per-input prediction row, per-frame predictions for per-frame models else None)."""
         entry = Path(entry)
         if self.per_frame:
-            return self._predict_frames(entry, task)
+            return self._predict_frames(entry, task, progress)
         row = pd.DataFrame([{"id": entry.name, "subject": "", "target": 0.0, "task": task, "start": 0, "end": -1,
                              "entry": str(entry)}])
         out = self._outputs(FaceSamples(row, self.keys, self.cfg.data.samples, train=False, seed=self.cfg.train.seed))
@@ -114,13 +116,13 @@ class TrainedModel:
             out = torch.from_numpy(out).softmax(-1).numpy()
         return self._summary(out.mean(axis=0)), None
 
-    def _predict_frames(self, entry: Path, task: str) -> tuple[dict, pd.DataFrame]:
+    def _predict_frames(self, entry: Path, task: str, progress: bool) -> tuple[dict, pd.DataFrame]:
         track = TrackData.load(entry / "track.npz")
         frames = np.flatnonzero(track.usable)
         rows = pd.DataFrame({"id": [f"{entry.name}:{t}" for t in frames], "subject": "", "target": 0.0, "task": task,
                              "start": frames, "end": frames + 1, "entry": str(entry)})
         sc = dataclasses.replace(self.cfg.data.samples, test_clips=1)
-        raw = self._outputs(FaceSamples(rows, self.keys, sc, train=False, seed=self.cfg.train.seed), batch_size=32)
+        raw = self._outputs(FaceSamples(rows, self.keys, sc, train=False, seed=self.cfg.train.seed), 32, progress)
         full = torch.zeros(track.num_frames, raw.shape[1])
         full[frames] = torch.from_numpy(raw)
         valid = torch.from_numpy(track.usable)

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from fexa.extract import expand_inputs, input_ids
 
     out = Path(args.out)
-    analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task, smooth_window=args.smooth)
+    analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
+                        progress=not args.quiet)
     paths = expand_inputs(args.inputs)
     summary = []
     for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input", disable=args.quiet):
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 write_table(table, d / f"{name}.{args.format}")
             res.to_html(d / "report.html", res.plot_all(d))
             if path.is_file() and res.track.num_frames > 1:
-                res.write_overlay(d / "overlay.mp4")
+                res.write_overlay(d / "overlay.mp4", progress=not args.quiet)
             row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), task=res.task,
                        warnings="; ".join(res.warnings))
             row.update(res.measures.set_index("measure")["value"].to_dict())
