@@ -195,6 +195,32 @@ def test_a_per_frame_model_predicts_every_frame_with_smoothing(tmp_path):
     smooth.plot_predictions(tmp_path / "pred.png")
 
 
+def test_cfc_sp_coarse_and_negative_runs_combine_frame_by_frame(tmp_path):
+    """Two per-frame runs trained as CFC-SP's coarse and negative nets (one epoch: the equation is
+    checked, not skill): analyze adds the cascade, per frame and per clip."""
+    from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE
+
+    tiny = ["data.samples={image_size: 56}", "model.name=ir50", "model.options={num_stages: 2, units: [1, 1], "
+            "channels: [8, 16]}", "train.epochs=1", "train.batch_size=8", "train.loss=ce", "data.folds=2"]
+    coarse_rows = [{"path": str(DEMO), "subject": f"s{t // 2 % 2}", "label": 0 if t < 18 else 4, "start": t, "end": t + 1}
+                   for t in range(0, 72, 2)]  # Aff-Wild2 Neutral / Happiness
+    negative_rows = [{**r, "label": (1, 2, 3, 5)[k % 4]} for k, r in enumerate(coarse_rows)]  # the four negatives
+    coarse = _train(tmp_path, "coarse", coarse_rows, [*tiny, f"data.target_map={list(TO_COARSE)}"])
+    negative = _train(tmp_path, "negative", negative_rows, [*tiny, f"data.target_map={list(TO_NEGATIVE)}"])
+    res = Analyzer(cache=tmp_path / "cache", models=[coarse, negative], smooth_window=8).analyze(DEMO)
+    assert list(res.predictions["model"]) == ["coarse", "negative", "cfc_sp"]
+    f = res.frames  # a manifest has no class names: the runs' classes are 0..4 and 0..3
+    pc = f[[f"coarse_p_{k}" for k in range(5)]].to_numpy()
+    pn = f[[f"negative_p_{k}" for k in range(4)]].to_numpy()
+    expected = [("Neutral", "Happiness", "Surprise", "Other")[i] if i < 4 else ("Anger", "Disgust", "Fear", "Sadness")[j]
+                for i, j in zip(pc.argmax(1), pn.argmax(1))]
+    assert list(f["cfc_sp_prediction"]) == expected
+    p8 = f[[c for c in f if c.startswith("cfc_sp_p_")]].to_numpy()
+    np.testing.assert_allclose(p8.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(f["cfc_sp_p_Sadness"], pc[:, 4] * pn[:, 3], atol=1e-6)
+    assert res.prediction_columns[-9:] == ["cfc_sp_prediction", *[c for c in f if c.startswith("cfc_sp_p_")]]
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     chromium = shutil.which("chromium")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fexa.models import count_parameters, create_model, get_entry, list_models
-from fexa.models.cfc_sp import cascade, smooth_predicting
+from fexa.models.cfc_sp import cascade, compose_probabilities, smooth_predicting
 from fexa.models.qafe_net import CrossFusionBlock
 from fexa.models.skateformer import PartitionAttention, _partition, _reverse
 from fexa.models.tramp_former import TraMPBlock
@@ -152,6 +152,10 @@ def test_cascade_maps_back_to_eight_classes():
     negative = torch.tensor([[0, 0, 0, 9.0]] * 5)
     # Neutral 0, Happiness 4, Surprise 6, Other 7, Negative -> Sadness 5
     assert cascade(coarse, negative).tolist() == [0, 4, 6, 7, 5]
+    # coarse (Neutral .1, Happy .2, Surprise .05, Other .05, Negative .6), negative (.5, .25, .125, .125)
+    p8 = compose_probabilities(torch.tensor([[0.1, 0.2, 0.05, 0.05, 0.6]]), torch.tensor([[0.5, 0.25, 0.125, 0.125]]))
+    # Aff-Wild2 order: Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other
+    torch.testing.assert_close(p8, torch.tensor([[0.1, 0.3, 0.15, 0.075, 0.2, 0.075, 0.05, 0.05]]))
 
 
 def test_pcda_attention_and_gaussian_trunk():

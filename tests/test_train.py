@@ -66,6 +66,20 @@ def test_config_is_strict(tiny):
     assert not (wrong.run_dir / "checkpoints").exists()  # refused before any training
 
 
+def test_class_names_follow_the_target_map(tiny):
+    from fexa.data.adapters import AFFWILD2_CLASSES
+    from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE
+    from fexa.train.trainer import class_names
+
+    coarse = load_config(tiny, [f"data.target_map={list(TO_COARSE)}"])
+    assert class_names(coarse, AFFWILD2_CLASSES, 5) == ["Neutral", "Happiness", "Surprise", "Other",
+                                                        "Anger/Disgust/Fear/Sadness"]
+    negative = load_config(tiny, [f"data.target_map={list(TO_NEGATIVE)}"])
+    assert class_names(negative, AFFWILD2_CLASSES, 4) == ["Anger", "Disgust", "Fear", "Sadness"]
+    assert class_names(load_config(tiny), AFFWILD2_CLASSES, 8) == list(AFFWILD2_CLASSES)
+    assert class_names(load_config(tiny), (), 3) == []
+
+
 def test_training_lowers_the_loss_and_writes_a_run(tiny):
     cfg = load_config(tiny, ["name=falls", "train.epochs=6"])
     results = train(cfg, progress=False)

@@ -44,6 +44,7 @@ from fexa.analysis.measures import (  # noqa: E402
     task_repetitions,
     task_signal,
 )
+from fexa.analysis.predict import TrainedModel, cfc_sp_cascade  # noqa: E402
 from fexa.errors import FexaError  # noqa: E402
 from fexa.extract import ExtractConfig, entry_is_done, extract_one, input_ids  # noqa: E402
 from fexa.face.landmarks import get_scheme  # noqa: E402
@@ -242,8 +243,6 @@ class Analyzer:
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
                  models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256, progress: bool = False):
-        from fexa.analysis.predict import TrainedModel
-
         if task != "auto":
             try:
                 get_task(task)
@@ -287,11 +286,16 @@ class Analyzer:
             warnings.append(f"task detected automatically: {task} (activations "
                             + ", ".join(f"{k} {v:.2f}" for k, v in guess.activation.items()) + "); give the task to set it")
         measures = compute_measures(track, task)
-        rows, columns = [], []
+        rows, per_frame = [], []
         for model in self.models:
-            row, per_frame = model.predict(entry, task, progress=self.progress)
+            row, frame_preds = model.predict(entry, task, progress=self.progress)
             rows.append(row)
-            if per_frame is not None:
-                frames = pd.concat([frames, per_frame], axis=1)
-                columns += list(per_frame.columns)
+            per_frame.append(frame_preds)
+        combined = cfc_sp_cascade(self.models, per_frame, track.usable)
+        if combined is not None:
+            rows.append(combined[0])
+            per_frame.append(combined[1])
+        per_frame = [p for p in per_frame if p is not None]
+        columns = [c for p in per_frame for c in p.columns]
+        frames = pd.concat([frames, *per_frame], axis=1)
         return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns)

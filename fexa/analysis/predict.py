@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from fexa.data.samples import FaceSamples
 from fexa.errors import FexaError
 from fexa.io.trackfile import TrackData
-from fexa.models.cfc_sp import smooth_predicting
+from fexa.data.adapters import AFFWILD2_CLASSES
+from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
 
@@ -71,6 +72,8 @@ class TrainedModel:
         self.name = run.name
         self.per_frame = self.keys == ("image",)
         self.smooth_window = smooth_window
+        target_map = tuple(self.cfg.data.target_map)
+        self.cfc_role = {TO_COARSE: "coarse", TO_NEGATIVE: "negative"}.get(target_map, "")  # a CFC-SP net
 
     def _load(self, weights: Path) -> None:
         state = load_file(str(weights))
@@ -138,3 +141,28 @@ class TrainedModel:
             per_frame.insert(0, f"{self.name}_prediction",
                              np.where(track.usable, np.asarray(self.classes, dtype=object)[best], None))
         return self._summary(np.nanmean(values[track.usable], axis=0)), per_frame
+
+
+def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | None],
+                   usable: np.ndarray) -> tuple[dict, pd.DataFrame] | None:
+    """CFC-SP's coarse-to-fine cascade over per-frame runs trained as its nets (``data.target_map``
+    = TO_COARSE: a coarse member, = TO_NEGATIVE: the negative net): coarse members' smoothed
+    probabilities averaged (the paper sums them: same ranking), the Negative class resolved by the
+    negative net. Returns (the clip row, per-frame cfc_sp_prediction / cfc_sp_p_<class>), or None
+    unless both kinds of net were given."""
+    probs: dict[str, list[np.ndarray]] = {"coarse": [], "negative": []}
+    for model, frame in zip(models, per_frame):
+        if model.cfc_role and frame is not None:
+            probs[model.cfc_role].append(frame[[c for c in frame if c.startswith(f"{model.name}_p_")]].to_numpy(float))
+    if not probs["coarse"] or not probs["negative"]:
+        return None
+    coarse = torch.from_numpy(np.nan_to_num(np.mean(probs["coarse"], axis=0)))
+    negative = torch.from_numpy(np.nan_to_num(np.mean(probs["negative"], axis=0)))
+    names = np.asarray(AFFWILD2_CLASSES, dtype=object)
+    frames = pd.DataFrame(compose_probabilities(coarse, negative).numpy(), columns=[f"cfc_sp_p_{n}" for n in names])
+    frames.loc[~usable] = np.nan
+    frames.insert(0, "cfc_sp_prediction", np.where(usable, names[cascade(coarse, negative).numpy()], None))
+    clip_coarse, clip_negative = coarse[usable].mean(0, keepdim=True), negative[usable].mean(0, keepdim=True)
+    row = {"model": "cfc_sp", "prediction": names[int(cascade(clip_coarse, clip_negative)[0])]}
+    row.update({f"p_{n}": float(p) for n, p in zip(names, compose_probabilities(clip_coarse, clip_negative)[0])})
+    return row, frames

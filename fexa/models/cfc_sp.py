@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from fexa.models.registry import create_model, make_config, register_model
 
-AFFWILD2_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 COARSE_CLASSES = ("Neutral", "Happy", "Surprise", "Other", "Negative")
 NEGATIVE_CLASSES = ("Anger", "Disgust", "Fear", "Sadness")
 TO_COARSE = (0, 4, 4, 4, 1, 4, 2, 3)  # Aff-Wild2 class -> coarse class
@@ -55,6 +54,16 @@ def cascade(coarse_probs: Tensor, negative_probs: Tensor) -> Tensor:
     c8 = torch.tensor(COARSE_TO_8, device=coarse.device)[coarse]
     n8 = torch.tensor(NEGATIVE_TO_8, device=coarse.device)[negative_probs.argmax(dim=1)]
     return torch.where(coarse == 4, n8, c8)
+
+
+def compose_probabilities(coarse_probs: Tensor, negative_probs: Tensor) -> Tensor:
+    """[N, 5] coarse and [N, 4] negative probabilities -> [N, 8] Aff-Wild2 probabilities: each
+    coarse class keeps its probability, the Negative one is shared out by the negative net."""
+    out = coarse_probs.new_zeros(coarse_probs.shape[0], len(TO_COARSE))
+    keep = [c for c in range(len(COARSE_TO_8)) if COARSE_TO_8[c] >= 0]
+    out[:, [COARSE_TO_8[c] for c in keep]] = coarse_probs[:, keep]
+    out[:, list(NEGATIVE_TO_8)] = coarse_probs[:, 4:5] * negative_probs
+    return out
 
 
 @dataclass(frozen=True)

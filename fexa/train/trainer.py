@@ -119,6 +119,14 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
             "test": test.reset_index(drop=True), "dropped": dropped, "info": info}
 
 
+def class_names(cfg: ExperimentConfig, names: tuple[str, ...], num_classes: int) -> list[str]:
+    """The trained classes' names: the dataset's, or after ``data.target_map`` the names mapped onto
+    each target joined by '/' (e.g. CFC-SP's coarse 'Anger/Disgust/Fear/Sadness'); [] if unknown."""
+    if cfg.data.target_map and len(names) == len(cfg.data.target_map):
+        return ["/".join(n for n, t in zip(names, cfg.data.target_map) if t == k) for k in range(num_classes)]
+    return list(names) if len(names) == num_classes else []
+
+
 def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
     """('regression', 0) or ('classification', number of classes) for the prepared data."""
     info = data["info"]
@@ -311,7 +319,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
     val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed) if len(data["val"]) else None
     test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed)
     if rank == 0:
-        classes = list(info.classes) if kind == "classification" and info and len(info.classes) == num_classes else []
+        classes = class_names(cfg, info.classes if info else (), num_classes) if kind == "classification" else []
         targets = data["train"]["target"]
         write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
                                         "classes": classes, "inputs": list(keys),
