@@ -177,10 +177,10 @@ class Result:
         return self._save(fig, path)
 
     def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
-        """The input video with landmarks by region, boxes, lost frames and, per frame, the signals
+        """The input video (or frame folder) with landmarks by region, boxes, lost frames and, per frame, the signals
         and per-frame predictions written on it (MP4)."""
-        if not self.source.is_file() or self.track.num_frames < 2:
-            raise ValueError(f"{self.source} is not a video: no overlay")
+        if self.track.num_frames < 2:
+            raise ValueError(f"{self.source} is a single image: no overlay video")
         values = self.frames[list(OVERLAY_SIGNALS) + self.prediction_columns]
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions)):
                 write_table(table, d / f"{name}.{args.format}")
             res.to_html(d / "report.html", res.plot_all(d))
-            if path.is_file() and res.track.num_frames > 1:
+            if res.track.num_frames > 1:
                 res.write_overlay(d / "overlay.mp4", progress=not args.quiet)
             row.update(frames=res.track.num_frames, usable=float(res.track.usable.mean()), task=res.task,
                        warnings="; ".join(res.warnings))
