@@ -19,10 +19,10 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fexa.data.adapters import AFFWILD2_CLASSES
 from fexa.data.samples import FaceSamples
 from fexa.errors import FexaError
 from fexa.io.trackfile import TrackData
-from fexa.data.adapters import AFFWILD2_CLASSES
 from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
