@@ -159,6 +159,27 @@ def test_a_trained_run_scores_a_new_video(tmp_path, trajectory_run):
     assert again.analyze(DEMO).predictions.loc[0, "score"] == pytest.approx(p.loc[0, "score"])
 
 
+def test_clip_models_score_each_repetition(tmp_path, trajectory_run, demo_frames):
+    """The demo smile (up to frame 65; the mouth starts closing after) played forward, backward and
+    forward: two smiles. With per_repetition the
+    trajectory model scores each repetition as its own clip (the same as that stretch cut out
+    and analysed alone), and the input's score is their mean."""
+    order = np.r_[0:66, 65:-1:-1, 0:66]
+    video = write_video(tmp_path / "two_smiles.mp4", demo_frames[order], fps=30)
+    res = Analyzer(cache=tmp_path / "cache", models=[trajectory_run], task="smile", per_repetition=True).analyze(video)
+    reps = res.repetitions
+    assert len(reps) == 2 and list(reps.columns[-2:]) == ["tiny_score", "tiny_level"]
+    assert reps["start"].iloc[0] == 0 and reps["end"].iloc[-1] == len(order)
+    assert 110 < reps["end"].iloc[0] < 155  # the split falls in the neutral stretch between the smiles (frames 114-150)
+    assert res.predictions.loc[0, "score"] == pytest.approx(reps["tiny_score"].mean())
+    start, end = int(reps["start"].iloc[1]), int(reps["end"].iloc[1])
+    alone = Analyzer(cache=tmp_path / "cache", models=[trajectory_run], task="smile").analyze(
+        write_video(tmp_path / "second.mp4", demo_frames[order[start:end]], fps=30))
+    assert alone.predictions.loc[0, "score"] == pytest.approx(reps["tiny_score"].iloc[1], abs=0.02)
+    res.plot_predictions(tmp_path / "pred.png")
+    assert "tiny_score" in res.to_html(tmp_path / "r.html").read_text()
+
+
 def test_a_checkpoint_for_another_representation_is_refused(tmp_path, trajectory_run):
     """The trajectory model's weights put into a run whose model takes single frames (IR-50)."""
     other = tmp_path / "image_run"

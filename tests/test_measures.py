@@ -45,6 +45,10 @@ def test_repetitions_amplitude_and_fatigue():
     assert len(reps) == 5
     np.testing.assert_allclose(reps["time"], [1, 3, 5, 7, 9], atol=0.05)
     np.testing.assert_allclose(reps["amplitude"].iloc[1:], [0.9, 0.8, 0.7, 0.6], atol=0.02)
+    # spans meet at the troughs between repetitions (every 2 s, at t = 2, 4, 6, 8) and cover the clip
+    np.testing.assert_allclose(reps["start"].iloc[1:] / fps, [2, 4, 6, 8], atol=0.05)
+    assert reps["start"].iloc[0] == 0 and reps["end"].iloc[-1] == len(s)
+    assert (reps["end"].iloc[:-1].to_numpy() == reps["start"].iloc[1:].to_numpy()).all()
     assert _symmetry(1.0, 1.0) == 0.0 and _symmetry(1.0, 0.0) == 1.0 and _symmetry(3.0, 1.0) == pytest.approx(0.5)
 
 

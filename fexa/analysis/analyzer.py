@@ -85,6 +85,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
     prediction_columns: list[str] = field(default_factory=list)  # per-frame prediction columns of ``frames``
+    # the task movement's repetitions: frame, time, amplitude, start, end, and per model its score on
+    # each (<model>_score/_level or _prediction/_p_<class>) when the Analyzer scores repetitions
+    repetitions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def _save(self, fig, path: str | Path) -> Path:
         fig.tight_layout()
@@ -126,7 +129,7 @@ class Result:
         signal = get_task(self.task).signal
         if signal is not None:
             ax = axes[{"eye_aperture": 0, "brow_height": 2}.get(signal, 1)]
-            reps = task_repetitions(f, self.task, self.track.fps or 25.0)
+            reps = self.repetitions
             for k, x in enumerate(t.iloc[reps["frame"].to_numpy(int)]):
                 ax.axvline(x, color="k", ls=":", lw=1, label=f"{self.task} repetitions ({len(reps)})" if k == 0 else None)
         for ax in axes:
@@ -143,36 +146,46 @@ class Result:
         return Path(path)
 
     def plot_predictions(self, path: str | Path) -> Path:
-        """Model outputs: per-frame models over time (smoothed class probabilities or score), clip
-        models as class probabilities or the score on the training targets' scale."""
+        """Model outputs over time: per-frame models' smoothed class probabilities or score, clip
+        models' value on each repetition (with their mean dashed); clip models scored once, as
+        class probabilities or the score against the level boundaries."""
         rows = self.predictions.to_dict("records")
         if not rows:
             raise ValueError("no model predictions to plot (give the Analyzer a trained run)")
         fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.8 * len(rows)), squeeze=False)
-        t = self.frames["time"]
+        t = self.frames["time"].to_numpy()
         for ax, row in zip(axes[:, 0], rows):
             name = row["model"]
-            probs = {k[2:]: v for k, v in row.items() if k.startswith("p_")}
-            per_frame = [c for c in self.frames if c.startswith(f"{name}_p_") or c == f"{name}_score"]
+            values = {k: k[2:] if k.startswith("p_") else k for k in row if k.startswith("p_") or k == "score"}
+            per_frame = [k for k in values if f"{name}_{k}" in self.frames]
+            per_rep = [k for k in values if f"{name}_{k}" in self.repetitions]
             if per_frame:
-                for c in per_frame:
-                    ax.plot(t, self.frames[c], lw=1.2, label=c[len(name) + 1:])
-                ax.set_xlabel("time (s)")
-                ax.set_ylabel("probability" if probs else "score")
-                self._mark_lost(ax)
-                ax.legend(fontsize=8, loc="upper right", ncol=4)
-            elif probs:
-                ax.bar(list(probs), list(probs.values()), color="tab:blue")
-                ax.set_ylim(0, 1)
-                ax.set_ylabel("probability")
-            else:
+                for k in per_frame:
+                    ax.plot(t, self.frames[f"{name}_{k}"], lw=1.2, label=values[k])
+            elif per_rep:
+                start, end = self.repetitions["start"].to_numpy(int), self.repetitions["end"].to_numpy(int)
+                for i, k in enumerate(per_rep):
+                    color = f"C{i}"
+                    ax.hlines(self.repetitions[f"{name}_{k}"], t[start], t[end - 1], color=color, lw=3, label=values[k])
+                    ax.axhline(row[k], color=color, ls="--", lw=1)
+            elif "score" in values:
                 ax.barh([0], [row["score"]], color="tab:blue", height=0.5)
                 ax.set_yticks([])
                 ax.set_xlabel("score (level boundaries dotted)")
                 for b in np.arange(0.5, max(row["score"], row["level"]) + 1.5):
                     ax.axvline(b, color="k", ls=":", lw=0.8)
+            else:
+                ax.bar([values[k] for k in values], [row[k] for k in values], color="tab:blue")
+                ax.set_ylim(0, 1)
+            if per_frame or per_rep:
+                ax.set_xlabel("time (s)")
+                ax.set_xlim(t[0], t[-1])
+                self._mark_lost(ax)
+                ax.legend(fontsize=8, loc="upper right", ncol=4)
+            ax.set_ylabel("score" if "score" in values else "probability")
             summary = row.get("prediction", f"score {row.get('score', float('nan')):.2f}, level {row.get('level')}")
-            ax.set_title(f"{name}: {summary}", fontsize=10)
+            ax.set_title(f"{name}: {summary}" + (" (per repetition; mean dashed)" if per_rep and not per_frame else ""),
+                         fontsize=10)
             ax.grid(alpha=0.3)
         return self._save(fig, path)
 
@@ -207,10 +220,12 @@ class Result:
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) or "<li>none</li>"
         preds = (self.predictions.to_html(index=False, float_format="%.3f") if len(self.predictions)
                  else "<p>no model given</p>")
+        task = get_task(self.task)
+        reps = (self.repetitions.to_html(index=False, float_format="%.3f") if len(self.repetitions)
+                else "<p>none: the task has no movement to repeat</p>" if task.signal is None else "<p>none found</p>")
         figs = "".join(f'<h2>{k.capitalize()}</h2><img alt="{k}" src="data:image/png;base64,{v}">'
                        for k, v in embedded.items())
         title = html.escape(self.source.name)
-        task = get_task(self.task)
         how = {"given": "given", "detected": "detected automatically from the movement; give the task to set it",
                "image": "a single image shows no movement to detect a task from"}[self.task_source]
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
@@ -223,6 +238,7 @@ tr.primary td{{background:#eef6ee;font-weight:bold}}</style></head><body>
 highlighted.</p>
 <h2>Warnings</h2><ul>{warn}</ul>
 <h2>Model predictions</h2>{preds}
+<h2>Repetitions of the {html.escape(self.task)} movement</h2>{reps}
 {figs}
 <h2>Measures</h2><table><tr><th>measure</th><th>value</th><th>unit</th><th>aspect</th><th>flag</th></tr>{rows}</table>
 <p style="color:#666">Measures are kinematic descriptions of facial movement, not a diagnosis.
@@ -238,11 +254,13 @@ class Analyzer:
 
     ``task``: the clinical task shown (``fexa.analysis.measures.TASKS``) or ``auto`` to detect it;
     ``models``: ``fexa train`` run folders (or checkpoints inside them) to score each input with;
-    ``smooth_window``: frames of smooth predicting for per-frame models (0: none); ``progress``:
-    progress bars for tracking and per-frame scoring."""
+    ``smooth_window``: frames of smooth predicting for per-frame models (0: none);
+    ``per_repetition``: clip models also score each repetition of the task's movement (as models
+    trained on Toronto NeuroFace's per-repetition subclips expect); ``progress``: progress bars."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
-                 models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256, progress: bool = False):
+                 models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256,
+                 per_repetition: bool = False, progress: bool = False):
         if task != "auto":
             try:
                 get_task(task)
@@ -252,6 +270,7 @@ class Analyzer:
         self.extract = extract or ExtractConfig()
         self.models = [TrainedModel(m, smooth_window) for m in models]
         self.task = task
+        self.per_repetition = per_repetition
         self.progress = progress
 
     def analyze(self, path: str | Path) -> Result:
@@ -286,16 +305,24 @@ class Analyzer:
             warnings.append(f"task detected automatically: {task} (activations "
                             + ", ".join(f"{k} {v:.2f}" for k, v in guess.activation.items()) + "); give the task to set it")
         measures = compute_measures(track, task)
-        rows, per_frame = [], []
-        for model in self.models:
-            row, frame_preds = model.predict(entry, task, progress=self.progress)
-            rows.append(row)
-            per_frame.append(frame_preds)
-        combined = cfc_sp_cascade(self.models, per_frame, track.usable)
+        fps = track.fps or 25.0
+        repetitions = task_repetitions(frames, task, fps)
+        segments = None
+        if self.per_repetition and len(repetitions):
+            segments = list(zip(repetitions["start"].astype(int), repetitions["end"].astype(int)))
+        elif self.per_repetition:
+            warnings.append(f"no repetitions of the {task} movement found: models scored the whole clip")
+        preds = [model.predict(entry, task, progress=self.progress, segments=segments) for model in self.models]
+        combined = cfc_sp_cascade(self.models, [p.frames for p in preds], track.usable)
         if combined is not None:
-            rows.append(combined[0])
-            per_frame.append(combined[1])
-        per_frame = [p for p in per_frame if p is not None]
+            preds.append(combined)
+        for model, pred in zip(self.models, preds):
+            if pred.segments is not None:
+                scored = pred.segments.drop(columns=["start", "end"]).add_prefix(f"{model.name}_")
+                repetitions = pd.concat([repetitions, scored], axis=1)
+        per_frame = [p.frames for p in preds if p.frames is not None]
         columns = [c for p in per_frame for c in p.columns]
         frames = pd.concat([frames, *per_frame], axis=1)
-        return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns)
+        rows = [p.row for p in preds]
+        return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns,
+                      repetitions)

@@ -207,20 +207,24 @@ def detect_blinks(aperture: np.ndarray, fps: float, depth: float = 0.5, max_dura
 def segment_repetitions(signal: np.ndarray, fps: float, min_period: float = 0.5,
                         prominence: float = 0.3) -> pd.DataFrame:
     """Repetitions of one movement in a signal (e.g. mouth width in repeated smiles): peaks at least
-    ``min_period`` s apart whose prominence is at least ``prominence`` x the signal's range.
-    Returns one row per repetition: peak frame, time, amplitude (peak minus the preceding trough)."""
+    ``min_period`` s apart whose prominence is at least ``prominence`` x the signal's range; the
+    first frame is taken as rest, so a movement still held when the recording ends counts.
+    Returns one row per repetition: peak frame, time, amplitude (peak minus the preceding trough),
+    and the repetition's span [start, end): from the lowest frame between the previous peak (or
+    the clip's start) and this one, to the lowest frame before the next peak (or the clip's end)."""
+    columns = ["frame", "time", "amplitude", "start", "end"]
     s = pd.Series(signal).interpolate(limit_direction="both").to_numpy()
     if not np.isfinite(s).any():
-        return pd.DataFrame(columns=["frame", "time", "amplitude"])
+        return pd.DataFrame(columns=columns)
     span = np.nanmax(s) - np.nanmin(s)
-    peaks, _ = find_peaks(s, prominence=prominence * span if span > 0 else np.inf,
+    padded = np.r_[s[0], s, s[0]]  # from and back to the rest level: a movement still held at the end counts
+    peaks, _ = find_peaks(padded, prominence=prominence * span if span > 0 else np.inf,
                           distance=max(1, int(round(min_period * fps))))
-    rows, start = [], 0
-    for k in peaks:
-        trough = np.nanmin(s[start:k + 1])
-        rows.append({"frame": int(k), "time": k / fps, "amplitude": float(s[k] - trough)})
-        start = k
-    return pd.DataFrame(rows, columns=["frame", "time", "amplitude"])
+    peaks = np.clip(peaks - 1, 0, len(s) - 1)
+    bounds = [0, *(int(a + np.argmin(s[a:b + 1])) for a, b in zip(peaks[:-1], peaks[1:])), len(s)]
+    rows = [{"frame": int(k), "time": k / fps, "amplitude": float(s[k] - np.min(s[bounds[i]:k + 1])),
+             "start": bounds[i], "end": bounds[i + 1]} for i, k in enumerate(peaks)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def task_repetitions(signals: pd.DataFrame, task: str, fps: float) -> pd.DataFrame:

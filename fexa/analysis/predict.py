@@ -8,8 +8,8 @@ frame; the per-frame outputs are smoothed over time with CFC-SP's smooth predict
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,16 @@ def find_run(path: str | Path) -> Path:
         if (folder / "config.yaml").is_file():
             return folder
     raise FexaError(f"{path} is not a fexa run folder or a checkpoint inside one (no config.yaml found)")
+
+
+@dataclass
+class Prediction:
+    """One model's output for one input: ``row`` (model, then prediction + p_<class> or score +
+    level), per-frame columns (per-frame models) and per-segment rows (start, end, ...)."""
+
+    row: dict
+    frames: pd.DataFrame | None = None
+    segments: pd.DataFrame | None = None
 
 
 class TrainedModel:
@@ -107,24 +117,34 @@ class TrainedModel:
         return {"model": self.name, "score": score, "level": int(np.clip(np.rint(score), *self.target_range))}
 
     @torch.no_grad()
-    def predict(self, entry: str | Path, task: str = "", progress: bool = False) -> tuple[dict, pd.DataFrame | None]:
-        """(the per-input prediction row, per-frame predictions for per-frame models else None)."""
+    def predict(self, entry: str | Path, task: str = "", progress: bool = False,
+                segments: list[tuple[int, int]] | None = None) -> Prediction:
+        """The input's prediction; per frame for per-frame models; per segment ([start, end) frames,
+        e.g. the task's repetitions) for clip models given ``segments``, the input's being their mean."""
         entry = Path(entry)
         if self.per_frame:
             return self._predict_frames(entry, task, progress)
-        row = pd.DataFrame([{"id": entry.name, "subject": "", "target": 0.0, "task": task, "start": 0, "end": -1,
-                             "entry": str(entry)}])
-        out = self._outputs(FaceSamples(row, self.keys, self.cfg.data.samples, train=False, seed=self.cfg.train.seed))
+        spans = segments or [(0, -1)]
+        rows = pd.DataFrame([{"id": f"{entry.name}:{a}", "subject": "", "target": 0.0, "task": task, "start": a,
+                              "end": b, "entry": str(entry)} for a, b in spans])
+        ds = FaceSamples(rows, self.keys, self.cfg.data.samples, train=False, seed=self.cfg.train.seed)
+        out = self._outputs(ds, progress=progress)
         if self.kind == "classification":
             out = torch.from_numpy(out).softmax(-1).numpy()
-        return self._summary(out.mean(axis=0)), None
+        per_span = out.reshape(len(spans), -1, out.shape[-1]).mean(axis=1)  # the run's test clips averaged
+        table = None
+        if segments:
+            table = pd.DataFrame([self._summary(p) for p in per_span]).drop(columns="model")
+            table.insert(0, "start", [a for a, _ in spans])
+            table.insert(1, "end", [b for _, b in spans])
+        return Prediction(self._summary(per_span.mean(axis=0)), segments=table)
 
-    def _predict_frames(self, entry: Path, task: str, progress: bool) -> tuple[dict, pd.DataFrame]:
+    def _predict_frames(self, entry: Path, task: str, progress: bool) -> Prediction:
         track = TrackData.load(entry / "track.npz")
         frames = np.flatnonzero(track.usable)
         rows = pd.DataFrame({"id": [f"{entry.name}:{t}" for t in frames], "subject": "", "target": 0.0, "task": task,
                              "start": frames, "end": frames + 1, "entry": str(entry)})
-        sc = dataclasses.replace(self.cfg.data.samples, test_clips=1)
+        sc = replace(self.cfg.data.samples, test_clips=1)
         raw = self._outputs(FaceSamples(rows, self.keys, sc, train=False, seed=self.cfg.train.seed), 32, progress)
         full = torch.zeros(track.num_frames, raw.shape[1])
         full[frames] = torch.from_numpy(raw)
@@ -140,15 +160,15 @@ class TrainedModel:
             best = np.nan_to_num(values, nan=-1.0).argmax(axis=1)
             per_frame.insert(0, f"{self.name}_prediction",
                              np.where(track.usable, np.asarray(self.classes, dtype=object)[best], None))
-        return self._summary(np.nanmean(values[track.usable], axis=0)), per_frame
+        return Prediction(self._summary(np.nanmean(values[track.usable], axis=0)), frames=per_frame)
 
 
 def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | None],
-                   usable: np.ndarray) -> tuple[dict, pd.DataFrame] | None:
+                   usable: np.ndarray) -> Prediction | None:
     """CFC-SP's coarse-to-fine cascade over per-frame runs trained as its nets (``data.target_map``
     = TO_COARSE: a coarse member, = TO_NEGATIVE: the negative net): coarse members' smoothed
     probabilities averaged (the paper sums them: same ranking), the Negative class resolved by the
-    negative net. Returns (the clip row, per-frame cfc_sp_prediction / cfc_sp_p_<class>), or None
+    negative net. Returns the clip row and per-frame cfc_sp_prediction / cfc_sp_p_<class>, or None
     unless both kinds of net were given."""
     probs: dict[str, list[np.ndarray]] = {"coarse": [], "negative": []}
     for model, frame in zip(models, per_frame):
@@ -165,4 +185,4 @@ def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | No
     clip_coarse, clip_negative = coarse[usable].mean(0, keepdim=True), negative[usable].mean(0, keepdim=True)
     row = {"model": "cfc_sp", "prediction": names[int(cascade(clip_coarse, clip_negative)[0])]}
     row.update({f"p_{n}": float(p) for n, p in zip(names, compose_probabilities(clip_coarse, clip_negative)[0])})
-    return row, frames
+    return Prediction(row, frames=frames)

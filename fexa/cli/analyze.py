@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     analyzer = Analyzer(cache=out / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
-                        progress=not args.quiet)
+                        per_repetition=args.per_repetition, progress=not args.quiet)
     paths = expand_inputs(args.inputs)
     summary = []
     for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input", disable=args.quiet):
@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             res = analyzer.analyze(path)
             d = out / ident
             d.mkdir(parents=True, exist_ok=True)
-            for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions)):
+            for name, table in (("frames", res.frames), ("measures", res.measures), ("predictions", res.predictions),
+                                ("repetitions", res.repetitions)):
                 write_table(table, d / f"{name}.{args.format}")
             res.to_html(d / "report.html", res.plot_all(d))
             if res.track.num_frames > 1:
@@ -77,5 +78,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="format of the tables")
     p.add_argument("--smooth", type=int, default=256, metavar="FRAMES",
                    help="smooth-predicting window of per-frame models, in frames (CFC-SP; 0: none)")
+    p.add_argument("--per-repetition", action="store_true",
+                   help="clip models also score each repetition of the task's movement (models trained on "
+                   "Toronto NeuroFace's per-repetition subclips); the input's score is their mean")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
