@@ -44,6 +44,16 @@ def test_cli_reports_failures_per_input_and_continues(tmp_path):
         assert (tmp_path / "out" / "single_face" / name).stat().st_size > 0, name
 
 
+def test_analyze_many_reports_each_input(tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"")
+    errors = []
+    summary = Analyzer(cache=tmp_path / "cache").analyze_many([tmp_path / "broken.mp4", DEMO],
+                                                              on_error=lambda i, why: errors.append(i))
+    assert list(summary["status"]) == ["error", "ok"] and errors == ["broken"]
+    assert summary.loc[1, "frames"] == 72 and summary.loc[1, "task"] == "smile" and summary.loc[1, "mouth_width_rom"] > 0.2
+    assert not (tmp_path / "summary.csv").exists()  # nothing written without out
+
+
 def test_cli_writes_parquet_tables_for_a_given_task(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(DEMO), "--out", str(tmp_path), "--task", "open",
                         "--format", "parquet", "--quiet"], capture_output=True, text=True)

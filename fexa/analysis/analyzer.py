@@ -23,6 +23,7 @@ import base64
 import html
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from fexa.analysis.measures import (  # noqa: E402
     MIN_DURATION,
@@ -46,9 +48,9 @@ from fexa.analysis.measures import (  # noqa: E402
 )
 from fexa.analysis.predict import TrainedModel, cfc_sp_cascade  # noqa: E402
 from fexa.errors import FexaError  # noqa: E402
-from fexa.extract import ExtractConfig, entry_is_done, extract_one, input_ids  # noqa: E402
+from fexa.extract import ExtractConfig, entry_is_done, expand_inputs, extract_one, input_ids  # noqa: E402
 from fexa.face.landmarks import get_scheme  # noqa: E402
-from fexa.io.atomic import atomic_path  # noqa: E402
+from fexa.io.atomic import atomic_path, write_table  # noqa: E402
 from fexa.io.trackfile import TrackData  # noqa: E402
 from fexa.viz.overlay import write_overlay  # noqa: E402
 from fexa.viz.sheets import plot_trajectories  # noqa: E402
@@ -197,6 +199,28 @@ class Result:
         values = self.frames[list(OVERLAY_SIGNALS) + self.prediction_columns]
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
+    def summary(self) -> dict:
+        """One row for a summary table: frames, usable fraction, task, warnings, every measure and
+        every model's prediction (``<model>_<column>``)."""
+        row = {"frames": self.track.num_frames, "usable": float(self.track.usable.mean()), "task": self.task,
+               "warnings": "; ".join(self.warnings)}
+        row.update(self.measures.set_index("measure")["value"].to_dict())
+        for pred in self.predictions.to_dict("records"):
+            row.update({f"{pred['model']}_{k}": v for k, v in pred.items() if k != "model"})
+        return row
+
+    def save(self, folder: str | Path, fmt: str = "csv", progress: bool = False) -> Path:
+        """Everything into ``folder``: frames / measures / predictions / repetitions tables (csv,
+        parquet or json), the plots, report.html and, for videos, overlay.mp4."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("frames", "measures", "predictions", "repetitions"):
+            write_table(getattr(self, name), folder / f"{name}.{fmt}")
+        self.to_html(folder / "report.html", self.plot_all(folder))
+        if self.track.num_frames > 1:
+            self.write_overlay(folder / "overlay.mp4", progress=progress)
+        return folder
+
     def plot_all(self, folder: str | Path) -> dict[str, Path]:
         """Every plot of this result as PNGs in ``folder``: signals, regions and (with models) predictions."""
         folder = Path(folder)
@@ -326,3 +350,30 @@ class Analyzer:
         rows = [p.row for p in preds]
         return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns,
                       repetitions)
+
+    def analyze_many(self, inputs: list[str | Path], out: str | Path | None = None, fmt: str = "csv",
+                     on_error: Callable[[str, str], None] | None = None) -> pd.DataFrame:
+        """Every input (videos, images, frame folders, folders of videos) analysed; with ``out``,
+        each result saved under ``out/<id>/`` and the summary as ``out/summary.<fmt>``. Returns
+        one row per input (id, path, status, error, then ``Result.summary``); an input that fails
+        gets status ``error`` and its reason (also passed to ``on_error(id, reason)``), and the
+        others continue."""
+        paths = expand_inputs(inputs)
+        rows = []
+        for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input",
+                                disable=not self.progress):
+            row = {"id": ident, "path": str(path), "status": "ok", "error": ""}
+            try:
+                res = self.analyze(path)
+                if out is not None:
+                    res.save(Path(out) / ident, fmt, self.progress)
+                row.update(res.summary())
+            except FexaError as e:
+                row.update(status="error", error=str(e))
+                if on_error is not None:
+                    on_error(ident, str(e))
+            rows.append(row)
+        summary = pd.DataFrame(rows)
+        if out is not None:
+            write_table(summary, Path(out) / f"summary.{fmt}")
+        return summary

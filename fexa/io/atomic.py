@@ -56,6 +56,19 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_table(table: Any, path: str | Path) -> Path:
+    """A pandas DataFrame as CSV, JSON (records) or Parquet, chosen by ``path``'s suffix."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        elif path.suffix == ".json":
+            tmp.write_text(table.to_json(orient="records", indent=1))
+        else:
+            tmp.write_text(table.to_csv(index=False))
+    return path
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Build a folder in a temporary sibling and swap it in for ``final`` only on success."""
