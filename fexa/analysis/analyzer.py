@@ -192,11 +192,12 @@ class Result:
         return self._save(fig, path)
 
     def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
-        """The input video (or frame folder) with landmarks by region, boxes, lost frames and, per frame, the signals
-        and per-frame predictions written on it (MP4)."""
+        """The input video (or frame folder) with landmarks by region, boxes, lost frames and, per
+        frame, the signals and each per-frame model's class or score written on it (MP4)."""
         if self.track.num_frames < 2:
             raise ValueError(f"{self.source} is a single image: no overlay video")
-        values = self.frames[list(OVERLAY_SIGNALS) + self.prediction_columns]
+        labels = [c for c in self.prediction_columns if c.endswith(("_prediction", "_score"))]  # not every probability
+        values = self.frames[list(OVERLAY_SIGNALS) + labels]
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
     def summary(self) -> dict:
