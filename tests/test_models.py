@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from fexa.models import count_parameters, create_model, get_entry, list_models
+from fexa.models.blocks import CrossAttentionBlock, CrossFusionBlock
 from fexa.models.cfc_sp import cascade, compose_probabilities, smooth_predicting
-from fexa.models.qafe_net import CrossFusionBlock
 from fexa.models.skateformer import PartitionAttention, _partition, _reverse
-from fexa.models.tramp_former import TraMPBlock
 
 torch.manual_seed(0)
 
@@ -49,17 +48,17 @@ def test_former_dfer_subclips_and_layout():
 
 
 def test_cross_fusion_block_uses_the_old_rgb_tokens_and_shared_weights():
-    blk = CrossFusionBlock(dim=32, heads=4).eval()
+    blk = CrossFusionBlock(dim=32, heads=4, mlp=128).eval()
     x1, x2 = torch.randn(2, 5, 32), torch.randn(2, 5, 32)
     y1, y2 = blk(x1, x2)
     a = x2 + blk.attn(blk.norm_q(x2), blk.norm_kv(x1))  # x1, not y1
-    torch.testing.assert_close(y2, a + blk.mlp(blk.norm2(a)))
+    torch.testing.assert_close(y2, a + blk.mlp(blk.norm(a)))
     b = x1 + blk.attn(blk.norm_q(x1), blk.norm_kv(x2))
-    torch.testing.assert_close(y1, b + blk.mlp(blk.norm2(b)))
+    torch.testing.assert_close(y1, b + blk.mlp(blk.norm(b)))
 
 
 def test_tramp_block_with_one_key_reduces_to_value_projection():
-    blk = TraMPBlock(dim=32, heads=4, mlp=64).eval()
+    blk = CrossAttentionBlock(dim=32, heads=4, mlp=64).eval()
     ef, ep = torch.randn(3, 1, 32), torch.randn(3, 1, 32)
     a = ef + blk.attn.proj(blk.attn.v(blk.norm_kv(ep)))  # softmax over one key is 1: q and k drop out
     torch.testing.assert_close(blk(ef, ep), a + blk.mlp(blk.norm(a)))

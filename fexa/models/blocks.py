@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from timm.layers import Mlp
 from torch import Tensor, nn
 
 
@@ -29,6 +30,28 @@ class CrossAttention(nn.Module):
         q, k, v = self._heads(self.q(x)), self._heads(self.k(context)), self._heads(self.v(context))
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+class CrossAttentionBlock(nn.Module):
+    """query += CA(LN_q(query), LN_kv(context)); query += MLP(LN(query)) (TraMP-Former's TraMP block,
+    one direction of QAFE-Net's cross fusion)."""
+
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.norm_q, self.norm_kv, self.norm = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, heads)
+        self.mlp = Mlp(dim, mlp)
+
+    def forward(self, query: Tensor, context: Tensor) -> Tensor:
+        query = query + self.attn(self.norm_q(query), self.norm_kv(context))
+        return query + self.mlp(self.norm(query))
+
+
+class CrossFusionBlock(CrossAttentionBlock):
+    """QAFE-Net's cross fusion: each stream attends to the other through the same weights."""
+
+    def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+        return super().forward(x1, x2), super().forward(x2, x1)
 
 
 class RegressionHead(nn.Sequential):

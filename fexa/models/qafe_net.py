@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from timm.layers import Mlp
 from torch import Tensor, nn
 
-from fexa.models.blocks import CrossAttention, RegressionHead
+from fexa.models.blocks import CrossFusionBlock, RegressionHead
 from fexa.models.former_dfer import FRAMES_PER_SUBCLIP, FormerDFER, FormerDFERConfig
 from fexa.models.registry import register_model
 from fexa.models.slowonly import SlowOnly, SlowOnlyConfig
@@ -51,21 +50,6 @@ class QAFENetConfig:
             raise ValueError(f"output {self.output!r} needs the two token streams of fusion='cross'")
 
 
-class CrossFusionBlock(nn.Module):
-    def __init__(self, dim: int = 512, heads: int = 8, mlp_ratio: int = 4):
-        super().__init__()
-        self.norm_q, self.norm_kv, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = CrossAttention(dim, heads)
-        self.mlp = Mlp(dim, dim * mlp_ratio)
-
-    def _update(self, x: Tensor, other: Tensor) -> Tensor:
-        x = x + self.attn(self.norm_q(x), self.norm_kv(other))
-        return x + self.mlp(self.norm2(x))
-
-    def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
-        return self._update(x1, x2), self._update(x2, x1)
-
-
 class QAFENet(nn.Module):
     """forward(clip [B, n*16, 3, 224, 224], heatmaps [B, n*16, C, 56, 56]) -> [B] scores or [B, classes]."""
 
@@ -77,7 +61,7 @@ class QAFENet(nn.Module):
         self.heatmap = SlowOnly(SlowOnlyConfig(in_channels=cfg.heatmap_channels))
         if cfg.fusion == "cross":
             self.subclip_pos = nn.Parameter(torch.randn(1, n, dim))
-            self.blocks = nn.ModuleList(CrossFusionBlock(dim, cfg.num_heads) for _ in range(cfg.num_blocks))
+            self.blocks = nn.ModuleList(CrossFusionBlock(dim, cfg.num_heads, 4 * dim) for _ in range(cfg.num_blocks))
         tokens = n if cfg.fusion == "sum" or cfg.output in ("rgb", "heatmap") else 2 * n
         self.mix = nn.Conv1d(tokens, tokens, 1) if cfg.output == "concat_conv1d" else None
         self.head = RegressionHead((dim, 256, 128, cfg.num_classes or 1))

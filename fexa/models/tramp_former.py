@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from timm.layers import Mlp
 from torch import Tensor, nn
 
-from fexa.models.blocks import CrossAttention, RegressionHead
+from fexa.models.blocks import CrossAttentionBlock, CrossFusionBlock, RegressionHead
 from fexa.models.former_dfer import FormerDFER, FormerDFERConfig
-from fexa.models.qafe_net import CrossFusionBlock
 from fexa.models.registry import register_model
 from fexa.models.skateformer import SkateFormer, SkateFormerConfig
 
@@ -48,20 +46,6 @@ class TraMPFormerConfig:
             raise ValueError(f"streams must be one of {STREAMS}, got {self.streams!r}")
 
 
-class TraMPBlock(nn.Module):
-    """query += CA(LN_q(query), LN_kv(context)); query += MLP(LN(query))."""
-
-    def __init__(self, dim: int = 256, heads: int = 8, mlp: int = 1024):
-        super().__init__()
-        self.norm_q, self.norm_kv, self.norm = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = CrossAttention(dim, heads)
-        self.mlp = Mlp(dim, mlp)
-
-    def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        query = query + self.attn(self.norm_q(query), self.norm_kv(context))
-        return query + self.mlp(self.norm(query))
-
-
 class TraMPFormer(nn.Module):
     """forward(clip [B, n*16, 3, 224, 224] or None, traj [B, T_p, 63, C_p] or None, time_index [B, T_p]) -> [B]."""
 
@@ -78,9 +62,9 @@ class TraMPFormer(nn.Module):
             raise ValueError(f"the trajectory encoder's last stage must have dim={d} channels, got {skate.channels[-1]}")
         self.blocks = None
         if cfg.streams == "both" and cfg.fusion in ("tramp_rgb_query", "tramp_traj_query"):
-            self.blocks = nn.ModuleList(TraMPBlock(d, cfg.num_heads) for _ in range(cfg.num_blocks))
+            self.blocks = nn.ModuleList(CrossAttentionBlock(d, cfg.num_heads, 1024) for _ in range(cfg.num_blocks))
         elif cfg.streams == "both" and cfg.fusion == "cross":
-            self.blocks = nn.ModuleList(CrossFusionBlock(d, cfg.num_heads) for _ in range(cfg.num_blocks))
+            self.blocks = nn.ModuleList(CrossFusionBlock(d, cfg.num_heads, 4 * d) for _ in range(cfg.num_blocks))
         head_in = 2 * d if cfg.streams == "both" and cfg.fusion == "concat" else d
         self.head = RegressionHead((head_in, 128, 64, 1))
 
