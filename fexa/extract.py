@@ -2,14 +2,25 @@
 
 For each input, ``OUT/<id>/`` holds ``track.npz`` (see fexa.io.trackfile), ``crops.mp4`` (aligned
 crops, frame i <-> track index i, black where the face is missing) and ``meta.json``;
-``OUT/manifest.csv`` lists every entry (``id,path,status,frames,face_frames,fps,error``).
-Entries are written atomically; a rerun skips finished entries and redoes the rest.
+``OUT/manifest.csv`` lists every entry (``MANIFEST_COLUMNS``).
+
+An entry belongs to one input: its id is the input's stem plus a hash of its full resolved path,
+and its meta.json records the input's content fingerprint (fexa.io.fingerprint), the extraction
+settings and the checksums of its files. An entry is finished ("done") only while all three
+still match, so an edited input, changed settings or a damaged file make a rerun redo it. Entries
+are written atomically; concurrent shards only ever remove their own (or dead processes')
+temporaries.
+
+Statuses: ``ok``; ``partial`` (a damaged video: some frames could not be decoded; the reason and
+``frames_expected`` vs ``frames_decoded`` say how many); ``no_face``; ``error`` (nothing usable,
+``error`` says why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 import traceback
@@ -30,13 +41,19 @@ from fexa.face.detector import FaceTracker, TrackerConfig, native_output_silence
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
+from fexa.io.fingerprint import content_fingerprint, entry_name, file_sha256
 from fexa.io.media import VIDEO_EXTENSIONS, Media, prefetched
 from fexa.io.trackfile import TrackData
 from fexa.io.video_writer import VideoWriter
 
-MANIFEST_COLUMNS = ["id", "path", "status", "frames", "face_frames", "fps", "error"]
-DONE_STATUSES = ("ok", "no_face")
+MANIFEST_COLUMNS = ["id", "path", "status", "frames", "frames_expected", "frames_decoded", "face_frames", "fps", "error"]
+STATUSES = ("ok", "partial", "no_face", "error")
+USABLE_STATUSES = ("ok", "partial")  # the entry holds a track
+DONE_STATUSES = ("ok", "partial", "no_face")  # a rerun keeps these (while input and settings are unchanged)
 LAYOUT = "mediapipe478"
+CACHE_VERSION = 2  # bump when extraction changes its results: older entries are then redone
+ENTRY_FILES = ("track.npz", "crops.mp4")
+MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
 
 
 @dataclass
@@ -54,6 +71,29 @@ class ExtractConfig:
     frame_cache_mb: int = 1024  # keep decoded frames for the crop pass up to this size, else decode again
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
+    def __post_init__(self) -> None:
+        t = self.tracker
+        checks = [("crop_size", self.crop_size, self.crop_size >= 32, "an integer >= 32"),
+                  ("crop_margin", self.crop_margin, self.crop_margin > 0, "> 0"),
+                  ("smooth", self.smooth, self.smooth >= 1, ">= 1"),
+                  ("max_gap", self.max_gap, self.max_gap >= 0, ">= 0"),
+                  ("fps", self.fps, self.fps is None or (math.isfinite(self.fps) and self.fps > 0),
+                   "a positive, finite frame rate"),
+                  ("max_faces", t.max_faces, t.max_faces >= 1, ">= 1"),
+                  ("detect_every", t.detect_every, t.detect_every >= 1, ">= 1")]
+        for name, value, ok, allowed in checks:
+            if not ok:
+                raise FexaError(f"extract setting {name}={value!r} is not allowed: must be {allowed}")
+
+    def settings(self) -> dict:
+        """What the results depend on (not e.g. the frame-cache budget), with the cache version."""
+        d = asdict(self)
+        d.pop("frame_cache_mb")
+        return {"cache_version": CACHE_VERSION, **d}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
+
 
 # -- inputs and ids -------------------------------------------------------------------------------
 def expand_inputs(paths: list[str | Path]) -> list[Path]:
@@ -69,15 +109,9 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def input_ids(paths: list[Path]) -> list[str]:
-    """A readable, unique id per input: its file stem, plus a short path hash where stems clash."""
-    stems = [re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem if p.suffix else p.name) or "input" for p in paths]
-    ids = []
-    for p, s in zip(paths, stems):
-        if stems.count(s) > 1:
-            s = f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}"
-        ids.append(s)
-    return ids
+def input_ids(paths: list[str | Path]) -> list[str]:
+    """A readable id per input, different for every resolved path: ``<stem>-<path hash>``."""
+    return [entry_name(p) for p in paths]
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -90,18 +124,40 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
-def _source_stamp(path: Path) -> dict:
+def file_checksums(folder: Path, names: Iterable[str] = ENTRY_FILES) -> dict:
+    """{name: {size, sha256}} of the entry files present in ``folder`` (recorded in meta.json)."""
+    return {n: {"size": (folder / n).stat().st_size, "sha256": file_sha256(folder / n)}
+            for n in names if (folder / n).is_file()}
+
+
+def verify_entry(entry: Path, meta: dict | None = None) -> str:
+    """Why the files of ``entry`` cannot be trusted ("" when they match the checksums in its
+    meta.json): missing, truncated or changed files, or no checksums at all."""
     try:
-        st = path.stat()
-        return {"size": st.st_size, "mtime": st.st_mtime}
-    except OSError:
-        return {}
+        meta = meta if meta is not None else json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable meta.json in {entry}: {e}"
+    files = meta.get("files")
+    if files is None:
+        return f"{entry} has no file checksums (made by an older fexa)"
+    if meta.get("status") in USABLE_STATUSES and "track.npz" not in files:
+        return f"{entry} lacks track.npz"
+    for name, want in files.items():
+        p = entry / name
+        if not p.is_file():
+            return f"{p} is missing"
+        if p.stat().st_size != want["size"]:
+            return f"{p} is damaged ({p.stat().st_size} bytes, {want['size']} written)"
+        if file_sha256(p) != want["sha256"]:
+            return f"{p} is damaged (checksum differs from the one written)"
+    return ""
 
 
 # -- one input ------------------------------------------------------------------------------------
-def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, np.ndarray, int, list | None]:
-    """First pass: detect and track faces in every frame. Also returns the decoded frames while
-    they fit in ``cfg.frame_cache_mb`` (None otherwise), so the crop pass need not decode again."""
+def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, np.ndarray, dict, list | None]:
+    """First pass: detect and track faces in every frame. Returns the tracks, the frame times, the
+    tracker's counts (detector calls, orientation rejects, turned tracks) and the decoded frames
+    while they fit in ``cfg.frame_cache_mb`` (None otherwise), so the crop pass need not decode again."""
     static = media.kind == "image"
     observations, times = [], []
     cache: list | None = [] if cfg.write_crops else None
@@ -118,9 +174,10 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
                     budget -= fr.rgb.nbytes
                     cache = cache if budget >= 0 else None
                 bar.update()
-            calls = tracker.detector_calls
+            counts = {"detector_calls": tracker.detector_calls, "orientation_rejects": tracker.orientation_rejects,
+                      "turned_tracks": tracker.turned_tracks}
         bar.close()
-    return TrackSet.from_observations(observations), np.asarray(times, np.float64), calls, cache
+    return TrackSet.from_observations(observations), np.asarray(times, np.float64), counts, cache
 
 
 def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
@@ -153,27 +210,38 @@ def _write_crops(frames: Iterable[np.ndarray], track: TrackData, path: Path, cfg
         return w.frames_written
 
 
-def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None = None, progress: bool = False) -> dict:
+def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None = None, progress: bool = False,
+                fingerprint: str | None = None) -> dict:
     """Process one input into the folder ``entry`` (written atomically); return its meta dict.
 
-    Problems with the input are recorded (status ``error``) rather than raised."""
+    Problems with the input are recorded (status ``error``, or ``partial`` for a damaged video
+    that still gave frames) rather than raised. ``fingerprint``: the input's, if already known."""
     cfg = cfg or ExtractConfig()
     path, entry = Path(path), Path(entry)
     t0 = time.perf_counter()
-    meta: dict = {"id": entry.name, "path": str(path), "source": _source_stamp(path), "fexa_version": fexa.__version__,
-                  "config": asdict(cfg), "status": "error", "frames": 0, "face_frames": 0, "fps": 0.0,
-                  "error": "", "warnings": []}
+    meta: dict = {"id": entry.name, "path": str(path.absolute()), "fingerprint": fingerprint or "",
+                  "fexa_version": fexa.__version__, "settings_digest": cfg.digest(), "config": asdict(cfg),
+                  "status": "error", "frames": 0, "frames_expected": 0, "frames_decoded": 0, "face_frames": 0,
+                  "fps": 0.0, "error": "", "warnings": []}
     with atomic_dir(entry) as tmp:
         try:
             media = Media(path, cfg.fps)
-            ts, times, det_calls, cache = _track(media, cfg, progress)
+            meta["fingerprint"] = fingerprint or content_fingerprint(path)
+            ts, times, counts, cache = _track(media, cfg, progress)
             n = ts.num_frames
             info = media.info
             fps = info.fps if info.fps > 0 else (1.0 / np.median(np.diff(times)) if n > 1 else 0.0)
             meta.update(kind=info.kind, width=info.width, height=info.height, rotation=info.rotation, frames=n,
-                        fps=round(float(fps), 4), detector_calls=det_calls)
-            if media.decode_error:
-                meta["warnings"].append(f"damaged video: {media.decode_error}")
+                        frames_expected=info.num_frames, frames_decoded=n, fps=round(float(fps), 4), **counts)
+            meta["warnings"] += media.notes
+            if counts["orientation_rejects"]:
+                meta["warnings"].append(f"{counts['orientation_rejects']} face fit(s) rejected: the face was rolled more "
+                                        f"than {cfg.tracker.max_roll:g} degrees from upright in its region")
+            if counts["turned_tracks"]:
+                meta["warnings"].append("a face was found turned by 90 degrees or more (e.g. upside down): its "
+                                        "region is turned upright before the landmarks are fitted")
+            lost = info.kind == "video" and info.num_frames - n > MISSING_FRAMES_TOLERANCE
+            damage = media.decode_error or (f"{info.num_frames - n} of {info.num_frames} frames missing" if lost else "")
             if n == 0:
                 raise MediaError(f"no frames decoded from {path}")
             if info.kind == "video" and n < cfg.min_video_frames:
@@ -205,32 +273,55 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 if face < n:
                     meta["warnings"].append(f"face missing in {n - face} of {n} frames "
                                             f"({int(track.filled.sum())} filled by interpolation)")
+            if damage and meta["status"] == "ok":
+                meta.update(status="partial", error=f"damaged video, {n} frames decoded"
+                            + (f" of {info.num_frames} expected" if info.num_frames else "") + f": {damage}")
+            elif damage:
+                meta["warnings"].append(f"damaged video: {damage}")
         except FexaError as e:
             meta.update(status="error", error=str(e))
         except Exception as e:  # an input must never stop the batch: record what happened
             meta.update(status="error", error=f"internal error: {type(e).__name__}: {e}", traceback=traceback.format_exc())
+        meta["files"] = file_checksums(tmp)
         meta["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / "meta.json", meta)
     return meta
 
 
 # -- many inputs ----------------------------------------------------------------------------------
-def entry_is_done(entry: Path, path: Path) -> bool:
-    """True when ``entry`` holds a finished result for the unchanged input ``path``."""
+def entry_state(entry: Path, path: Path, cfg: ExtractConfig, fingerprint: str | None = None) -> str:
+    """"" when ``entry`` holds a finished, intact result for the unchanged input ``path`` made with
+    settings ``cfg``; otherwise why it must be (re)done."""
     try:
         meta = json.loads((entry / "meta.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if meta.get("status") not in DONE_STATUSES or meta.get("source") != _source_stamp(path):
-        return False
-    if meta["status"] == "ok":
-        try:
-            TrackData.load(entry / "track.npz")
-        except FexaError:
-            return False
-        crops_ok = (entry / "crops.mp4").is_file() or not meta.get("config", {}).get("write_crops", True)
-        return crops_ok
-    return True
+    except FileNotFoundError:
+        return "not extracted yet"
+    except (OSError, ValueError) as e:
+        return f"unreadable meta.json: {e}"
+    if meta.get("status") not in DONE_STATUSES:
+        return f"status {meta.get('status')}"
+    if meta.get("settings_digest") != cfg.digest():
+        return "extracted with other settings or an older fexa"
+    try:
+        fingerprint = fingerprint or content_fingerprint(path)
+    except FexaError as e:
+        return str(e)
+    if meta.get("fingerprint") != fingerprint:
+        return "the input changed since it was extracted"
+    return verify_entry(entry, meta)
+
+
+def entry_is_done(entry: Path, path: Path, cfg: ExtractConfig | None = None) -> bool:
+    """True when ``entry`` holds a finished, intact result for the unchanged input ``path``."""
+    return not entry_state(entry, path, cfg or ExtractConfig())
+
+
+def record_failure(entry: Path, path: Path, cfg: ExtractConfig, reason: str, fingerprint: str | None = None) -> None:
+    """An ``error`` entry for an input whose processing died outside ``extract_one``."""
+    with atomic_dir(entry) as tmp:
+        write_json(tmp / "meta.json", {"id": entry.name, "path": str(path.absolute()), "fingerprint": fingerprint or "",
+                                       "settings_digest": cfg.digest(), "status": "error", "error": reason,
+                                       "files": {}, "warnings": []})
 
 
 def write_manifest(out: Path) -> pd.DataFrame:
@@ -248,8 +339,15 @@ def write_manifest(out: Path) -> pd.DataFrame:
 
 
 def _work(args: tuple) -> dict:
-    path, entry, cfg = args
-    return extract_one(path, entry, cfg, progress=False)
+    path, entry, cfg, fingerprint = args
+    return extract_one(path, entry, cfg, progress=False, fingerprint=fingerprint)
+
+
+def _fingerprint_or_none(path: Path) -> str | None:
+    try:
+        return content_fingerprint(path)
+    except FexaError:
+        return None  # extract_one records the reason
 
 
 def extract_many(
@@ -265,22 +363,26 @@ def extract_many(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    paths = expand_inputs(inputs)
+    paths = list({entry_name(p): p for p in expand_inputs(inputs)}.values())  # each input once
     ids = input_ids(paths)
     k, n = shard
-    todo = [(p, out / i, cfg) for j, (p, i) in enumerate(zip(paths, ids)) if j % n == k]
-    skipped = [t for t in todo if entry_is_done(t[1], t[0])]
-    todo = [t for t in todo if t not in skipped]
-    bar = tqdm(total=len(todo) + len(skipped), initial=len(skipped), desc="extract", unit="input", disable=not progress)
+    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (p, i) in enumerate(zip(paths, ids)) if j % n == k]
+    todo = [t for t in mine if entry_state(t[1], t[0], cfg, t[3])]
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="extract", unit="input", disable=not progress)
     if workers <= 1:
-        for p, entry, c in todo:
+        for p, entry, c, fingerprint in todo:
             bar.set_postfix_str(p.name)
-            extract_one(p, entry, c, progress=progress)
+            extract_one(p, entry, c, progress=progress, fingerprint=fingerprint)
             bar.update()
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-            for fut in as_completed([ex.submit(_work, t) for t in todo]):
-                fut.result()
+            futures = {ex.submit(_work, t): t for t in todo}
+            for fut in as_completed(futures):
+                try:
+                    fut.result()
+                except Exception as e:  # the worker died (e.g. killed, out of memory): record it, go on
+                    p, entry, c, fingerprint = futures[fut]
+                    record_failure(entry, p, c, f"worker process failed: {type(e).__name__}: {e}", fingerprint)
                 bar.update()
     bar.close()
     return write_manifest(out)

@@ -31,6 +31,18 @@ def shared_file(rel: str) -> Path:
     return p
 
 
+def entry_of(out: Path, path: Path) -> Path:
+    """The cache entry (or analysis folder) of input ``path`` under ``out``."""
+    from fexa.io.fingerprint import entry_name
+
+    return Path(out) / entry_name(path)
+
+
+def by_stem(df):
+    """A manifest or summary indexed by its inputs' stems (ids are ``<stem>-<path hash>``)."""
+    return df.assign(stem=df["id"].astype(str).str.rsplit("-", n=1).str[0]).set_index("stem")
+
+
 def write_video(path: Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", in_format: str = "rgb24", times: list[float] | None = None) -> Path:
     """Encode frames [T, H, W, C] with PyAV; ``times`` (seconds) gives variable frame rate."""
@@ -60,4 +72,4 @@ def demo_entry(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     df = extract_many([DEMO], out, progress=False)
     assert df.loc[0, "status"] == "ok", df.to_dict()
-    return out / "single_face"
+    return entry_of(out, DEMO)

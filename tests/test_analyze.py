@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import DEMO, write_video
+from conftest import DEMO, by_stem, entry_of, write_video
 from fexa.analysis.analyzer import Analyzer
 from fexa.errors import FexaError
 from fexa.io.media import read_all
@@ -37,11 +37,12 @@ def test_cli_reports_failures_per_input_and_continues(tmp_path):
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(tmp_path / "broken.mp4"), str(DEMO), "--out",
                         str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
-    assert r.returncode == 1 and "error  broken: not a readable video" in r.stderr and "Traceback" not in r.stderr
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("id")
+    assert r.returncode == 1 and "error  broken-" in r.stderr and "not a readable video" in r.stderr
+    assert "Traceback" not in r.stderr
+    summary = by_stem(pd.read_csv(tmp_path / "out" / "summary.csv"))
     assert summary.loc["broken", "status"] == "error" and summary.loc["single_face", "status"] == "ok"
     for name in ("frames.csv", "measures.csv", "report.html", "signals.png", "regions.png", "overlay.mp4"):
-        assert (tmp_path / "out" / "single_face" / name).stat().st_size > 0, name
+        assert (entry_of(tmp_path / "out", DEMO) / name).stat().st_size > 0, name
 
 
 def test_analyze_many_reports_each_input(tmp_path):
@@ -49,7 +50,7 @@ def test_analyze_many_reports_each_input(tmp_path):
     errors = []
     summary = Analyzer(cache=tmp_path / "cache").analyze_many([tmp_path / "broken.mp4", DEMO],
                                                               on_error=lambda i, why: errors.append(i))
-    assert list(summary["status"]) == ["error", "ok"] and errors == ["broken"]
+    assert list(summary["status"]) == ["error", "ok"] and errors == [entry_of(tmp_path, tmp_path / "broken.mp4").name]
     assert summary.loc[1, "frames"] == 72 and summary.loc[1, "task"] == "smile" and summary.loc[1, "mouth_width_rom"] > 0.2
     assert not (tmp_path / "summary.csv").exists()  # nothing written without out
 
@@ -58,7 +59,7 @@ def test_cli_writes_parquet_tables_for_a_given_task(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(DEMO), "--out", str(tmp_path), "--task", "open",
                         "--format", "parquet", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    m = pd.read_parquet(tmp_path / "single_face" / "measures.parquet").set_index("measure")
+    m = pd.read_parquet(entry_of(tmp_path, DEMO) / "measures.parquet").set_index("measure")
     assert m.loc["mouth_opening_rom", "primary"] and not m.loc["mouth_width_rom", "primary"]
     summary = pd.read_parquet(tmp_path / "summary.parquet")
     assert summary.loc[0, "task"] == "open" and summary.loc[0, "frames"] == 72

@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import DEMO
+from conftest import DEMO, by_stem, entry_of
 from fexa.io.media import read_all
 from fexa.io.trackfile import TrackData
 
@@ -25,11 +25,11 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     (tmp_path / "fake.mp4").write_text("not a video")
     r = fexa("extract", tmp_path / "fake.mp4", DEMO, "--out", tmp_path / "out", "--quiet")
     assert r.returncode == 1
-    assert "Traceback" not in r.stderr and "error  fake: not a readable video" in r.stderr
+    assert "Traceback" not in r.stderr and "error  fake-" in r.stderr and "not a readable video" in r.stderr
     assert "INFO:" not in r.stdout + r.stderr and "W0000" not in r.stdout + r.stderr  # no mediapipe chatter
-    df = pd.read_csv(tmp_path / "out/manifest.csv").set_index("id")
+    df = by_stem(pd.read_csv(tmp_path / "out/manifest.csv"))
     assert df.loc["single_face", "status"] == "ok" and df.loc["fake", "status"] == "error"
-    r = fexa("show", tmp_path / "out/fake")
+    r = fexa("show", entry_of(tmp_path / "out", tmp_path / "fake.mp4"))
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and r.stderr.startswith("fexa: error: nothing to show")
     r = fexa("show", tmp_path)
     assert r.returncode == 1 and "not a fexa extract entry" in r.stderr and "Traceback" not in r.stderr

@@ -1,12 +1,13 @@
 """End-to-end extraction on real media (../shared/data; skipped where absent) and on broken inputs."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DEMO, shared_file, write_video
+from conftest import DEMO, by_stem, entry_of, shared_file, write_video
 from fexa.extract import MANIFEST_COLUMNS, extract_many, input_ids, parse_shard
 from fexa.errors import FexaError
 from fexa.face.detector import FaceTracker
@@ -35,7 +36,7 @@ def test_demo_clip_face_in_almost_every_frame(demo_entry):
 
 
 def _extract(paths, tmp_path, **kw):
-    return extract_many([str(p) for p in paths], tmp_path / "out", progress=False, **kw).set_index("id")
+    return by_stem(extract_many([str(p) for p in paths], tmp_path / "out", progress=False, **kw))
 
 
 def test_no_face_video(tmp_path):
@@ -52,10 +53,10 @@ def test_face_disappears_then_appears(tmp_path):
     df = _extract([shared_file("pyfeat_test_media/face_noface.mov"),
                    shared_file("pyfeat_test_media/noface_face.mov")], tmp_path)
     assert (df["status"] == "ok").all()
-    a = TrackData.load(tmp_path / "out/face_noface/track.npz")
+    a = TrackData.load(entry_of(tmp_path / "out", shared_file("pyfeat_test_media/face_noface.mov")) / "track.npz")
     assert a.valid[0] and not a.valid[-1] and len(_switches(a.valid)) == 1
     assert 40 <= _switches(a.valid)[0] <= 100  # "face for the first ~2 s" at 26 fps
-    b = TrackData.load(tmp_path / "out/noface_face/track.npz")
+    b = TrackData.load(entry_of(tmp_path / "out", shared_file("pyfeat_test_media/noface_face.mov")) / "track.npz")
     _, frames, _ = read_all(shared_file("pyfeat_test_media/noface_face.mov"))
     lit = frames.reshape(len(frames), -1).max(axis=1) > 20  # the clip ends on a black frame
     v = b.valid[lit]
@@ -64,7 +65,7 @@ def test_face_disappears_then_appears(tmp_path):
 
 def test_group_photo_has_five_faces(tmp_path):
     df = _extract([shared_file("pyfeat_test_media/images/multi_face.jpg")], tmp_path)
-    tr = TrackData.load(tmp_path / "out/multi_face/track.npz")
+    tr = TrackData.load(tmp_path / "out" / df.loc["multi_face", "id"] / "track.npz")
     assert df.loc["multi_face", "status"] == "ok"
     assert tr.num_faces[0] == 5 and len(tr.track_ids) == 5
     boxes = tr.track_boxes[0]
@@ -80,13 +81,13 @@ def test_posed_faces_at_0_15_and_45_degrees_and_a_faceless_drawing(tmp_path):
     names = ("0-f1-su-ph", "15-f13-anc-ph", "45-m7-di-ph", "free-mountain-vector-01")
     df = _extract([shared_file(f"pyfeat_test_media/images/{n}.jpg") for n in names], tmp_path)
     assert list(df.loc[list(names), "status"]) == ["ok", "ok", "ok", "no_face"]
-    yaw = [TrackData.load(tmp_path / f"out/{n}/track.npz").pose[0, 0] for n in names[:3]]
+    yaw = [TrackData.load(tmp_path / "out" / df.loc[n, "id"] / "track.npz").pose[0, 0] for n in names[:3]]
     assert abs(yaw[0]) < 5 and 8 < abs(yaw[1]) < 20 and 30 < abs(yaw[2]) < 55, yaw  # measured 0.8, -12.0, -40.7
 
 
 def test_smile_widens_the_mouth(tmp_path):
-    _extract([shared_file("liveportrait_driving_videos/d0.mp4")], tmp_path)
-    tr = TrackData.load(tmp_path / "out/d0/track.npz")
+    df = _extract([shared_file("liveportrait_driving_videos/d0.mp4")], tmp_path)
+    tr = TrackData.load(tmp_path / "out" / df.loc["d0", "id"] / "track.npz")
     p = tr.points
     width = np.linalg.norm(p[:, 61, :2] - p[:, 291, :2], axis=1) / interocular(p, "mediapipe478")
     rest = np.median(width[:10])
@@ -117,24 +118,26 @@ def test_bad_inputs_each_get_an_error_row_and_the_rest_is_processed(tmp_path):
         assert df.loc[ident, "status"] == "error" and msg in df.loc[ident, "error"], (ident, df.loc[ident, "error"])
         assert "Traceback" not in df.loc[ident, "error"]
     assert df.loc["truncated", "status"] in ("error", "no_face", "ok")  # cut mid-stream: readable or not
-    on_disk = pd.read_csv(tmp_path / "out/manifest.csv").set_index("id")
+    on_disk = by_stem(pd.read_csv(tmp_path / "out/manifest.csv"))
     assert on_disk.loc["missing", "status"] == "error"
 
 
 def test_rerun_skips_finished_redoes_broken_and_cleans_temporaries(tmp_path):
     inputs = [DEMO, tmp_path / "missing.mp4"]
     _extract(inputs, tmp_path)
-    out = tmp_path / "out"
-    stamp = (out / "single_face/meta.json").stat().st_mtime_ns
-    (out / ".single_face.abc.tmp").mkdir()  # what a killed run leaves behind
+    entry = entry_of(tmp_path / "out", DEMO)
+    stamp = (entry / "meta.json").stat().st_mtime_ns
+    killed = entry.with_name(f".{entry.name}.somehost@1.abc.tmp")  # what a killed run on another machine leaves
+    killed.mkdir()
+    os.utime(killed, (0, 0))  # ... long ago
     _extract(inputs, tmp_path)
-    assert (out / "single_face/meta.json").stat().st_mtime_ns == stamp  # skipped
-    assert not (out / ".single_face.abc.tmp").exists()
-    (out / "single_face/track.npz").write_bytes(b"damaged")
+    assert (entry / "meta.json").stat().st_mtime_ns == stamp  # skipped
+    assert not killed.exists()
+    (entry / "track.npz").write_bytes(b"damaged")
     df = _extract(inputs, tmp_path)
-    assert (out / "single_face/meta.json").stat().st_mtime_ns != stamp  # redone
+    assert (entry / "meta.json").stat().st_mtime_ns != stamp  # redone
     assert df.loc["single_face", "status"] == "ok"
-    TrackData.load(out / "single_face/track.npz")
+    TrackData.load(entry / "track.npz")
 
 
 def test_shards_split_the_inputs_and_share_one_manifest(tmp_path):
@@ -144,7 +147,7 @@ def test_shards_split_the_inputs_and_share_one_manifest(tmp_path):
     paths = [write_video(src / f"v{i}.mp4", rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)) for i in range(4)]
     _extract(paths, tmp_path, shard=(0, 2))
     first = {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()}
-    assert first == {"v0", "v2"}
+    assert first == {entry_of(tmp_path / "out", paths[i]).name for i in (0, 2)}
     df = _extract(paths, tmp_path, shard=(1, 2))
     assert sorted(df.index) == ["v0", "v1", "v2", "v3"] and (df["status"] == "no_face").all()
     assert parse_shard("1/4") == (1, 4)
@@ -155,7 +158,8 @@ def test_shards_split_the_inputs_and_share_one_manifest(tmp_path):
 def test_ids_are_unique_and_readable(tmp_path):
     a, b = tmp_path / "x" / "clip.mp4", tmp_path / "y" / "clip.mp4"
     ids = input_ids([a, b, tmp_path / "my video.avi"])
-    assert ids[0] != ids[1] and ids[0].startswith("clip-") and ids[2] == "my_video"
+    assert ids[0] != ids[1] and ids[0].startswith("clip-") and ids[2].startswith("my_video-")
+    assert input_ids([tmp_path / "x" / ".." / "x" / "clip.mp4"]) == ids[:1]  # one resolved path, one id
 
 
 def test_two_workers_give_the_same_result_as_one(tmp_path):
@@ -163,6 +167,6 @@ def test_two_workers_give_the_same_result_as_one(tmp_path):
     one = _extract([DEMO, clip], tmp_path / "a")
     two = _extract([DEMO, clip], tmp_path / "b", workers=2)
     pd.testing.assert_frame_equal(one.drop(columns="path"), two.drop(columns="path"))
-    ta = TrackData.load(tmp_path / "a/out/d0/track.npz")
-    tb = TrackData.load(tmp_path / "b/out/d0/track.npz")
+    ta = TrackData.load(entry_of(tmp_path / "a/out", clip) / "track.npz")
+    tb = TrackData.load(entry_of(tmp_path / "b/out", clip) / "track.npz")
     np.testing.assert_allclose(ta.points, tb.points, atol=1e-3)

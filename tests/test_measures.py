@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import shared_file
+from conftest import entry_of, shared_file
 from conftest import REPO
 from fexa.analysis.measures import (
     MEASURES,
@@ -30,7 +30,7 @@ def test_blinks_in_a_synthetic_aperture_signal():
         a[f] = 0.04
     a[200:204] = 0.28  # a squint (30% narrower): not a blink
     a[220:240] = 0.05  # eyes closed for 0.8 s: a closure, not a blink
-    b = detect_blinks(a, fps)
+    b = detect_blinks(a, np.arange(len(a)) / fps)
     assert b.count == 3 and b.frames[0] == 30 and b.frames[2] == 160
     assert b.rate_per_min == pytest.approx(3 / 10 * 60)
     assert b.closure_depth == pytest.approx(0.9, abs=0.03)
@@ -41,7 +41,7 @@ def test_repetitions_amplitude_and_fatigue():
     t = np.arange(0, 10, 1 / fps)
     amp = np.repeat([1.0, 0.9, 0.8, 0.7, 0.6], len(t) // 5)
     s = 0.5 + amp * (1 - np.cos(2 * np.pi * t[: len(amp)] / 2.0)) / 2  # five 2 s repetitions, decaying
-    reps = segment_repetitions(s, fps)
+    reps = segment_repetitions(s, t[: len(s)])
     assert len(reps) == 5
     np.testing.assert_allclose(reps["time"], [1, 3, 5, 7, 9], atol=0.05)
     np.testing.assert_allclose(reps["amplitude"].iloc[1:], [0.9, 0.8, 0.7, 0.6], atol=0.02)
@@ -58,7 +58,7 @@ def clips(tmp_path_factory):
     smile = shared_file("liveportrait_driving_videos/d0.mp4")
     out = tmp_path_factory.mktemp("measures")
     extract_many([talk, smile], out, progress=False)
-    return {name: TrackData.load(out / name / "track.npz") for name in (talk.stem, smile.stem)}
+    return {p.stem: TrackData.load(entry_of(out, p) / "track.npz") for p in (talk, smile)}
 
 
 def test_blinks_on_the_sadtalker_clip_match_a_hand_count(clips):
@@ -66,7 +66,7 @@ def test_blinks_on_the_sadtalker_clip_match_a_hand_count(clips):
     # 11, 25, 35, 57, 81, 97, 111, 130, 151 and 177 -> 10 blinks in 8 s (25 and 97 are brief).
     track = clips["WDA_AlexandriaOcasioCortez_000"]
     sig = frame_signals(track)
-    b = detect_blinks(sig[["eye_aperture_right", "eye_aperture_left"]].mean(axis=1).to_numpy(), track.fps)
+    b = detect_blinks(sig[["eye_aperture_right", "eye_aperture_left"]].mean(axis=1).to_numpy(), track.times)
     assert abs(b.count - 10) <= 1
     hand = np.array([11, 25, 35, 57, 81, 97, 111, 130, 151, 177])
     assert sum(np.min(np.abs(hand - f)) <= 2 for f in b.frames) >= 9
@@ -103,14 +103,14 @@ def test_repetitions_follow_the_task_direction():
     fps = 25.0
     t = np.arange(0, 6, 1 / fps)
     brow = 0.28 - 0.03 * (1 - np.cos(2 * np.pi * t / 2.0)) / 2  # minima (frowns) at 1, 3, 5 s
-    sig = pd.DataFrame({"brow_height_right": brow, "brow_height_left": brow, "mouth_width": 0.5 + 0 * t})
-    frowns = task_repetitions(sig, "frown", fps)
+    sig = pd.DataFrame({"time": t, "brow_height_right": brow, "brow_height_left": brow, "mouth_width": 0.5 + 0 * t})
+    frowns = task_repetitions(sig, "frown")
     np.testing.assert_allclose(frowns["time"], [1, 3, 5], atol=0.05)
     np.testing.assert_allclose(frowns["amplitude"], 0.03, atol=0.002)
-    assert len(task_repetitions(sig, "brow", fps)) < 3  # raising the brows is the opposite movement
-    assert task_repetitions(sig, "sit_at_rest", fps).empty
+    assert len(task_repetitions(sig, "brow")) < 3  # raising the brows is the opposite movement
+    assert task_repetitions(sig, "sit_at_rest").empty
     with pytest.raises(ValueError, match="unknown task 'smiling'"):
-        task_repetitions(sig, "smiling", fps)
+        task_repetitions(sig, "smiling")
 
 
 def test_dataset_task_labels_map_to_tasks():
@@ -152,7 +152,7 @@ def task_clips(tmp_path_factory):
     paths = [shared_file(f"liveportrait_driving_videos/{n}.mp4") for n in names]
     out = tmp_path_factory.mktemp("tasks")
     extract_many(paths, out, progress=False)
-    return {n: TrackData.load(out / n / "track.npz") for n in names}
+    return {n: TrackData.load(entry_of(out, p) / "track.npz") for n, p in zip(names, paths)}
 
 
 def test_task_detection_on_single_movement_clips(task_clips):

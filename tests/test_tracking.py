@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from conftest import DEMO, write_video
+from conftest import DEMO, entry_of, write_video
 from fexa.extract import extract_many
 from fexa.io.media import read_all
 from fexa.io.trackfile import TrackData
@@ -13,7 +13,7 @@ def _run(tmp_path, frames, name):
     path = write_video(tmp_path / f"{name}.mp4", frames, fps=30, codec="libx264", pix_fmt="yuv444p")
     df = extract_many([path], tmp_path / "out", progress=False)
     assert df.loc[0, "status"] == "ok", df.loc[0, "error"]
-    return TrackData.load(tmp_path / "out" / name / "track.npz")
+    return TrackData.load(entry_of(tmp_path / "out", path) / "track.npz")
 
 
 def test_two_faces_keep_their_ids_and_the_larger_is_the_subject(tmp_path):

@@ -37,7 +37,10 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from fexa.analysis.measures import (  # noqa: E402
     MIN_DURATION,
+    clip_duration,
     compute_measures,
+    frame_rate,
+    rate_limits,
     detect_blinks,
     detect_task,
     frame_signals,
@@ -48,9 +51,9 @@ from fexa.analysis.measures import (  # noqa: E402
 )
 from fexa.analysis.predict import TrainedModel, cfc_sp_cascade  # noqa: E402
 from fexa.errors import FexaError  # noqa: E402
-from fexa.extract import ExtractConfig, entry_is_done, expand_inputs, extract_one, input_ids  # noqa: E402
+from fexa.extract import ExtractConfig, entry_state, expand_inputs, extract_one, input_ids  # noqa: E402
 from fexa.face.landmarks import get_scheme  # noqa: E402
-from fexa.io.atomic import atomic_path, write_table  # noqa: E402
+from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table  # noqa: E402
 from fexa.io.trackfile import TrackData  # noqa: E402
 from fexa.viz.overlay import write_overlay  # noqa: E402
 from fexa.viz.sheets import plot_trajectories  # noqa: E402
@@ -111,7 +114,7 @@ class Result:
         t = f["time"]
         fig, axes = plt.subplots(4, 1, figsize=(11, 9.5), sharex=True)
         aperture = task_signal(f, "eye_aperture")
-        blinks = detect_blinks(aperture, self.track.fps or 25.0)
+        blinks = None if "blinks" in rate_limits(self.track.times) else detect_blinks(aperture, self.track.times)
         corners = region_displacement(self.track)
         panels = (
             ("eye aperture", (("eye_aperture_right", "right eye"), ("eye_aperture_left", "left eye"))),
@@ -122,8 +125,9 @@ class Result:
             for column, label in lines:
                 ax.plot(t, f[column], label=label, lw=1.2)
             ax.set_ylabel(ylabel)
-        axes[0].plot(t.iloc[list(blinks.frames)], aperture[list(blinks.frames)], "v", color="red",
-                     label=f"blinks ({blinks.count})")
+        if blinks is not None:
+            axes[0].plot(t.iloc[list(blinks.frames)], aperture[list(blinks.frames)], "v", color="red",
+                         label=f"blinks ({blinks.count})")
         axes[3].plot(t, corners["mouth_corner_right"], label="right corner", lw=1.2)
         axes[3].plot(t, corners["mouth_corner_left"], label="left corner", lw=1.2)
         axes[3].set_ylabel("mouth corner\nmovement (IOD)")
@@ -258,7 +262,7 @@ class Result:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}
 tr.primary td{{background:#eef6ee;font-weight:bold}}</style></head><body>
 <h1>{title}</h1>
-<p>{self.track.num_frames} frames at {self.track.fps:.2f} fps; face usable in {100 * usable:.1f}% of frames.</p>
+<p>{self.track.num_frames} frames at {frame_rate(self.track.times):.2f} frames/s; face usable in {100 * usable:.1f}% of frames.</p>
 <p>Task: <b>{html.escape(task.name)}</b> ({html.escape(task.description)}; {how}). Measures serving it are
 highlighted.</p>
 <h2>Warnings</h2><ul>{warn}</ul>
@@ -292,6 +296,8 @@ class Analyzer:
             except ValueError as e:
                 raise FexaError(str(e)) from None
         self.cache = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="fexa-analyze-"))
+        if self.cache.is_dir():
+            remove_stale_temporaries(self.cache)  # leftovers of killed runs (never another live run's)
         self.extract = extract or ExtractConfig()
         self.models = [TrainedModel(m, smooth_window) for m in models]
         self.task = task
@@ -301,24 +307,26 @@ class Analyzer:
     def analyze(self, path: str | Path) -> Result:
         path = Path(path)
         entry = self.cache / input_ids([path])[0]
-        if entry_is_done(entry, path):
-            meta = json.loads((entry / "meta.json").read_text())
-        else:
+        if entry_state(entry, path, self.extract):  # not yet extracted, changed input or settings, damaged entry
             meta = extract_one(path, entry, self.extract, progress=self.progress)
+        else:
+            meta = json.loads((entry / "meta.json").read_text())
         if meta["status"] == "no_face":
             raise FexaError(f"no face found in {path.name}")
-        if meta["status"] != "ok":
+        if meta["status"] not in ("ok", "partial"):
             raise FexaError(meta["error"] or f"status {meta['status']}")
         track = TrackData.load(entry / "track.npz")
-        warnings = list(meta.get("warnings", []))
+        warnings = ([f"partial input: {meta['error']}"] if meta["status"] == "partial" else []) + meta.get("warnings", [])
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
-        duration = track.num_frames / (track.fps or 25.0)
+        duration = clip_duration(track.times)
         if track.num_frames == 1:
             warnings.append("a single image: movement measures (range of motion, speed, blinks, repetitions) are 0 or empty")
         elif duration < MIN_DURATION:
             warnings.append(f"a very short clip ({track.num_frames} frames, {duration:.2f} s): speeds, blinks and "
                             "repetitions are flagged")
+        if track.num_frames > 1:
+            warnings += [f"{aspect}: {why}" for aspect, why in rate_limits(track.times).items()]
         frames = frames_table(track)
         task, source = self.task, "given"
         if task == "auto" and track.num_frames == 1:
@@ -330,8 +338,7 @@ class Analyzer:
             warnings.append(f"task detected automatically: {task} (activations "
                             + ", ".join(f"{k} {v:.2f}" for k, v in guess.activation.items()) + "); give the task to set it")
         measures = compute_measures(track, task)
-        fps = track.fps or 25.0
-        repetitions = task_repetitions(frames, task, fps)
+        repetitions = task_repetitions(frames, task)
         segments = None
         if self.per_repetition and len(repetitions):
             segments = list(zip(repetitions["start"].astype(int), repetitions["end"].astype(int)))
@@ -355,26 +362,53 @@ class Analyzer:
     def analyze_many(self, inputs: list[str | Path], out: str | Path | None = None, fmt: str = "csv",
                      on_error: Callable[[str, str], None] | None = None) -> pd.DataFrame:
         """Every input (videos, images, frame folders, folders of videos) analysed; with ``out``,
-        each result saved under ``out/<id>/`` and the summary as ``out/summary.<fmt>``. Returns
-        one row per input (id, path, status, error, then ``Result.summary``); an input that fails
-        gets status ``error`` and its reason (also passed to ``on_error(id, reason)``), and the
-        others continue."""
-        paths = expand_inputs(inputs)
+        each result saved under ``out/<id>/`` and the summary as ``out/summary.<fmt>``, merged by
+        id with the summary already there (a rerun updates its inputs' rows and keeps the others).
+        Returns this batch's rows (id, path, status, error, then ``Result.summary``). Any failure of
+        one input, fexa's or not, becomes its ``error`` row with a one-line reason (also passed to
+        ``on_error(id, reason)``); the others continue and the summary is always written."""
+        found = expand_inputs(inputs)
+        unique = dict(zip(input_ids(found), found))  # each input once
         rows = []
-        for path, ident in tqdm(list(zip(paths, input_ids(paths))), desc="analyze", unit="input",
-                                disable=not self.progress):
-            row = {"id": ident, "path": str(path), "status": "ok", "error": ""}
-            try:
-                res = self.analyze(path)
-                if out is not None:
-                    res.save(Path(out) / ident, fmt, self.progress)
-                row.update(res.summary())
-            except FexaError as e:
-                row.update(status="error", error=str(e))
-                if on_error is not None:
-                    on_error(ident, str(e))
-            rows.append(row)
-        summary = pd.DataFrame(rows)
-        if out is not None:
-            write_table(summary, Path(out) / f"summary.{fmt}")
+        try:
+            for ident, path in tqdm(unique.items(), desc="analyze", unit="input", disable=not self.progress):
+                row = {"id": ident, "path": str(Path(path).absolute()), "status": "ok", "error": ""}
+                try:
+                    res = self.analyze(path)
+                    if out is not None:
+                        res.save(Path(out) / ident, fmt, self.progress)
+                    row.update(res.summary())
+                    row["status"] = "partial" if any(w.startswith("partial input") for w in res.warnings) else "ok"
+                except Exception as e:  # noqa: BLE001 - one input must never stop the batch
+                    reason = str(e) if isinstance(e, FexaError) else f"internal error: {type(e).__name__}: {e}"
+                    row.update(status="error", error=reason.splitlines()[0] if reason else type(e).__name__)
+                    if on_error is not None:
+                        on_error(ident, row["error"])
+                rows.append(row)
+        finally:  # also when interrupted: what was analysed is in the summary
+            summary = pd.DataFrame(rows)
+            if out is not None and len(summary):
+                merge_summary(Path(out) / f"summary.{fmt}", summary)
         return summary
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table written by ``write_table`` (csv, json or parquet by suffix)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".json":
+        return pd.read_json(path, orient="records", dtype=False)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def merge_summary(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """Write ``rows`` into the summary at ``path``: rows of the same id are replaced, others kept
+    in their order. An unreadable old summary is kept beside it (``.unreadable``), not lost."""
+    if path.is_file():
+        try:
+            old = read_table(path)
+            rows = pd.concat([old[~old["id"].astype(str).isin(set(rows["id"]))], rows], ignore_index=True)
+        except Exception:  # noqa: BLE001 - keep the damaged file for the user, write the new one
+            path.replace(path.with_name(path.name + ".unreadable"))
+    write_table(rows, path)
+    return rows

@@ -5,6 +5,11 @@ crop transform), relative to the nose tip of the same frame, and divided by the 
 distance (outer eye corners): 1.0 = one eye-to-eye distance. Speeds are per second. The rest
 frame is the clip's first usable frame (clinical recordings start at rest).
 
+Time is the frames' timestamps (variable frame rate is common on phones): speeds divide by the real
+interval between frames, durations and rates use the timestamps' span. What the frame rate cannot
+resolve is NaN with a flag: speeds below ``MIN_FPS_SPEED`` frames/s, blinks (100-400 ms long)
+below ``MIN_FPS_BLINKS``.
+
 Per-frame signals (``frame_signals``):
   eye_aperture_{right,left}  mean of three upper-to-lower lid distances / eye width
   mouth_width                corner-to-corner distance / IOD
@@ -140,6 +145,23 @@ def task_signal(signals: pd.DataFrame, name: str) -> np.ndarray:
     return signals[name].to_numpy()
 
 
+MIN_FPS_SPEED = 5.0  # frames/s: below this, frame-to-frame differences are no speed
+MIN_FPS_BLINKS = 10.0  # frames/s: below this, a blink (100-400 ms) can fall between frames
+
+
+def frame_rate(times: np.ndarray) -> float:
+    """Frames per second from timestamps: 1 / the median interval (0 for fewer than 2 frames)."""
+    dt = np.diff(np.asarray(times, np.float64))
+    dt = dt[dt > 0]
+    return float(1.0 / np.median(dt)) if len(dt) else 0.0
+
+
+def clip_duration(times: np.ndarray) -> float:
+    """Seconds the frames cover: first to last timestamp plus one (median) frame interval."""
+    rate = frame_rate(times)
+    return float(times[-1] - times[0] + 1.0 / rate) if rate > 0 else 0.0
+
+
 def _rest_index(usable: np.ndarray) -> int:
     use = np.flatnonzero(usable)
     if len(use) == 0:
@@ -187,31 +209,34 @@ class Blinks:
     closure_depth: float  # 1 - (lowest aperture / open aperture), over the clip
 
 
-def detect_blinks(aperture: np.ndarray, fps: float, depth: float = 0.5, max_duration: float = 0.5,
+def detect_blinks(aperture: np.ndarray, times: np.ndarray, depth: float = 0.5, max_duration: float = 0.5,
                   min_gap: float = 0.15) -> Blinks:
-    """Blinks in an eye-aperture signal: dips below ``1 - depth`` of the open-eye level (the 90th
-    percentile) lasting at most ``max_duration`` seconds, at least ``min_gap`` seconds apart.
-    Narrowings shallower than ``depth`` (squints, speech) are not blinks."""
+    """Blinks in an eye-aperture signal with frame ``times`` (s): dips below ``1 - depth`` of the
+    open-eye level (the 90th percentile) lasting at most ``max_duration`` seconds, at least
+    ``min_gap`` seconds apart. Narrowings shallower than ``depth`` (squints, speech) are not blinks.
+    Durations in frames use the median frame interval; the rate uses the timestamps' span."""
     a = pd.Series(aperture).interpolate(limit_direction="both").to_numpy()
+    fps = frame_rate(times)
     if not np.isfinite(a).any() or fps <= 0:
         return Blinks(0, 0.0, (), float("nan"))
     open_level = np.nanpercentile(a, 90)
     closure = 1 - a / open_level
     peaks, _ = find_peaks(closure, height=depth, distance=max(1, int(round(min_gap * fps))),
                           width=(None, max_duration * fps), rel_height=0.5)
-    duration = len(a) / fps
+    duration = clip_duration(times)
     return Blinks(len(peaks), 60.0 * len(peaks) / duration if duration else 0.0, tuple(int(x) for x in peaks),
                   float(np.nanmax(closure)))
 
 
-def segment_repetitions(signal: np.ndarray, fps: float, min_period: float = 0.5,
+def segment_repetitions(signal: np.ndarray, times: np.ndarray, min_period: float = 0.5,
                         prominence: float = 0.3) -> pd.DataFrame:
     """Repetitions of one movement in a signal (e.g. mouth width in repeated smiles): peaks at least
     ``min_period`` s apart whose prominence is at least ``prominence`` x the signal's range; the
     first frame is taken as rest, so a movement still held when the recording ends counts.
     Returns one row per repetition: peak frame, time, amplitude (peak minus the preceding trough),
     and the repetition's span [start, end): from the lowest frame between the previous peak (or
-    the clip's start) and this one, to the lowest frame before the next peak (or the clip's end)."""
+    the clip's start) and this one, to the lowest frame before the next peak (or the clip's end).
+    ``times``: the frames' timestamps (s)."""
     columns = ["frame", "time", "amplitude", "start", "end"]
     s = pd.Series(signal).interpolate(limit_direction="both").to_numpy()
     if not np.isfinite(s).any():
@@ -219,21 +244,22 @@ def segment_repetitions(signal: np.ndarray, fps: float, min_period: float = 0.5,
     span = np.nanmax(s) - np.nanmin(s)
     padded = np.r_[s[0], s, s[0]]  # from and back to the rest level: a movement still held at the end counts
     peaks, _ = find_peaks(padded, prominence=prominence * span if span > 0 else np.inf,
-                          distance=max(1, int(round(min_period * fps))))
+                          distance=max(1, int(round(min_period * frame_rate(times)))))
     peaks = np.clip(peaks - 1, 0, len(s) - 1)
     bounds = [0, *(int(a + np.argmin(s[a:b + 1])) for a, b in zip(peaks[:-1], peaks[1:])), len(s)]
-    rows = [{"frame": int(k), "time": k / fps, "amplitude": float(s[k] - np.min(s[bounds[i]:k + 1])),
+    rows = [{"frame": int(k), "time": float(times[k]), "amplitude": float(s[k] - np.min(s[bounds[i]:k + 1])),
              "start": bounds[i], "end": bounds[i + 1]} for i, k in enumerate(peaks)]
     return pd.DataFrame(rows, columns=columns)
 
 
-def task_repetitions(signals: pd.DataFrame, task: str, fps: float) -> pd.DataFrame:
-    """Repetitions of the task's movement (its signal turned so the movement is upwards); empty for
-    tasks without movement (sit at rest)."""
+def task_repetitions(signals: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Repetitions of the task's movement (its signal turned so the movement is upwards) in
+    ``frame_signals`` (its ``time`` column gives the timestamps); empty for tasks without movement
+    (sit at rest)."""
     t = get_task(task)
     if t.signal is None:
         return pd.DataFrame(columns=["frame", "time", "amplitude"])
-    return segment_repetitions(t.direction * task_signal(signals, t.signal), fps)
+    return segment_repetitions(t.direction * task_signal(signals, t.signal), signals["time"].to_numpy())
 
 
 def _symmetry(right: float, left: float) -> float:
@@ -261,14 +287,15 @@ def region_displacement(track: TrackData, rest: int | None = None) -> pd.DataFra
 
 def region_motion(track: TrackData, rest: int | None = None) -> pd.DataFrame:
     """Per region (traj63 regions and each mouth corner): range of motion from the rest frame
-    (IOD), peak speed (IOD/s), time to peak (s)."""
+    (IOD), peak speed (IOD/s, from the timestamps' intervals), time to peak (s)."""
     _require_mesh(track)
     rest = _rest_index(track.usable) if rest is None else rest
-    fps = track.fps or 25.0
+    dt = np.diff(track.times)
     rows = []
     for name, d in region_displacement(track, rest).items():
         d = d.to_numpy()
-        speed = np.abs(np.diff(d)) * fps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.where(dt > 0, np.abs(np.diff(d)) / dt, np.nan)
         k = int(np.nanargmax(d))
         rows.append({"region": name, "rom": float(np.nanmax(d)),
                      "peak_speed": float(np.nanmax(speed)) if np.isfinite(speed).any() else float("nan"),
@@ -306,7 +333,8 @@ def _registry() -> dict[str, Measure]:
     for region, tasks in _REGION_TASKS.items():
         where = f"the {region.replace('_', ' ')} points' mean distance from their rest-frame positions"
         m += [Measure(f"rom_{region}", "IOD", "range of motion", tasks, f"max_t d(t), d(t) = {where}"),
-              Measure(f"peak_speed_{region}", "IOD/s", "speed", tasks, "max_t |d(t+1) - d(t)| x fps"),
+              Measure(f"peak_speed_{region}", "IOD/s", "speed", tasks,
+                      "max_t |d(t+1) - d(t)| / (time(t+1) - time(t))"),
               Measure(f"time_to_peak_{region}", "s", "speed", tasks, "time of max_t d(t) - time of the rest frame")]
     sym = "|R - L| / (|R| + |L|): 0 symmetric, 1 one side only"
     m += [Measure("symmetry_mouth_corners", "index", "symmetry", ("smile", "clench_teeth", "spread", "kiss", "blow"),
@@ -316,7 +344,8 @@ def _registry() -> dict[str, Measure]:
                   f"{sym}, R/L = mean eye_aperture_right/left over the clip"),
           Measure("blink_count", "blinks", "blinks", ("sit_at_rest",),
                   "dips of the mean eye aperture below half its open level (90th percentile), <= 0.5 s long"),
-          Measure("blink_rate", "1/min", "blinks", ("sit_at_rest",), "60 x blink_count / clip duration"),
+          Measure("blink_rate", "1/min", "blinks", ("sit_at_rest",),
+                  "60 x blink_count / clip duration (timestamps' span)"),
           Measure("eye_closure_depth", "fraction", "range of motion", ("squeeze_eyes",),
                   "1 - min eye aperture / open level (1 = fully shut)"),
           Measure("mouth_width_rom", "IOD", "range of motion", ("smile", "clench_teeth", "spread", "kiss", "blow"),
@@ -340,8 +369,7 @@ MEASURES: dict[str, Measure] = _registry()
 def _values(track: TrackData, task: str, rest: int | None) -> dict[str, float]:
     sig = frame_signals(track)
     motion = region_motion(track, rest).set_index("region")
-    fps = track.fps or 25.0
-    blinks = detect_blinks(task_signal(sig, "eye_aperture"), fps)
+    blinks = detect_blinks(task_signal(sig, "eye_aperture"), track.times)
     v: dict[str, float] = {}
     for region, r in motion.iterrows():
         v[f"rom_{region}"], v[f"peak_speed_{region}"], v[f"time_to_peak_{region}"] = r["rom"], r["peak_speed"], \
@@ -354,7 +382,7 @@ def _values(track: TrackData, task: str, rest: int | None) -> dict[str, float]:
     for name in ("mouth_width", "mouth_opening", "lip_protrusion"):
         s = sig[name].to_numpy()
         v[f"{name}_rom"] = np.nanmax(s) - np.nanmin(s) if np.isfinite(s).any() else np.nan
-    amp = task_repetitions(sig, task, fps)["amplitude"].to_numpy(float)
+    amp = task_repetitions(sig, task)["amplitude"].to_numpy(float)
     moving = get_task(task).signal is not None
     v["repetitions"] = len(amp) if moving else np.nan
     v["repetition_amplitude"] = amp.mean() if len(amp) else np.nan
@@ -368,21 +396,39 @@ MIN_DURATION = 1.0  # seconds: in shorter clips, speeds, blinks and repetitions 
 _TIMED_ASPECTS = ("speed", "blinks", "variability", "fatigue")
 
 
+def rate_limits(times: np.ndarray) -> dict[str, str]:
+    """Per aspect that the frame rate of ``times`` cannot resolve, why (its measures become NaN)."""
+    rate = frame_rate(times)
+    at = f"at {rate:.3g} frames/s" if rate > 0 else "from a single frame"
+    why = {}
+    if rate < MIN_FPS_SPEED:
+        why["speed"] = f"not measurable {at} (speeds need >= {MIN_FPS_SPEED:g})"
+    if rate < MIN_FPS_BLINKS:
+        why["blinks"] = f"not measurable {at} (blinks need >= {MIN_FPS_BLINKS:g})"
+    return why
+
+
 def compute_measures(track: TrackData, task: str = "auto", rest: int | None = None) -> pd.DataFrame:
     """All registered measures of one track, one row each: measure, value, unit, aspect, primary
     (the measure serves ``task``; ``auto`` detects the task), flag (why a value is unreliable:
     fewer than half the frames usable; speeds, blinks and repetitions of a clip shorter than
-    ``MIN_DURATION``). ``df.attrs['task']`` holds the task used."""
+    ``MIN_DURATION``; speeds and blinks at a frame rate too low for them, whose values are NaN).
+    ``df.attrs['task']`` holds the task used."""
     if task == "auto":
         task = detect_task(frame_signals(track)).task
     get_task(task)
     values = _values(track, task, rest)
     few = "fewer than half the frames usable" if track.usable.mean() < 0.5 else ""
-    short = track.num_frames / (track.fps or 25.0) < MIN_DURATION
+    short = clip_duration(track.times) < MIN_DURATION
+    limits = rate_limits(track.times)
     rows = []
     for m in MEASURES.values():
+        value = float(values[m.name])
         flags = [few, f"clip shorter than {MIN_DURATION:g} s" if short and m.aspect in _TIMED_ASPECTS else ""]
-        rows.append({"measure": m.name, "value": float(values[m.name]), "unit": m.unit, "aspect": m.aspect,
+        if m.aspect in limits and m.unit != "s":  # time to peak stays: the timestamps say when
+            value = float("nan")
+            flags.append(limits[m.aspect])
+        rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect,
                      "primary": task in m.tasks, "flag": "; ".join(f for f in flags if f)})
     df = pd.DataFrame(rows)
     df.attrs["task"] = task

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -24,6 +23,7 @@ from fexa.data.samples import FaceSamples
 from fexa.errors import FexaError
 from fexa.io.trackfile import TrackData
 from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting
+from fexa.train.checkpoint import read_weights
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
 
@@ -86,7 +86,7 @@ class TrainedModel:
         self.cfc_role = {TO_COARSE: "coarse", TO_NEGATIVE: "negative"}.get(target_map, "")  # a CFC-SP net
 
     def _load(self, weights: Path) -> None:
-        state = load_file(str(weights))
+        state = read_weights(weights)
         own = self.model.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]

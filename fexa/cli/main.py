@@ -42,7 +42,8 @@ def _show(args: argparse.Namespace) -> int:
 def _import_landmarks(args: argparse.Namespace) -> int:
     from fexa.face.importers import load_insightface, load_openface_csv
     from fexa.io.atomic import atomic_dir, write_json
-    from fexa.extract import input_ids, write_manifest
+    from fexa.extract import file_checksums, input_ids, write_manifest
+    from fexa.io.fingerprint import content_fingerprint
 
     paths = [Path(p) for p in args.files]
     for path, ident in zip(paths, input_ids(paths)):
@@ -56,6 +57,7 @@ def _import_landmarks(args: argparse.Namespace) -> int:
                 "id": ident, "path": str(path), "status": "ok", "frames": track.num_frames,
                 "face_frames": int(track.valid.sum()), "fps": track.fps, "error": "",
                 "imported_from": args.format, "layout": track.layout, "fexa_version": fexa.__version__,
+                "fingerprint": content_fingerprint(path), "files": file_checksums(tmp),
             })
     df = write_manifest(Path(args.out))
     print(f"imported {len(paths)} file(s); {len(df)} entries in {args.out}")

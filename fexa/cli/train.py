@@ -12,7 +12,8 @@ def run_train(args: argparse.Namespace) -> int:
     from fexa.train.trainer import train
 
     cfg = load_config(args.config, args.set)
-    results = train(cfg, resume=args.resume, progress=not args.quiet)
+    results = train(cfg, resume=args.resume, progress=not args.quiet, resume_from=args.resume_from,
+                    overwrite=args.overwrite, config_hint=args.config)
     if results:
         print((cfg.run_dir / "results.md").read_text())
     return 0
@@ -39,7 +40,11 @@ def add_parsers(sub) -> None:
                        "Run it under torchrun for several processes.")
     t.add_argument("config", help="YAML config, e.g. configs/tramp_former/pfed5_smile.yaml")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run from its last intact checkpoint ('last', else 'previous')")
+    t.add_argument("--from", dest="resume_from", metavar="CHECKPOINT",
+                   help="continue from this checkpoint of the run instead (e.g. best_val); implies --resume")
+    t.add_argument("--overwrite", action="store_true", help="delete the run's folder and start it over")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
     e = sub.add_parser("evaluate", help="evaluate a trained run again (both protocols)",

@@ -34,7 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
-from fexa.extract import ExtractConfig, expand_inputs, extract_many, input_ids
+from fexa.extract import USABLE_STATUSES, ExtractConfig, expand_inputs, extract_many, input_ids
 from fexa.face.landmarks import get_scheme
 from fexa.io.media import read_all
 from fexa.io.trackfile import TrackData
@@ -83,7 +83,7 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
     entry_of = dict(zip(paths, input_ids([Path(p) for p in paths])))
     status = table["path"].map(lambda p: manifest["status"].get(entry_of[p], "missing"))
     reason = table["path"].map(lambda p: manifest["error"].get(entry_of[p], ""))
-    ok = status == "ok"
+    ok = status.isin(USABLE_STATUSES)  # partial entries (damaged videos) are used; their manifest rows say so
     linked = table[ok].assign(entry=[str(Path(cache) / entry_of[p]) for p in table.loc[ok, "path"]])
     dropped = table[~ok].assign(status=status[~ok], reason=reason[~ok])
     return linked.reset_index(drop=True), dropped.reset_index(drop=True)
@@ -108,7 +108,12 @@ def _load_track(path: str) -> TrackData:
 
 @lru_cache(maxsize=8)  # decoded crop videos are large (a 1,000-frame clip is about 200 MB)
 def _load_crops(entry: str) -> np.ndarray:
-    return read_all(Path(entry) / "crops.mp4")[1]
+    crops = read_all(Path(entry) / "crops.mp4")[1]
+    expected = _load_track(str(Path(entry) / "track.npz")).num_frames
+    if len(crops) != expected:
+        raise FexaError(f"damaged entry {entry}: crops.mp4 has {len(crops)} frames, its track {expected}; "
+                        "rerun `fexa extract` (or the training command) to redo it")
+    return crops
 
 
 class FaceSamples(Dataset):

@@ -6,6 +6,13 @@ graph (478 points with iris refinement) that runs on a square region of interest
 the face every frame. Re-centring keeps the face still inside the ROI, so the mesh graph's own
 frame-to-frame tracking works, faces of any size are landmarked (the mesh's built-in detector is
 short-range only), and each face keeps its track id.
+
+Orientation: the mesh graph fits an upright face whatever it is given (over an upside-down face it
+fits an upright mesh, with a wrong mouth and eyes). So each new track's orientation is chosen by
+the detectors' scores on its region turned by 0, 90, 180 and 270 degrees, and the region is turned
+upright before the mesh every frame; the mesh's own roll then follows gradual turns. A mesh whose
+roll inside the upright region is beyond ``max_roll`` even after re-turning is rejected (the frame
+counts as face lost, and ``FaceTracker.orientation_rejects`` counts it).
 """
 
 from __future__ import annotations
@@ -79,6 +86,9 @@ class TrackerConfig:
     duplicate_iou: float = 0.6  # two tracks this overlapping follow the same face: drop the younger
     max_lost: int = 30  # frames a lost track may still be re-found under its id
     small_image: int = 160  # still images smaller than this (e.g. 48 px dataset crops) are enlarged and padded
+    max_roll: float = 60.0  # degrees: a mesh rolled further inside its upright region is not trusted
+    orientation_margin: float = 0.05  # a turned region must beat the upright one's detection score by this
+    orientation_min_score: float = 0.75  # ... and reach this score (weak false detections are not turned)
 
 
 @dataclass
@@ -102,6 +112,7 @@ class _Track:
     lost: int = 0
     frames: int = 0
     detected: bool = False
+    turns: int = 0  # quarter turns (np.rot90) that make the face upright in its region
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -116,6 +127,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
     union = area(a)[:, None] + area(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def face_roll(points: np.ndarray) -> float:
+    """In-plane rotation of a mesh in degrees (0 upright, 90 turned clockwise on screen, +-180
+    upside down): the angle of the line from the right to the left outer eye corner."""
+    v = points[263, :2] - points[33, :2]
+    return float(np.degrees(np.arctan2(v[1], v[0])))
 
 
 def points_box(points: np.ndarray) -> np.ndarray:
@@ -139,6 +157,8 @@ class FaceTracker:
         self._next_id = 0
         self._frame = 0
         self.detector_calls = 0
+        self.orientation_rejects = 0  # meshes rejected for a roll beyond max_roll (see module docstring)
+        self.turned_tracks = 0  # tracks found rotated by 90 degrees or more
 
     # -- public -----------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
@@ -153,7 +173,7 @@ class FaceTracker:
         for t in self._tracks:
             t.detected = False
         if self._needs_detection():
-            self._associate(self.detect(rgb), (h, w))
+            self._associate(self.detect(rgb), rgb)
         out = []
         for t in list(self._tracks):
             pts = self._landmark(t, rgb)
@@ -218,7 +238,7 @@ class FaceTracker:
             or any(t.lost > 0 for t in self._tracks)
         )
 
-    def _associate(self, dets: list[tuple[np.ndarray, float]], hw: tuple[int, int]) -> None:
+    def _associate(self, dets: list[tuple[np.ndarray, float]], rgb: np.ndarray) -> None:
         if not dets:
             return
         boxes = np.stack([b for b, _ in dets])
@@ -243,11 +263,14 @@ class FaceTracker:
                 min_detection_confidence=self.cfg.min_detection_confidence,
                 min_tracking_confidence=self.cfg.min_tracking_confidence,
             )
-            self._tracks.append(_Track(self._next_id, mesh, boxes[c], seed=boxes[c], score=dets[c][1], detected=True))
+            turns = self._orientation(rgb, boxes[c], dets[c][1])
+            self.turned_tracks += turns != 0
+            self._tracks.append(_Track(self._next_id, mesh, boxes[c], seed=boxes[c], score=dets[c][1], detected=True,
+                                       turns=turns))
             self._next_id += 1
 
-    def _landmark(self, t: _Track, rgb: np.ndarray) -> np.ndarray | None:
-        box, scale = (t.seed, self.cfg.roi_scale_detection) if t.seed is not None else (t.box, self.cfg.roi_scale)
+    def _region(self, rgb: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, float, float, float]:
+        """The square region (``roi_size`` pixels) around ``box`` scaled by ``scale``: (image, x0, y0, side)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = max(box[2] - box[0], box[3] - box[1], 8.0) * scale
         x0, y0 = cx - side / 2, cy - side / 2
@@ -255,11 +278,47 @@ class FaceTracker:
         m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
         roi = cv2.warpAffine(rgb, m, (self.cfg.roi_size, self.cfg.roi_size), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT)
-        res = t.mesh.process(roi)
+        return roi, x0, y0, side
+
+    def _orientation(self, rgb: np.ndarray, box: np.ndarray, score: float) -> int:
+        """Quarter turns that make the face in ``box`` upright: the turn of its region on which the
+        detectors are most confident (the upright region unless a turn beats it clearly)."""
+        roi = self._region(rgb, box, self.cfg.roi_scale_detection)[0]
+        scores = []
+        for k in range(4):
+            turned = np.ascontiguousarray(np.rot90(roi, k))
+            scores.append(max([float(d.score[0]) for det in self._detectors
+                               for d in (det.process(turned).detections or [])], default=0.0))
+        upright = max(score, scores[0])
+        best = int(np.argmax(scores[1:])) + 1
+        turn = scores[best] >= max(upright + self.cfg.orientation_margin, self.cfg.orientation_min_score)
+        return best if turn else 0
+
+    def _mesh(self, t: _Track, roi: np.ndarray) -> np.ndarray | None:
+        """Mesh of the region turned by ``t.turns``, in the unturned region's unit coordinates."""
+        res = t.mesh.process(np.ascontiguousarray(np.rot90(roi, t.turns)) if t.turns else roi)
         if not res.multi_face_landmarks:
             return None
-        lm = res.multi_face_landmarks[0].landmark
-        p = np.array([(q.x, q.y, q.z) for q in lm], dtype=np.float64)
+        p = np.array([(q.x, q.y, q.z) for q in res.multi_face_landmarks[0].landmark], dtype=np.float64)
+        for _ in range(t.turns):  # undo one counter-clockwise quarter turn: (u, v) <- (1 - v, u)
+            p[:, 0], p[:, 1] = 1.0 - p[:, 1], p[:, 0].copy()
+        return p
+
+    def _landmark(self, t: _Track, rgb: np.ndarray) -> np.ndarray | None:
+        box, scale = (t.seed, self.cfg.roi_scale_detection) if t.seed is not None else (t.box, self.cfg.roi_scale)
+        roi, x0, y0, side = self._region(rgb, box, scale)
+        p = self._mesh(t, roi)
+        if p is None:
+            return None
+        roll = face_roll(p) - 90.0 * t.turns  # the mesh's roll inside the turned (upright) region
+        roll = (roll + 180.0) % 360.0 - 180.0
+        if abs(roll) > self.cfg.max_roll:  # the face turned: re-turn the region once and fit again
+            t.turns = (t.turns + int(round(roll / 90.0))) % 4
+            p = self._mesh(t, roi)
+            roll = (face_roll(p) - 90.0 * t.turns + 180.0) % 360.0 - 180.0 if p is not None else 180.0
+            if abs(roll) > self.cfg.max_roll:
+                self.orientation_rejects += 1
+                return None
         p *= side
         p[:, 0] += x0
         p[:, 1] += y0

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,22 @@ def _publish_mode(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
+def _owner() -> str:
+    """Who makes a temporary: ``<host>@<pid>``, so that concurrent processes (shards) never take
+    each other's work in progress for leftovers."""
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname()) or "host"
+    return f"{host}@{os.getpid()}"
+
+
+_OWNER_RE = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)@(?P<pid>\d+)\.")
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success rename it over ``final``."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{_owner()}.", suffix=".tmp" + final.suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -74,12 +87,13 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Build a folder in a temporary sibling and swap it in for ``final`` only on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner()}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         _publish_mode(tmp, is_dir=True)
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner()}.", suffix=".old.tmp", dir=final.parent))
+            os.rmdir(old)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -90,11 +104,36 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def is_stale(path: Path, max_age_h: float = 24.0) -> bool:
+    """A temporary is stale when the process that made it has ended (same host), or, made on
+    another host or by an older fexa (no owner in its name), when it is older than ``max_age_h``."""
+    m = _OWNER_RE.search(path.name)
+    if m and m["host"] == _owner().split("@")[0]:
+        return int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+    try:
+        return time.time() - path.lstat().st_mtime > max_age_h * 3600
+    except FileNotFoundError:
+        return False
+
+
 def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete leftovers of interrupted atomic writes (hidden ``*.tmp*`` entries); return how many."""
+    """Delete leftovers of interrupted atomic writes (hidden ``*.tmp*`` entries) whose makers have
+    ended (see ``is_stale``); other processes' work in progress is left alone. Returns how many."""
     n = 0
     for p in Path(folder).glob(".*.tmp*"):
-        if p.is_dir():
+        if not is_stale(p):
+            continue
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)

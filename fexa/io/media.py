@@ -1,8 +1,9 @@
 """Read videos, images and folders of frames as RGB uint8 frames with timestamps.
 
 Videos are decoded with PyAV (rotation metadata honoured, timestamps kept so variable frame rate
-survives); images with Pillow (EXIF orientation honoured). Grayscale, palette, alpha and 16-bit
-inputs are all converted to 8-bit RGB.
+survives; decoding goes on past damaged packets, and what was lost is counted); images with Pillow
+(EXIF orientation honoured). Grayscale, palette, alpha and 16-bit inputs are all converted to 8-bit
+RGB. A video whose picture size changes mid-stream is scaled to its first frame's size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -34,7 +36,7 @@ class MediaInfo:
     width: int
     height: int
     fps: float
-    num_frames: int  # exact for images/frames; the container's estimate for videos (0 if unknown)
+    num_frames: int  # exact for images/frames; what the container promises for videos (0 if unknown)
     rotation: int = 0  # degrees the stored picture is turned to display upright
 
 
@@ -101,6 +103,14 @@ def read_image(path: Path) -> np.ndarray:
         raise MediaError(f"cannot read image {path}: {e}") from None
 
 
+def check_rotation(value: float, path: Path) -> int:
+    """The display rotation of a video as a multiple of 90 degrees; anything else (a corrupt
+    display matrix reads -2147483648) is an error naming the value."""
+    if value in (0, 90, 180, 270, -90, -180, -270):
+        return int(value)
+    raise MediaError(f"impossible rotation metadata ({value} degrees; expected a multiple of 90): {path}")
+
+
 def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     """Turn a frame by ``rotation`` degrees counter-clockwise (PyAV's display-matrix convention)."""
     k = (rotation // 90) % 4
@@ -115,6 +125,16 @@ def _frame_rgb8(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def _expected_frames(s: av.video.stream.VideoStream) -> int:
+    """Frames the container promises: its frame count, or its duration x frame rate where that is
+    smaller (edit lists can make the count include frames never shown); 0 when unknown."""
+    counts = [int(s.frames or 0)]
+    if s.duration and s.time_base and s.average_rate:
+        counts.append(int(round(float(s.duration * s.time_base * s.average_rate))))
+    counts = [c for c in counts if c > 0]
+    return min(counts) if counts else 0
+
+
 class Media:
     """An opened media source: ``info`` plus ``frames()`` to iterate over decoded frames."""
 
@@ -122,7 +142,10 @@ class Media:
         self.path = Path(path)
         self.kind = media_kind(self.path)
         self._fps_override = fps
-        self.decode_error: str | None = None  # set when a damaged video ended early
+        self.decode_error: str | None = None  # set when a damaged video lost frames or ended early
+        self.damaged_packets = 0  # packets the decoder rejected (skipped)
+        self.frames_decoded = 0  # set by frames()
+        self.notes: list[str] = []  # what was adapted while decoding (e.g. picture size changes)
         if self.kind == "frames":
             self._files = list_frame_files(self.path)
             if not self._files:
@@ -149,20 +172,23 @@ class Media:
                 first = next(c.decode(s), None)
                 if first is None:
                     raise MediaError(f"video has no decodable frames: {self.path}")
-                rotation = int(first.rotation or 0)
+                rotation = check_rotation(first.rotation or 0, self.path)
                 w, h = (first.height, first.width) if rotation % 180 else (first.width, first.height)
-                return MediaInfo(self.path, "video", w, h, self._fps_override or fps, int(s.frames or 0), rotation)
+                return MediaInfo(self.path, "video", w, h, self._fps_override or fps, _expected_frames(s), rotation)
         except av.FFmpegError as e:
             raise MediaError(f"not a readable video: {self.path} ({e.strerror or e})") from None
 
     def frames(self) -> Iterator[Frame]:
         """Decode every frame in display order."""
+        self.frames_decoded, self.damaged_packets, self.decode_error, self.notes = 0, 0, None, []
         if self.kind == "image":
             yield Frame(0, 0.0, read_image(self.path))
+            self.frames_decoded = 1
         elif self.kind == "frames":
             first_shape = None
             for i, f in enumerate(self._files):
                 rgb = read_image(f)
+                self.frames_decoded += 1
                 if first_shape is None:
                     first_shape = rgb.shape
                 elif rgb.shape != first_shape:
@@ -172,24 +198,46 @@ class Media:
         else:
             yield from self._video_frames()
 
-    def _video_frames(self) -> Iterator[Frame]:
-        n = 0
-        t0 = None
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames, packet by packet: a packet the decoder rejects is skipped and counted
+        (players do the same), so damage mid-file costs only the frames it touches."""
+        last_error = ""
         try:
             with av.open(str(self.path)) as c:
                 s = c.streams.video[0]
                 s.thread_type = "AUTO"
-                for f in c.decode(s):
-                    t = f.time if f.time is not None else n / max(self.info.fps, 1e-6)
-                    t0 = t if t0 is None else t0
-                    rgb = _rotate(_frame_rgb8(f), int(f.rotation or 0))
-                    yield Frame(n, float(t - t0), rgb)
-                    n += 1
-        except av.FFmpegError as e:
-            if n == 0:
+                for packet in c.demux(s):
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError as e:
+                        self.damaged_packets += 1
+                        last_error = e.strerror or str(e)
+                        continue
+                    yield from frames
+        except av.FFmpegError as e:  # the container itself is unreadable from here on
+            if self.frames_decoded == 0:
                 raise MediaError(f"not a readable video: {self.path} ({e.strerror or e})") from None
-            # A damaged or truncated file: keep the frames decoded so far, as players do, and say so.
-            self.decode_error = f"decoding stopped after {n} frames: {e.strerror or e}"
+            self.decode_error = f"decoding stopped after {self.frames_decoded} frames: {e.strerror or e}"
+        if self.damaged_packets and not self.decode_error:
+            self.decode_error = f"{self.damaged_packets} damaged packet(s) skipped ({last_error})"
+
+    def _video_frames(self) -> Iterator[Frame]:
+        t0 = None
+        size = (self.info.height, self.info.width)
+        for f in self._decoded():
+            n = self.frames_decoded
+            t = f.time if f.time is not None else n / max(self.info.fps, 1e-6)
+            t0 = t if t0 is None else t0
+            rgb = _rotate(_frame_rgb8(f), check_rotation(f.rotation or 0, self.path))
+            if rgb.shape[:2] != size:
+                if not self.notes:
+                    self.notes.append(f"picture size changes at frame {n} ({rgb.shape[1]}x{rgb.shape[0]} instead of "
+                                      f"{size[1]}x{size[0]}): such frames are scaled to {size[1]}x{size[0]}")
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            self.frames_decoded += 1
+            yield Frame(n, float(t - t0), rgb)
+        if self.frames_decoded == 0:
+            raise MediaError(f"video has no decodable frames: {self.path}")
 
 
 def read_all(path: str | Path, fps: float | None = None) -> tuple[MediaInfo, np.ndarray, np.ndarray]:

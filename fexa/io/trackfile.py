@@ -121,8 +121,8 @@ class TrackData:
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise FexaError(f"damaged track file {path}: {e}; rerun `fexa extract`") from None
+        except Exception as e:  # BadZipFile, EOFError, zlib.error, OSError, ValueError: all mean damaged
+            raise FexaError(f"damaged track file {path}: {type(e).__name__}: {e}; rerun `fexa extract`") from None
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise FexaError(f"track file {path} lacks {missing}; rerun `fexa extract`")

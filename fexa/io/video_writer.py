@@ -1,4 +1,5 @@
-"""Write RGB frames to an H.264 MP4 with PyAV, encoding in a background thread."""
+"""Write RGB frames to an H.264 MP4 with PyAV, encoding in a background thread. The file appears
+only when complete (written to a temporary beside it and renamed on success)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from fexa.io.atomic import atomic_path
 
 _DONE = object()
 
@@ -27,6 +30,8 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -43,7 +48,7 @@ class VideoWriter:
     def _encode(self, h: int, w: int) -> None:
         finished = False
         try:
-            with av.open(str(self.path), mode="w", format="mp4") as container:
+            with av.open(str(self._tmp), mode="w", format="mp4") as container:
                 s = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
                 s.width, s.height = w + (w % 2), h + (h % 2)
                 s.pix_fmt = "yuv420p"
@@ -60,13 +65,22 @@ class VideoWriter:
             while not finished and self._queue.get() is not _DONE:  # drain so the producer never blocks
                 pass
 
-    def close(self) -> None:
+    def close(self, failed: BaseException | None = None) -> None:
+        """Finish encoding and publish the file; with ``failed`` (the caller's error) or an
+        encoding error, remove the temporary instead."""
         if self._thread is not None:
             self._queue.put(_DONE)
             self._thread.join()
             self._thread = None
+        if self._atomic is not None:
+            error = failed or self._error or (None if self.frames_written else ValueError("no frames written"))
+            atomic, self._atomic = self._atomic, None
+            if error is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(type(error), error, error.__traceback__)
         if self._error is not None:
             raise self._error
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(exc)

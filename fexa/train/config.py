@@ -31,6 +31,7 @@ class DataConfig:
     val_fraction: float = 0.2  # training subjects held out for the honest protocol (0: none)
     target_map: list = field(default_factory=list)  # remap class targets (e.g. CFC-SP coarse classes)
     limit: int = 0  # use only the first N samples (smoke tests)
+    allow_missing: bool = False  # samples naming media that do not exist: an error (default) or dropped
     workers: int = 0  # DataLoader workers
     extract_workers: int = 1
     samples: SampleConfig = field(default_factory=SampleConfig)
@@ -111,6 +112,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if dataclasses.is_dataclass(t):
             kw[k] = _build(t, v, path)
         elif t is tuple or typing.get_origin(t) is tuple:
+            if not isinstance(v, (list, tuple)):
+                raise FexaError(f"config {path}={v!r} is not allowed: must be a list, e.g. [0.8, 1.0]")
             kw[k] = tuple(v)
         elif t in (int, float, str, bool) and v is not None and not isinstance(v, t):
             kw[k] = _coerce(t, v, path)
@@ -127,6 +130,76 @@ def _coerce(t: type, v: Any, path: str) -> Any:
         except (TypeError, ValueError):
             pass
     raise FexaError(f"config {path}: expected {t.__name__}, got {v!r}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
+    """(key, value, what is allowed) for every setting that is out of range."""
+    from fexa.data.adapters import DATASETS
+    from fexa.train.inputs import MODEL_INPUTS
+
+    d, t, o, e, sc = cfg.data, cfg.train, cfg.optim, cfg.eval, cfg.data.samples
+    bad = []
+
+    def need(key: str, value: Any, ok: bool, allowed: str) -> None:
+        if not ok:
+            bad.append((key, value, allowed))
+
+    need("data.dataset", d.dataset, d.dataset in DATASETS, f"one of {', '.join(sorted(DATASETS))}")
+    need("data.root", d.root, isinstance(d.root, str) and d.root.strip() != "", "the dataset's folder (or manifest CSV)")
+    need("data.cache", d.cache, isinstance(d.cache, str) and d.cache.strip() != "", "a folder for the extract cache")
+    need("data.split", d.split, d.split in ("fixed", "folds"), "fixed or folds")
+    if d.split == "folds":
+        need("data.folds", d.folds, isinstance(d.folds, int) and d.folds >= 2, "an integer >= 2")
+        need("data.fold", d.fold, isinstance(d.fold, int) and isinstance(d.folds, int) and 0 <= d.fold < max(d.folds, 1),
+             f"an integer from 0 to data.folds - 1 ({d.folds - 1 if isinstance(d.folds, int) else '?'})")
+    need("data.val_fraction", d.val_fraction, _is_number(d.val_fraction) and 0 <= d.val_fraction < 1, "0 <= x < 1")
+    need("data.limit", d.limit, isinstance(d.limit, int) and d.limit >= 0, "an integer >= 0 (0: all)")
+    need("data.workers", d.workers, isinstance(d.workers, int) and d.workers >= 0, "an integer >= 0")
+    need("data.extract_workers", d.extract_workers, isinstance(d.extract_workers, int) and d.extract_workers >= 1,
+         "an integer >= 1")
+    need("data.target_map", d.target_map, all(isinstance(x, int) for x in d.target_map),
+         "a list of class indices (-1 drops a class)")
+    need("data.samples.crop_scale", sc.crop_scale, len(sc.crop_scale) == 2 and all(map(_is_number, sc.crop_scale))
+         and 0 < sc.crop_scale[0] <= sc.crop_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
+    for key in ("image_size", "clip_size", "num_subclips", "trajectory_length", "test_clips"):
+        v = getattr(sc, key)
+        need(f"data.samples.{key}", v, isinstance(v, int) and v >= 1, "an integer >= 1")
+    for key in ("time_reverse",):
+        v = getattr(sc, key)
+        need(f"data.samples.{key}", v, _is_number(v) and 0 <= v <= 1, "a probability, 0 <= p <= 1")
+    need("model.name", cfg.model.name, cfg.model.name in MODEL_INPUTS, f"one of {', '.join(sorted(MODEL_INPUTS))}")
+    need("train.epochs", t.epochs, isinstance(t.epochs, int) and t.epochs >= 1, "an integer >= 1")
+    need("train.batch_size", t.batch_size, isinstance(t.batch_size, int) and t.batch_size >= 1, "an integer >= 1")
+    need("train.repeats", t.repeats, isinstance(t.repeats, int) and t.repeats >= 1, "an integer >= 1")
+    need("optim.name", o.name, o.name in ("sgd", "adam", "adamw"), "sgd, adam or adamw")
+    need("optim.lr", o.lr, _is_number(o.lr) and o.lr > 0, "> 0")
+    need("optim.weight_decay", o.weight_decay, _is_number(o.weight_decay) and o.weight_decay >= 0, ">= 0")
+    need("optim.scheduler", o.scheduler, o.scheduler in ("step", "cosine", "none"), "step, cosine or none")
+    need("optim.step_size", o.step_size, isinstance(o.step_size, int) and o.step_size >= 1, "an integer >= 1")
+    need("optim.warmup_epochs", o.warmup_epochs, isinstance(o.warmup_epochs, int) and o.warmup_epochs >= 0,
+         "an integer >= 0")
+    need("eval.every", e.every, isinstance(e.every, int) and e.every >= 1, "an integer >= 1")
+    need("eval.bootstrap", e.bootstrap, isinstance(e.bootstrap, int) and e.bootstrap >= 0, "an integer >= 0")
+    info = DATASETS.get(d.dataset)
+    classes = (max(d.target_map) + 1 if d.target_map else len(info.classes)) if info and info.classes else None
+    neutral = t.loss_options.get("neutral")
+    if neutral is not None and classes:
+        need("train.loss_options.neutral", neutral, isinstance(neutral, int) and -1 <= neutral < classes,
+             f"a class index from 0 to {classes - 1}, or -1 (no neutral class)")
+    return bad
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check every setting before any data is prepared; one line naming the key, the value and
+    what is allowed (all bad keys at once)."""
+    bad = _check(cfg)
+    if bad:
+        raise FexaError("; ".join(f"config {k}={v!r} is not allowed: must be {allowed}" for k, v, allowed in bad))
+    return cfg
 
 
 def to_dict(cfg: Any) -> dict:
@@ -158,5 +231,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise FexaError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _set(data, key.strip(), yaml.safe_load(value))
-    return _build(ExperimentConfig, data, "")
+    return validate(_build(ExperimentConfig, data, ""))
 

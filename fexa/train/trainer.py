@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,6 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import yaml
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
@@ -35,10 +36,11 @@ from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_scheme
-from fexa.io.atomic import atomic_dir, write_json, write_text
+from fexa.io.atomic import write_json, write_text
 from fexa.io.trackfile import TrackData
 from fexa.models import create_model, make_config
 from fexa.models.checkpoints import load_reference_weights
+from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
 from fexa.train.config import ExperimentConfig, to_dict
 from fexa.train.inputs import model_inputs, split_output
 
@@ -163,7 +165,7 @@ def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
     for sub, spec in cfg.model.pretrained.items():
         module = model.get_submodule(sub) if sub else model
         if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
-            state = load_file(str(Path(spec["path"]) / "model.safetensors"))
+            state = read_weights(Path(spec["path"]) / "model.safetensors")
             prefix = spec.get("prefix", "")
             own = module.state_dict()
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -274,18 +276,6 @@ def _better(metric: str, a: float, b: float | None) -> bool:
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------
-def save_checkpoint(path: Path, model: nn.Module, cfg: ExperimentConfig, state: dict) -> None:
-    """Weights (safetensors), config (JSON) and training state, swapped in atomically."""
-    with atomic_dir(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        write_json(tmp / "config.json", to_dict(cfg))
-        torch.save(state, tmp / "state.pt")
-
-
-def load_weights(model: nn.Module, path: Path) -> None:
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
-
-
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
@@ -297,16 +287,28 @@ def _set_rng_state(s: dict) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
-def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train and evaluate ``cfg``; return the results (rank 0; other ranks return {})."""
+def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, resume_from: str | None = None,
+          overwrite: bool = False, config_hint: str = "CONFIG") -> dict:
+    """Train and evaluate ``cfg``; return the results (rank 0; other ranks return {}).
+
+    ``resume``: continue from the last intact checkpoint (``last``, else ``previous``), or from
+    ``resume_from`` (e.g. ``best_val``); ``overwrite``: delete an existing run first.
+    ``config_hint``: how the user named the config, for the commands suggested in errors."""
     rank, world = _dist()
     device = _device(cfg, rank)
     _seed_everything(cfg.train.seed)
     run = cfg.run_dir
-    last = run / "checkpoints" / "last"
+    checkpoints = run / "checkpoints"
+    last = checkpoints / "last"
+    if resume and overwrite:
+        raise FexaError("--resume and --overwrite exclude each other: continue the run, or start it over")
+    resume = resume or resume_from is not None
     if rank == 0:
-        if run.exists() and (last / "state.pt").exists() and not resume:
-            raise FexaError(f"{run} already holds a run: use --resume to continue it, or another name/out")
+        if overwrite and run.exists():
+            shutil.rmtree(run)
+        if run.exists() and checkpoints.is_dir() and any(checkpoints.iterdir()) and not resume:
+            raise FexaError(f"{run} already holds a run: continue it with `fexa train {config_hint} --resume`, start "
+                            f"it over with `fexa train {config_hint} --overwrite`, or give another name/out")
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     data = prepare_data(cfg, rank, world, progress and rank == 0)
@@ -345,17 +347,20 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
     metric = selection_metric(cfg, kind)
 
     start, history, best_val = 0, [], None
-    if resume and (last / "state.pt").exists():
-        load_weights(model, last)
-        state = torch.load(last / "state.pt", weights_only=False)
+    if resume:
+        if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+            raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
+        name, weights, state, skipped = resume_point(checkpoints, resume_from, config_hint)
+        if skipped and rank == 0:
+            print(f"fexa: warning: {'; '.join(skipped)}; resuming from checkpoint {name!r} (epoch {state['epoch'] + 1})",
+                  file=sys.stderr)
+        model.load_state_dict(weights)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         if isinstance(criterion, nn.Module) and "criterion" in state:
             criterion.load_state_dict(state["criterion"])
         _set_rng_state(state["rng"])
         start, history, best_val = state["epoch"] + 1, state["history"], state["best_val"]
-    elif resume:
-        raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
 
     writer = None
     if rank == 0:
@@ -368,7 +373,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         net.train()
-        losses = []
+        losses, improved = [], False
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
@@ -395,9 +400,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
             if val_ds is not None:
                 val_pred = predict(model, val_ds, argfn, device, kind, bs, cfg.train.amp)
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
-                if _better(metric, row[f"val_{metric}"], best_val):
-                    best_val = row[f"val_{metric}"]
-                    save_checkpoint(run / "checkpoints" / "best_val", model, cfg, {"epoch": epoch})
+                improved = _better(metric, row[f"val_{metric}"], best_val)
+                best_val = row[f"val_{metric}"] if improved else best_val
             for k, v in row.items():
                 if k != "epoch":
                     writer.add_scalar(k, v, epoch)
@@ -409,7 +413,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) ->
                      "epoch": epoch, "history": history, "best_val": best_val}
             if isinstance(criterion, nn.Module):
                 state["criterion"] = criterion.state_dict()
-            save_checkpoint(last, model, cfg, state)
+            if val_ds is not None and improved:  # a full state: `--resume --from best_val` continues from it
+                save_checkpoint(checkpoints / "best_val", model, to_dict(cfg), state)
+            save_checkpoint(last, model, to_dict(cfg), state, keep_previous=True)
         _barrier(world)
     if writer is not None:
         writer.close()
@@ -455,9 +461,10 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
                "test_subjects": int(data["test"]["subject"].nunique()),
                "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
     best = run / "checkpoints" / "best_val"
-    if (best / "model.safetensors").exists():
-        load_weights(model, best)
-        epoch = int(torch.load(best / "state.pt", weights_only=False)["epoch"])
+    if best.is_dir():
+        weights, state = load_checkpoint(best)
+        model.load_state_dict(weights)
+        epoch = int(state["epoch"])
         pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp)
         _save_predictions(run / "predictions" / "honest.csv", data["test"], pred, kind)
         results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
