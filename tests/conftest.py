@@ -44,12 +44,16 @@ def by_stem(df):
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
-                pix_fmt: str = "yuv420p", in_format: str = "rgb24", times: list[float] | None = None) -> Path:
-    """Encode frames [T, H, W, C] with PyAV; ``times`` (seconds) gives variable frame rate."""
-    with av.open(str(path), "w") as c:
+                pix_fmt: str = "yuv420p", in_format: str = "rgb24", times: list[float] | None = None,
+                fmt: str | None = None, options: dict | None = None, rotation: int | None = None) -> Path:
+    """Encode frames [T, H, W, C] with PyAV; ``times`` (seconds) gives variable frame rate; ``fmt``
+    and ``options`` the container and its options; ``rotation`` display-matrix metadata (degrees)."""
+    with av.open(str(path), "w", format=fmt, options=options or {}) as c:
         s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         s.width, s.height = frames.shape[2], frames.shape[1]
         s.pix_fmt = pix_fmt
+        if rotation is not None:
+            s.set_display_rotation(rotation)
         if times is not None:
             s.codec_context.time_base = Fraction(1, 1000)
         for i, f in enumerate(frames):

@@ -144,3 +144,69 @@ def test_every_shipped_config_loads_and_names_a_trainable_model(path):
     assert cfg.data.dataset in DATASETS
     model_inputs(cfg.model.name)
     make_config(cfg.model.name, **cfg.model.options)  # options are valid for the model
+
+
+def test_a_damaged_checkpoint_falls_back_or_names_the_file_and_the_way_on(tiny):
+    def config(epochs: int):
+        return load_config(tiny, ["name=damaged", f"train.epochs={epochs}", "data.val_fraction=0.34", "train.batch_size=3"])
+
+    cfg = config(2)
+    train(cfg, progress=False)
+    ckpt = cfg.run_dir / "checkpoints"
+    assert {p.name for p in ckpt.iterdir()} == {"last", "previous", "best_val"}
+    weights = ckpt / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    longer = config(3)
+    train(longer, resume=True, progress=False)  # falls back to 'previous' (epoch 1), redoes epochs 2 and 3
+    assert len(pd.read_csv(cfg.run_dir / "metrics.csv")) == 3
+    for name in ("last", "previous"):
+        state = ckpt / name / "state.pt"
+        state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(FexaError) as err:
+        train(longer, resume=True, progress=False)
+    msg = str(err.value)
+    assert f"damaged training state {ckpt / 'last' / 'state.pt'}" in msg and "--resume --from best_val" in msg
+    assert "--overwrite" in msg and "\n" not in msg
+    train(config(4), progress=False, resume_from="best_val")
+    with pytest.raises(FexaError, match="already holds a run: continue it with `fexa train CONFIG --resume`"):
+        train(longer, progress=False)
+    train(config(1), progress=False, overwrite=True)
+    assert len(pd.read_csv(cfg.run_dir / "metrics.csv")) == 1
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("data.folds=0", "config data.folds=0 is not allowed: must be an integer >= 2"),
+    ("data.fold=3", "config data.fold=3 is not allowed: must be an integer from 0 to data.folds - 1 (2)"),
+    ("train.epochs=0", "config train.epochs=0 is not allowed: must be an integer >= 1"),
+    ("data.root=", "config data.root=None is not allowed: must be the dataset's folder"),
+    ("data.val_fraction=1.5", "config data.val_fraction=1.5 is not allowed: must be 0 <= x < 1"),
+    ("data.samples.crop_scale=0.5", "config data.samples.crop_scale=0.5 is not allowed: must be a list"),
+    ("data.samples.crop_scale=[0.5, 1.5]", "must be [low, high] with 0 < low <= high <= 1"),
+    ("optim.lr=-1", "config optim.lr=-1.0 is not allowed: must be > 0"),
+])
+def test_bad_settings_are_refused_up_front_with_key_value_and_what_is_allowed(tiny, setting, message):
+    with pytest.raises(FexaError) as err:
+        load_config(tiny, [setting])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_neutral_class_must_exist(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: jaffe, root: x}\nmodel: {name: pcda}\n"
+                   "train: {loss: pcda, loss_options: {neutral: 99}}\n")
+    with pytest.raises(FexaError, match=r"train.loss_options.neutral=99 is not allowed: must be a class index from 0 to 6"):
+        load_config(cfg)
+
+
+def test_missing_media_are_an_error_unless_allowed(tiny, tmp_path):
+    rows = pd.read_csv(tiny.parent / "manifest.csv")
+    rows.loc[0, "path"] = str(tmp_path / "gone.mp4")
+    rows.to_csv(tmp_path / "manifest.csv", index=False)
+    over = [f"data.root={tmp_path / 'manifest.csv'}", "name=missing", "train.epochs=1"]
+    with pytest.raises(FexaError, match=r"1 of 9 samples name media that do not exist \(e.g. w0_s0: .*gone.mp4\).*"
+                                         r"--allow-missing"):
+        train(load_config(tiny, over), progress=False)
+    cfg = load_config(tiny, over + ["data.allow_missing=true"])
+    train(cfg, progress=False)
+    dropped = pd.read_csv(cfg.run_dir / "dropped.csv")
+    assert list(dropped["id"]) == ["w0_s0"] and dropped.loc[0, "status"] == "missing"

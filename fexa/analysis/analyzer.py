@@ -262,7 +262,8 @@ class Result:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}
 tr.primary td{{background:#eef6ee;font-weight:bold}}</style></head><body>
 <h1>{title}</h1>
-<p>{self.track.num_frames} frames at {frame_rate(self.track.times):.2f} frames/s; face usable in {100 * usable:.1f}% of frames.</p>
+<p>{self.track.num_frames} frames at {frame_rate(self.track.times):.2f} frames/s; face usable in
+{100 * usable:.1f}% of frames.</p>
 <p>Task: <b>{html.escape(task.name)}</b> ({html.escape(task.description)}; {how}). Measures serving it are
 highlighted.</p>
 <h2>Warnings</h2><ul>{warn}</ul>

@@ -12,6 +12,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fexa.train.trainer import train
 
     cfg = load_config(args.config, args.set)
+    cfg.data.allow_missing = cfg.data.allow_missing or args.allow_missing
     results = train(cfg, resume=args.resume, progress=not args.quiet, resume_from=args.resume_from,
                     overwrite=args.overwrite, config_hint=args.config)
     if results:
@@ -45,6 +46,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--from", dest="resume_from", metavar="CHECKPOINT",
                    help="continue from this checkpoint of the run instead (e.g. best_val); implies --resume")
     t.add_argument("--overwrite", action="store_true", help="delete the run's folder and start it over")
+    t.add_argument("--allow-missing", action="store_true",
+                   help="drop samples whose media do not exist (default: an error listing them)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
     e = sub.add_parser("evaluate", help="evaluate a trained run again (both protocols)",

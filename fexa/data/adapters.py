@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fexa.data.tables import make_table, read_csv
+from fexa.data.tables import class_indices, make_table, read_csv, require_columns
 from fexa.errors import FexaError
 from fexa.io.media import list_frame_files
 
@@ -330,9 +330,12 @@ _JAFFE_CODES = {"NE": 0, "HA": 1, "SA": 2, "SU": 3, "AN": 4, "DI": 5, "FE": 6}
 @register("jaffe", "classification", JAFFE_CLASSES, neutral=0)
 def jaffe(root: Path) -> pd.DataFrame:
     """JAFFE: 256 px grayscale posed expressions; the raters' mean scores are kept (r60_*, r30_*)."""
-    df = read_csv(root / "labels.csv", "jaffe")
+    csv = root / "labels.csv"
+    df = read_csv(csv, "jaffe")
+    require_columns(df, ["file", "subject_id", "expression_code"], csv, "jaffe")
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
-                   subject=df["subject_id"], target=df["expression_code"].map(_JAFFE_CODES))
+                   subject=df["subject_id"], target=class_indices(df["expression_code"], JAFFE_CLASSES, csv, "jaffe",
+                                                                  _JAFFE_CODES))
     return make_table(df.drop(columns=["file", "subject_id"]), "jaffe")
 
 
@@ -342,12 +345,11 @@ CKPLUS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "s
 @register("ckplus48", "classification", CKPLUS_CLASSES)
 def ckplus48(root: Path) -> pd.DataFrame:
     """CK+48: 48 px grayscale crops, the last 3 (apex) frames of each labelled sequence."""
-    df = read_csv(root / "labels.csv", "ckplus48", dtype={"sequence_id": str})
-    unknown = sorted(set(df["expression"]) - set(CKPLUS_CLASSES))
-    if unknown:
-        raise FexaError(f"ckplus48: unknown expressions {unknown}")
+    csv = root / "labels.csv"
+    df = read_csv(csv, "ckplus48", dtype={"sequence_id": str})
+    require_columns(df, ["file", "subject_id", "expression"], csv, "ckplus48")
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
-                   subject=df["subject_id"], target=df["expression"].map(CKPLUS_CLASSES.index))
+                   subject=df["subject_id"], target=class_indices(df["expression"], CKPLUS_CLASSES, csv, "ckplus48"))
     return make_table(df.drop(columns=["file", "subject_id"]), "ckplus48")
 
 
@@ -356,12 +358,16 @@ YALE_CLASSES = ("normal", "happy", "sad", "sleepy", "surprised", "wink")
 
 @register("yale", "classification", YALE_CLASSES, neutral=0)
 def yale(root: Path, expressions_only: bool = True) -> pd.DataFrame:
-    df = read_csv(root / "labels.csv", "yale")
+    csv = root / "labels.csv"
+    df = read_csv(csv, "yale")
+    require_columns(df, ["file", "subject_id", "condition"], csv, "yale")
+    expression = df["condition"].str.lower().isin(YALE_CLASSES)  # lighting and glasses are not expressions
     if expressions_only:
-        df = df[df["condition"].isin(YALE_CLASSES)]
+        df, expression = df[expression], expression[expression]
+    target = pd.Series(-1, index=df.index)
+    target[expression] = class_indices(df.loc[expression, "condition"], YALE_CLASSES, csv, "yale")
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
-                   subject=df["subject_id"], target=df["condition"].map(lambda c: YALE_CLASSES.index(c) if c in YALE_CLASSES
-                                                                        else -1))
+                   subject=df["subject_id"], target=target)
     return make_table(df.drop(columns=["file", "subject_id"]), "yale")
 
 
@@ -371,9 +377,12 @@ FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surpr
 @register("fer2013", "classification", FER2013_CLASSES, neutral=4)
 def fer2013(root: Path) -> pd.DataFrame:
     """FER2013 PrivateTest images (no subject ids: each image is its own subject)."""
-    df = read_csv(root / "labels.csv", "fer2013")
+    csv = root / "labels.csv"
+    df = read_csv(csv, "fer2013")
+    require_columns(df, ["file", "expression"], csv, "fer2013")
     df = df.assign(id=[Path(f).stem for f in df["file"]], path=[str(root / f) for f in df["file"]],
-                   subject=[Path(f).stem for f in df["file"]], target=df["expression"].map(FER2013_CLASSES.index))
+                   subject=[Path(f).stem for f in df["file"]],
+                   target=class_indices(df["expression"], FER2013_CLASSES, csv, "fer2013"))
     return make_table(df.drop(columns=["file"]), "fer2013")
 
 

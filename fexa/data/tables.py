@@ -68,6 +68,36 @@ def read_csv(path: str | Path, name: str, **kw) -> pd.DataFrame:
     if not path.is_file():
         raise FexaError(f"{name}: annotation file not found: {path}")
     try:
-        return pd.read_csv(path, **kw)
+        df = pd.read_csv(path, **kw)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise FexaError(f"{name}: cannot parse {path}: {e}") from None
+    if df.shape[1] == 1 and kw.get("sep", ",") == ",":
+        first = path.read_text(errors="replace").splitlines()[0] if path.stat().st_size else ""
+        sep = next((c for c in (";", "\t", "|") if c in first), None)
+        if sep:
+            raise FexaError(f"{name}: {path} line 1 is separated by {sep!r}, not commas: save it as a "
+                            "comma-separated CSV")
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], path: str | Path, name: str) -> None:
+    """An error naming the file, the missing columns and the ones it has."""
+    missing = [c for c in columns if c not in df]
+    if missing:
+        raise FexaError(f"{name}: {path} lacks column(s) {missing}; it has {list(map(str, df.columns))}")
+
+
+def class_indices(values: pd.Series, classes: tuple[str, ...], path: str | Path, name: str,
+                  codes: dict[str, int] | None = None) -> pd.Series:
+    """Class names (or ``codes``) -> indices, matched case-insensitively ("Happy" is "happy"); a
+    value matching no class is an error naming the file, its line and the known classes."""
+    lookup = {k.lower(): v for k, v in (codes or {c: i for i, c in enumerate(classes)}).items()}
+    if len(lookup) != len(codes or classes):
+        raise ValueError(f"{name}: class names differ only in case: {classes}")
+    index = values.astype(str).str.strip().str.lower().map(lookup)
+    bad = index.isna()
+    if bad.any():
+        lines = [int(i) + 2 for i in values.index[bad][:3]]  # + header line, 1-based
+        raise FexaError(f"{name}: {path} line {lines[0]}: unknown class {values[bad].iloc[0]!r}"
+                        f" ({int(bad.sum())} such rows, lines {lines}...); known: {', '.join(lookup)}")
+    return index.astype(int)

@@ -8,6 +8,7 @@ RGB. A video whose picture size changes mid-stream is scaled to its first frame'
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -55,6 +56,8 @@ def natural_key(name: str) -> list:
 def media_kind(path: Path) -> str:
     """Classify a path as video, image or frames folder, raising MediaError if it is none."""
     if not path.exists():
+        if path.is_symlink():
+            raise MediaError(f"broken symbolic link (its target {os.readlink(path)} does not exist): {path}")
         raise MediaError(f"no such file or directory: {path}")
     if path.is_dir():
         return "frames"
@@ -182,8 +185,11 @@ class Media:
         """Decode every frame in display order."""
         self.frames_decoded, self.damaged_packets, self.decode_error, self.notes = 0, 0, None, []
         if self.kind == "image":
-            yield Frame(0, 0.0, read_image(self.path))
+            with Image.open(self.path) as im:
+                if getattr(im, "n_frames", 1) > 1:
+                    self.notes.append(f"an image with {im.n_frames} frames (animated): only its first is used")
             self.frames_decoded = 1
+            yield Frame(0, 0.0, read_image(self.path))
         elif self.kind == "frames":
             first_shape = None
             for i, f in enumerate(self._files):

@@ -100,11 +100,17 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         table = table[table["target"] >= 0]
     if d.limit:
         table = table.iloc[: d.limit]
+    table, absent = _check_media(table, d.allow_missing)
     if rank == 0:  # one process extracts; the others then find the cache complete
         linked, dropped = link_cache(table, d.cache, workers=d.extract_workers, progress=progress)
     _barrier(world)
     if rank != 0:
         linked, dropped = link_cache(table, d.cache, progress=False)
+    dropped = pd.concat([absent, dropped], ignore_index=True)
+    if len(dropped) and rank == 0:
+        counts = ", ".join(f"{v} {k}" for k, v in dropped["status"].value_counts().items())
+        print(f"fexa: warning: {len(dropped)} of {len(table) + len(absent)} samples not used ({counts}); "
+              f"listed in {cfg.run_dir / 'dropped.csv'}", file=sys.stderr)
     if d.split == "fixed":
         train, test = linked[linked["fold"] == "train"], linked[linked["fold"] != "train"]
         assert_subject_disjoint(train, test, "the dataset's train/test split")
@@ -119,6 +125,19 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         raise FexaError(f"empty split: {len(train)} training and {len(test)} test samples")
     return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
             "test": test.reset_index(drop=True), "dropped": dropped, "info": info}
+
+
+def _check_media(table: pd.DataFrame, allow_missing: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows whose media exist, rows whose media do not). Missing media are an error listing the
+    first few unless ``allow_missing``."""
+    exists = table["path"].map(os.path.exists)
+    absent = table[~exists].assign(status="missing", reason="media not found")
+    if len(absent):
+        examples = "; ".join(f"{r.id}: {r.path}" for r in absent.head(3).itertuples())
+        what = f"{len(absent)} of {len(table)} samples name media that do not exist (e.g. {examples})"
+        if not allow_missing:
+            raise FexaError(f"{what}: fix the labels, or drop them with --allow-missing (data.allow_missing=true)")
+    return table[exists], absent
 
 
 def class_names(cfg: ExperimentConfig, names: tuple[str, ...], num_classes: int) -> list[str]:
