@@ -175,7 +175,12 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
                     cache = cache if budget >= 0 else None
                 bar.update()
             counts = {"detector_calls": tracker.detector_calls, "orientation_rejects": tracker.orientation_rejects,
-                      "turned_tracks": tracker.turned_tracks}
+                      "turned_tracks": tracker.turned_tracks, "misfitted_frames": 0}
+            for track_id, first, end in tracker.misfitted:  # meshed the wrong way up: the face counts as lost there
+                for t in range(first, end):
+                    kept = [o for o in observations[t] if o.track_id != track_id]
+                    counts["misfitted_frames"] += len(kept) < len(observations[t])
+                    observations[t] = kept
         bar.close()
     return TrackSet.from_observations(observations), np.asarray(times, np.float64), counts, cache
 
@@ -240,6 +245,9 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
             if counts["turned_tracks"]:
                 meta["warnings"].append("a face was found turned by 90 degrees or more (e.g. upside down): its "
                                         "region is turned upright before the landmarks are fitted")
+            if counts["misfitted_frames"]:
+                meta["warnings"].append(f"{counts['misfitted_frames']} frame(s) fitted before the face was found turned "
+                                        "over are marked face lost")
             lost = info.kind == "video" and info.num_frames - n > MISSING_FRAMES_TOLERANCE
             damage = media.decode_error or (f"{info.num_frames - n} of {info.num_frames} frames missing" if lost else "")
             if n == 0:

@@ -124,6 +124,8 @@ def make_corpus(root: Path) -> list[Case]:
     add("broken_rotation", _broken_rotation(root / "broken_rotation.mp4", frames[:10]), ("error",),
         reason="impossible rotation metadata (-2147483648")
     add("upside_down", write_video(root / "upside_down.mp4", np.ascontiguousarray(frames[:, ::-1, ::-1]), fps=30), ("ok",))
+    turned_over = np.stack([f if i < 36 else f[::-1, ::-1] for i, f in enumerate(frames)])  # the camera turned over
+    add("turned_over_mid_clip", write_video(root / "turned_over.mp4", turned_over, fps=30), ("ok",))
     add("size_changes", _size_change(root / "size_changes.mpg", frames[:24]), ("ok",))
     vfr = np.cumsum([0] + [1 / 20 if i % 2 else 1 / 45 for i in range(len(frames) - 1)])
     add("variable_rate", write_video(root / "vfr.mp4", frames, times=list(vfr)), ("ok",))

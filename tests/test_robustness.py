@@ -76,6 +76,13 @@ def test_upside_down_face_is_turned_before_the_mesh(corpus_run):
     assert (np.abs(np.abs(roll) - 180) < 20).mean() > 0.95, np.median(roll)  # the mesh says: upside down
     width = compute_measures(flipped, "smile").set_index("measure").loc["mouth_width_rom", "value"]
     assert width > 0.15  # the demo's smile; an upright mesh on the inverted face measured ~29 % off
+    # turned over at frame 36: no frame is valid with an upright mesh on the inverted face
+    meta, case = _meta(root, "turned_over_mid_clip", cases)
+    turned = TrackData.load(entry_of(root / "extract", case.path) / "track.npz")
+    roll = np.abs(turned.pose[:, 2])
+    assert (roll[:31][turned.valid[:31]] < 20).all() and turned.valid[:31].mean() > 0.9
+    assert (roll[36:][turned.valid[36:]] > 160).all() and turned.valid[55:].all()
+    assert "fitted before the face was found turned over are marked face lost" in " ".join(meta["warnings"])
 
 
 def test_slow_and_variable_frame_rates_use_time(corpus_run):

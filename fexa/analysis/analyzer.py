@@ -322,7 +322,8 @@ class Analyzer:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
         duration = clip_duration(track.times)
         if track.num_frames == 1:
-            warnings.append("a single image: movement measures (range of motion, speed, blinks, repetitions) are 0 or empty")
+            warnings.append("a single image: ranges of motion and repetitions are 0 or empty, speeds and blinks are "
+                            "not measurable")
         elif duration < MIN_DURATION:
             warnings.append(f"a very short clip ({track.num_frames} frames, {duration:.2f} s): speeds, blinks and "
                             "repetitions are flagged")

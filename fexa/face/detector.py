@@ -12,7 +12,10 @@ fits an upright mesh, with a wrong mouth and eyes). So each new track's orientat
 the detectors' scores on its region turned by 0, 90, 180 and 270 degrees, and the region is turned
 upright before the mesh every frame; the mesh's own roll then follows gradual turns. A mesh whose
 roll inside the upright region is beyond ``max_roll`` even after re-turning is rejected (the frame
-counts as face lost, and ``FaceTracker.orientation_rejects`` counts it).
+counts as face lost, and ``FaceTracker.orientation_rejects`` counts it). A held face's orientation is
+checked again every ``orientation_every`` frames and whenever the detector misses it or is unsure;
+when it has turned over since the last check, the frames in between are listed in
+``FaceTracker.misfitted`` (their meshes were fitted the wrong way up) for the caller to discard.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class TrackerConfig:
     max_roll: float = 60.0  # degrees: a mesh rolled further inside its upright region is not trusted
     orientation_margin: float = 0.05  # a turned region must beat the upright one's detection score by this
     orientation_min_score: float = 0.75  # ... and reach this score (weak false detections are not turned)
+    orientation_every: int = 30  # frames between orientation checks of a held face (also when a detection is unsure)
 
 
 @dataclass
@@ -113,6 +117,7 @@ class _Track:
     frames: int = 0
     detected: bool = False
     turns: int = 0  # quarter turns (np.rot90) that make the face upright in its region
+    checked: int = 0  # the frame whose orientation check last confirmed ``turns``
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,7 +163,8 @@ class FaceTracker:
         self._frame = 0
         self.detector_calls = 0
         self.orientation_rejects = 0  # meshes rejected for a roll beyond max_roll (see module docstring)
-        self.turned_tracks = 0  # tracks found rotated by 90 degrees or more
+        self.turned_tracks = 0  # faces found turned by 90 degrees or more (at start, or turning over later)
+        self.misfitted: list[tuple[int, int, int]] = []  # (track id, first, end frame): meshed before a turn was found
 
     # -- public -----------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
@@ -239,8 +245,21 @@ class FaceTracker:
         )
 
     def _associate(self, dets: list[tuple[np.ndarray, float]], rgb: np.ndarray) -> None:
-        if not dets:
-            return
+        """Match detections to tracks (IoU), start tracks for the others; a track whose face the
+        detector missed or was unsure of, and every track each ``orientation_every`` frames, gets its
+        orientation checked again (the face or the camera may have turned over)."""
+        if dets:
+            self._match(dets, rgb)
+        periodic = self._frame % max(self.cfg.orientation_every, 1) == 0
+        for t in self._tracks:
+            if t.frames and not t.lost and (periodic or not t.detected or t.score < self.cfg.orientation_min_score):
+                turns = self._orientation(rgb, t.box, t.score if t.detected else 0.0, t.turns)
+                if turns != t.turns:  # turned over since the last check: those frames' meshes are not trusted
+                    self.misfitted.append((t.id, t.checked + 1, self._frame))
+                    self.turned_tracks += 1
+                t.turns, t.checked = turns, self._frame
+
+    def _match(self, dets: list[tuple[np.ndarray, float]], rgb: np.ndarray) -> None:
         boxes = np.stack([b for b, _ in dets])
         matched = set()
         if self._tracks:
@@ -263,10 +282,10 @@ class FaceTracker:
                 min_detection_confidence=self.cfg.min_detection_confidence,
                 min_tracking_confidence=self.cfg.min_tracking_confidence,
             )
-            turns = self._orientation(rgb, boxes[c], dets[c][1])
+            turns = self._orientation(rgb, boxes[c], dets[c][1], 0)
             self.turned_tracks += turns != 0
             self._tracks.append(_Track(self._next_id, mesh, boxes[c], seed=boxes[c], score=dets[c][1], detected=True,
-                                       turns=turns))
+                                       turns=turns, checked=self._frame))
             self._next_id += 1
 
     def _region(self, rgb: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, float, float, float]:
@@ -280,19 +299,19 @@ class FaceTracker:
                              borderMode=cv2.BORDER_CONSTANT)
         return roi, x0, y0, side
 
-    def _orientation(self, rgb: np.ndarray, box: np.ndarray, score: float) -> int:
+    def _orientation(self, rgb: np.ndarray, box: np.ndarray, score: float, current: int) -> int:
         """Quarter turns that make the face in ``box`` upright: the turn of its region on which the
-        detectors are most confident (the upright region unless a turn beats it clearly)."""
+        detectors are most confident. The ``current`` turn (whose detection scored ``score`` when 0)
+        stays unless another beats it clearly and confidently."""
         roi = self._region(rgb, box, self.cfg.roi_scale_detection)[0]
-        scores = []
-        for k in range(4):
-            turned = np.ascontiguousarray(np.rot90(roi, k))
-            scores.append(max([float(d.score[0]) for det in self._detectors
-                               for d in (det.process(turned).detections or [])], default=0.0))
-        upright = max(score, scores[0])
-        best = int(np.argmax(scores[1:])) + 1
-        turn = scores[best] >= max(upright + self.cfg.orientation_margin, self.cfg.orientation_min_score)
-        return best if turn else 0
+        short_range = self._detectors[1]  # the face fills the region: the close-up model, 2 ms a call
+        scores = [max([float(d.score[0]) for d in short_range.process(np.ascontiguousarray(np.rot90(roi, k))).detections
+                       or []], default=0.0) for k in range(4)]
+        if current == 0:
+            scores[0] = max(scores[0], score)
+        best = max((k for k in range(4) if k != current), key=lambda k: scores[k])
+        clearly = scores[best] >= max(scores[current] + self.cfg.orientation_margin, self.cfg.orientation_min_score)
+        return best if clearly else current
 
     def _mesh(self, t: _Track, roi: np.ndarray) -> np.ndarray | None:
         """Mesh of the region turned by ``t.turns``, in the unturned region's unit coordinates."""
