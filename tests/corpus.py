@@ -109,6 +109,8 @@ def make_corpus(root: Path) -> list[Case]:
     add("tiny_16x16", write_video(root / "tiny.mp4", tiny), ("no_face",), ("error",), "no face")
     big = np.stack([np.asarray(Image.fromarray(f).resize((3840, 2160))) for f in frames[:6]])
     add("video_4k", write_video(root / "video_4k.mp4", big, fps=30), ("ok",))
+    gray = np.ascontiguousarray(frames[:24].mean(axis=3).astype(np.uint8))
+    add("grayscale_video", write_video(root / "grayscale.mp4", gray, fps=30, pix_fmt="gray", in_format="gray"), ("ok",))
     Image.fromarray(frames[30]).convert("L").save(root / "grayscale.png")
     add("grayscale_image", root / "grayscale.png", ("ok",))
     gray16 = (frames[30].astype(np.uint16).mean(axis=2) * 257).astype(np.uint16)

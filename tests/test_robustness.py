@@ -116,6 +116,7 @@ def test_one_at_a_time_same_stem_and_edited_inputs_are_redone(tmp_path):
     ta, tb = (TrackData.load(entry_of(out, p) / "track.npz") for p in (a, b))
     assert not np.allclose(ta.points[0], tb.points[0])
     # edit a in place: new frames, the folder's and files' times kept
+    before = Analyzer(cache=tmp_path / "analysis").analyze(a).measures.set_index("measure")["value"]
     _frame_folder(a, frames[60:72])
     for p in (*a.iterdir(), a):
         os.utime(p, (1_700_000_000, 1_700_000_000))
@@ -123,6 +124,8 @@ def test_one_at_a_time_same_stem_and_edited_inputs_are_redone(tmp_path):
     extract_many([a], out, progress=False)
     edited = TrackData.load(entry_of(out, a) / "track.npz")
     assert not np.allclose(edited.points[0], ta.points[0])
+    after = Analyzer(cache=tmp_path / "analysis").analyze(a).measures.set_index("measure")["value"]
+    assert after["mouth_width_rom"] != before["mouth_width_rom"]  # analyze redoes it too
     # a video replaced by another of different size under the same name
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(DEMO.read_bytes())
