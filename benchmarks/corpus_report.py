@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from corpus import make_corpus  # noqa: E402
 
 from fexa.analysis.analyzer import Analyzer  # noqa: E402
-from fexa.extract import extract_many  # noqa: E402
+from fexa.extract import USABLE_STATUSES, extract_many  # noqa: E402
 from fexa.io.fingerprint import entry_name  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> None:
             why = why.replace(str(root), "…").replace("|", "\\|")
             print(f"| {c.name} | {m['status']} | {m['frames_decoded']} / {m['frames_expected']} | {s['status']} | "
                   f"{why[:220]} |")
-        clean = int(summary["status"].isin(["ok", "partial"]).sum())
+        clean = int(summary["status"].isin(USABLE_STATUSES).sum())
         print(f"\n{len(cases)} inputs: {clean} analysed ({int((summary['status'] == 'partial').sum())} partial), "
               f"{len(cases) - clean} refused with a one-line reason; no traceback, summary written.")
 

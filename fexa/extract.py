@@ -114,6 +114,12 @@ def input_ids(paths: list[str | Path]) -> list[str]:
     return [entry_name(p) for p in paths]
 
 
+def unique_inputs(inputs: list[str | Path]) -> dict[str, Path]:
+    """{id: path} of the expanded inputs, each input once (in the order given)."""
+    found = expand_inputs(inputs)
+    return dict(zip(input_ids(found), found))
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     """'K/N' (0 <= K < N) -> (K, N); None -> (0, 1)."""
     if not text:
@@ -319,9 +325,12 @@ def entry_state(entry: Path, path: Path, cfg: ExtractConfig, fingerprint: str | 
     return verify_entry(entry, meta)
 
 
-def entry_is_done(entry: Path, path: Path, cfg: ExtractConfig | None = None) -> bool:
-    """True when ``entry`` holds a finished, intact result for the unchanged input ``path``."""
-    return not entry_state(entry, path, cfg or ExtractConfig())
+def ensure_entry(path: Path, entry: Path, cfg: ExtractConfig, progress: bool = False) -> dict:
+    """The meta dict of ``entry`` for ``path``, extracting it first unless it is done (``entry_state``)."""
+    fingerprint = _fingerprint_or_none(path)
+    if entry_state(entry, path, cfg, fingerprint):
+        return extract_one(path, entry, cfg, progress=progress, fingerprint=fingerprint)
+    return json.loads((entry / "meta.json").read_text())
 
 
 def record_failure(entry: Path, path: Path, cfg: ExtractConfig, reason: str, fingerprint: str | None = None) -> None:
@@ -371,10 +380,9 @@ def extract_many(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    paths = list({entry_name(p): p for p in expand_inputs(inputs)}.values())  # each input once
-    ids = input_ids(paths)
     k, n = shard
-    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (p, i) in enumerate(zip(paths, ids)) if j % n == k]
+    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (i, p) in enumerate(unique_inputs(inputs).items())
+            if j % n == k]
     todo = [t for t in mine if entry_state(t[1], t[0], cfg, t[3])]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="extract", unit="input", disable=not progress)
     if workers <= 1:

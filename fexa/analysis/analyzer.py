@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from fexa.analysis.measures import (  # noqa: E402
 )
 from fexa.analysis.predict import TrainedModel, cfc_sp_cascade  # noqa: E402
 from fexa.errors import FexaError  # noqa: E402
-from fexa.extract import ExtractConfig, entry_state, expand_inputs, extract_one, input_ids  # noqa: E402
+from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs  # noqa: E402
 from fexa.face.landmarks import get_scheme  # noqa: E402
 from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table  # noqa: E402
 from fexa.io.trackfile import TrackData  # noqa: E402
@@ -93,6 +92,7 @@ class Result:
     # the task movement's repetitions: frame, time, amplitude, start, end, and per model its score on
     # each (<model>_score/_level or _prediction/_p_<class>) when the Analyzer scores repetitions
     repetitions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    status: str = "ok"  # the extract status of the input: "ok", or "partial" for a damaged video
 
     def _save(self, fig, path: str | Path) -> Path:
         fig.tight_layout()
@@ -308,13 +308,10 @@ class Analyzer:
     def analyze(self, path: str | Path) -> Result:
         path = Path(path)
         entry = self.cache / input_ids([path])[0]
-        if entry_state(entry, path, self.extract):  # not yet extracted, changed input or settings, damaged entry
-            meta = extract_one(path, entry, self.extract, progress=self.progress)
-        else:
-            meta = json.loads((entry / "meta.json").read_text())
+        meta = ensure_entry(path, entry, self.extract, self.progress)  # redone if new, changed or damaged
         if meta["status"] == "no_face":
             raise FexaError(f"no face found in {path.name}")
-        if meta["status"] not in ("ok", "partial"):
+        if meta["status"] not in USABLE_STATUSES:
             raise FexaError(meta["error"] or f"status {meta['status']}")
         track = TrackData.load(entry / "track.npz")
         warnings = ([f"partial input: {meta['error']}"] if meta["status"] == "partial" else []) + meta.get("warnings", [])
@@ -359,7 +356,7 @@ class Analyzer:
         frames = pd.concat([frames, *per_frame], axis=1)
         rows = [p.row for p in preds]
         return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns,
-                      repetitions)
+                      repetitions, meta["status"])
 
     def analyze_many(self, inputs: list[str | Path], out: str | Path | None = None, fmt: str = "csv",
                      on_error: Callable[[str, str], None] | None = None) -> pd.DataFrame:
@@ -369,18 +366,15 @@ class Analyzer:
         Returns this batch's rows (id, path, status, error, then ``Result.summary``). Any failure of
         one input, fexa's or not, becomes its ``error`` row with a one-line reason (also passed to
         ``on_error(id, reason)``); the others continue and the summary is always written."""
-        found = expand_inputs(inputs)
-        unique = dict(zip(input_ids(found), found))  # each input once
         rows = []
         try:
-            for ident, path in tqdm(unique.items(), desc="analyze", unit="input", disable=not self.progress):
+            for ident, path in tqdm(unique_inputs(inputs).items(), desc="analyze", unit="input", disable=not self.progress):
                 row = {"id": ident, "path": str(Path(path).absolute()), "status": "ok", "error": ""}
                 try:
                     res = self.analyze(path)
                     if out is not None:
                         res.save(Path(out) / ident, fmt, self.progress)
-                    row.update(res.summary())
-                    row["status"] = "partial" if any(w.startswith("partial input") for w in res.warnings) else "ok"
+                    row.update(res.summary(), status=res.status)
                 except Exception as e:  # noqa: BLE001 - one input must never stop the batch
                     reason = str(e) if isinstance(e, FexaError) else f"internal error: {type(e).__name__}: {e}"
                     row.update(status="error", error=reason.splitlines()[0] if reason else type(e).__name__)

@@ -36,6 +36,8 @@ import cv2  # noqa: E402  (opencv-contrib ships with mediapipe)
 import mediapipe as mp  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
+from fexa.face.pose import eye_line_roll  # noqa: E402
+
 NUM_MESH_POINTS = 478
 
 
@@ -134,11 +136,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def face_roll(points: np.ndarray) -> float:
-    """In-plane rotation of a mesh in degrees (0 upright, 90 turned clockwise on screen, +-180
-    upside down): the angle of the line from the right to the left outer eye corner."""
-    v = points[263, :2] - points[33, :2]
-    return float(np.degrees(np.arctan2(v[1], v[0])))
+def _roll_in_region(points: np.ndarray, turns: int) -> float:
+    """A mesh's roll (degrees, -180..180) inside its region turned by ``turns`` quarter turns."""
+    return (eye_line_roll(points) - 90.0 * turns + 180.0) % 360.0 - 180.0
 
 
 def points_box(points: np.ndarray) -> np.ndarray:
@@ -329,13 +329,11 @@ class FaceTracker:
         p = self._mesh(t, roi)
         if p is None:
             return None
-        roll = face_roll(p) - 90.0 * t.turns  # the mesh's roll inside the turned (upright) region
-        roll = (roll + 180.0) % 360.0 - 180.0
+        roll = _roll_in_region(p, t.turns)
         if abs(roll) > self.cfg.max_roll:  # the face turned: re-turn the region once and fit again
             t.turns = (t.turns + int(round(roll / 90.0))) % 4
             p = self._mesh(t, roi)
-            roll = (face_roll(p) - 90.0 * t.turns + 180.0) % 360.0 - 180.0 if p is not None else 180.0
-            if abs(roll) > self.cfg.max_roll:
+            if p is None or abs(_roll_in_region(p, t.turns)) > self.cfg.max_roll:
                 self.orientation_rejects += 1
                 return None
         p *= side

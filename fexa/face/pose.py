@@ -38,3 +38,11 @@ def head_pose(points: np.ndarray) -> np.ndarray:
         yaw, pitch, roll = Rotation.from_matrix(r).as_euler("YXZ", degrees=True).T
         out[ok] = np.stack([-yaw, -pitch, roll], axis=1)
     return out
+
+
+def eye_line_roll(points: np.ndarray) -> float:
+    """In-plane rotation of one mesh [478, >=2] in degrees (0 upright, 90 turned clockwise on
+    screen, +-180 upside down): the angle of the line from the right to the left outer eye corner.
+    A cheap 2D check, used per frame by the tracker; ``head_pose`` gives the full 3D pose."""
+    v = points[_LEFT_EYE_OUTER, :2] - points[_RIGHT_EYE_OUTER, :2]
+    return float(np.degrees(np.arctan2(v[1], v[0])))

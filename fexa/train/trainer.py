@@ -322,10 +322,13 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     if resume and overwrite:
         raise FexaError("--resume and --overwrite exclude each other: continue the run, or start it over")
     resume = resume or resume_from is not None
+    started = not overwrite and checkpoints.is_dir() and any(checkpoints.iterdir())
+    if resume and not started:  # said before any data is prepared
+        raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
     if rank == 0:
         if overwrite and run.exists():
             shutil.rmtree(run)
-        if run.exists() and checkpoints.is_dir() and any(checkpoints.iterdir()) and not resume:
+        if started and not resume:
             raise FexaError(f"{run} already holds a run: continue it with `fexa train {config_hint} --resume`, start "
                             f"it over with `fexa train {config_hint} --overwrite`, or give another name/out")
         run.mkdir(parents=True, exist_ok=True)
@@ -367,8 +370,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
 
     start, history, best_val = 0, [], None
     if resume:
-        if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
-            raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
         name, weights, state, skipped = resume_point(checkpoints, resume_from, config_hint)
         if skipped and rank == 0:
             print(f"fexa: warning: {'; '.join(skipped)}; resuming from checkpoint {name!r} (epoch {state['epoch'] + 1})",
