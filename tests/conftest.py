@@ -74,6 +74,9 @@ def demo_entry(tmp_path_factory) -> Path:
     from fexa.extract import extract_many
 
     out = tmp_path_factory.mktemp("demo")
+    from fexa.data.store import build_store
+
     df = extract_many([DEMO], out, progress=False)
     assert df.loc[0, "status"] == "ok", df.to_dict()
+    build_store(entry_of(out, DEMO))  # the training store (fexa.data.store) beside the entry
     return entry_of(out, DEMO)

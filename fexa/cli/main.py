@@ -22,6 +22,14 @@ def _extract(args: argparse.Namespace) -> int:
     )
     df = extract_many(args.inputs, args.out, cfg, workers=args.workers, shard=parse_shard(args.shard),
                       progress=not args.quiet)
+    if args.store:
+        from fexa.data.store import StoreConfig, ensure_stores
+        from fexa.extract import USABLE_STATUSES
+
+        usable = [Path(args.out) / i for i in df.loc[df["status"].isin(USABLE_STATUSES), "id"]]
+        for entry, why in ensure_stores(usable, StoreConfig(args.store_quality), args.workers, not args.quiet).items():
+            print(f"  store error  {Path(entry).name}: {why}", file=sys.stderr)
+            df.loc[df["id"] == Path(entry).name, "status"] = "error"
     counts = df["status"].value_counts().to_dict()
     print(f"{len(df)} entries in {args.out}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f"  (manifest: {Path(args.out) / 'manifest.csv'})")
@@ -87,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-faces", type=int, default=5, help="faces tracked at once (default 5)")
     e.add_argument("--detect-every", type=int, default=10, help="run the face detector every N frames (default 10)")
     e.add_argument("--max-gap", type=int, default=5, help="fill face losses of up to N frames (default 5)")
+    e.add_argument("--store", action="store_true",
+                   help="also build each entry's training store (store.bin: JPEG frames + landmark arrays)")
+    e.add_argument("--store-quality", type=int, default=90, metavar="Q", help="JPEG quality of the store (default 90)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_extract)
 
@@ -108,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--crop-size", type=int, default=256)
     i.set_defaults(func=_import_landmarks)
 
-    from fexa.cli import analyze, baseline, models, train
+    from fexa.cli import analyze, baseline, bench, models, train
 
     analyze.add_parser(sub)
+    bench.add_parser(sub)
     baseline.add_parser(sub)
     models.add_parser(sub)
     train.add_parsers(sub)

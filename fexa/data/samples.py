@@ -22,9 +22,9 @@ they follow the image), applied with those drawn parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -35,13 +35,10 @@ from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, expand_inputs, extract_many, input_ids
-from fexa.face.landmarks import get_scheme
-from fexa.io.media import read_all
-from fexa.io.trackfile import TrackData
-from fexa.represent import track_heatmaps, track_trajectory
-from fexa.represent.heatmap import HeatmapConfig
+from fexa.data.store import EntryCache, StoreConfig, ensure_stores
+from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
 from fexa.represent.sampling import clip_indices, segment_indices
-from fexa.represent.trajectory import TrajectoryConfig
+from fexa.represent.trajectory import TrajectoryConfig, trajectory
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -72,9 +69,10 @@ class SampleConfig:
 
 # -- linking a table to the extract cache -------------------------------------------------------
 def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | None = None, workers: int = 1,
-               progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Extract every sample's media into ``cache`` (finished entries are reused) and return
-    (usable rows with an ``entry`` column, dropped rows with the reason)."""
+               progress: bool = True, store: StoreConfig | None = StoreConfig()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extract every sample's media into ``cache`` and build the entries' training stores
+    (``store``; None: none); finished entries and stores are reused. Returns (usable rows with an
+    ``entry`` column, dropped rows with the status and reason)."""
     paths = sorted(set(table["path"]))
     expanded = expand_inputs(paths)
     if [str(p) for p in expanded] != paths:
@@ -84,6 +82,12 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
     status = table["path"].map(lambda p: manifest["status"].get(entry_of[p], "missing"))
     reason = table["path"].map(lambda p: manifest["error"].get(entry_of[p], ""))
     ok = status.isin(USABLE_STATUSES)  # partial entries (damaged videos) are used; their manifest rows say so
+    if store is not None:
+        entries = [str(Path(cache) / entry_of[p]) for p in sorted(set(table.loc[ok, "path"]))]
+        failed = {Path(e).name: why for e, why in ensure_stores(entries, store, workers, progress).items()}
+        bad = ok & table["path"].map(lambda p: entry_of[p] in failed)
+        status, reason = status.mask(bad, "error"), reason.mask(bad, table["path"].map(lambda p: failed.get(entry_of[p])))
+        ok &= ~bad
     linked = table[ok].assign(entry=[str(Path(cache) / entry_of[p]) for p in table.loc[ok, "path"]])
     dropped = table[~ok].assign(status=status[~ok], reason=reason[~ok])
     return linked.reset_index(drop=True), dropped.reset_index(drop=True)
@@ -101,26 +105,46 @@ def mirror_permutation(points: np.ndarray) -> np.ndarray:
     return perm
 
 
-@lru_cache(maxsize=4096)
-def _load_track(path: str) -> TrackData:
-    return TrackData.load(path)
+class _Scaled:
+    """Rows of a per-frame landmark array whose motion from row ``ref`` is scaled by ``scale``
+    (read lazily, like the memory-mapped array it wraps)."""
+
+    def __init__(self, values: np.ndarray, ref: int, scale: float):
+        self.values, self.ref, self.scale = values, values[ref], scale
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return self.ref + self.scale * (self.values[idx] - self.ref)
 
 
-@lru_cache(maxsize=8)  # decoded crop videos are large (a 1,000-frame clip is about 200 MB)
-def _load_crops(entry: str) -> np.ndarray:
-    crops = read_all(Path(entry) / "crops.mp4")[1]
-    expected = _load_track(str(Path(entry) / "track.npz")).num_frames
-    if len(crops) != expected:
-        raise FexaError(f"damaged entry {entry}: crops.mp4 has {len(crops)} frames, its track {expected}; "
-                        "rerun `fexa extract` (or the training command) to redo it")
-    return crops
+def landmark_arrays(entry, frames: np.ndarray, scale: float) -> dict:
+    """The entry's heatmap73, traj63 and nose arrays, with motion scaled from the sample's first frame."""
+    names = ("heatmap73", "traj63", "nose")
+    if scale == 1.0:
+        return {n: getattr(entry, n) for n in names}
+    return {n: _Scaled(getattr(entry, n), int(frames[0]), scale) for n in names}
+
+
+def worker_init(_: int = 0) -> None:
+    """DataLoader workers: one compute thread each (the loader's parallelism is its workers)."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 class FaceSamples(Dataset):
-    """Items for the model inputs ``inputs`` (a subset of image, clip, heatmaps, trajectory)."""
+    """Items for the model inputs ``inputs`` (a subset of image, clip, heatmaps, trajectory).
+
+    ``source``: ``"store"`` (the training store, ``fexa.data.store``: an item decodes only the
+    frames it uses) or ``"video"`` (each entry's whole crops.mp4, the old slow path, for
+    comparisons). ``uint8``: images and clips stay uint8 (normalised on the device by
+    :func:`normalize_batch`, a quarter of the bytes through the loader); otherwise they are
+    normalised floats."""
 
     def __init__(self, table: pd.DataFrame, inputs: tuple[str, ...], cfg: SampleConfig = SampleConfig(),
-                 train: bool = False, seed: int = 0, repeats: int = 1, mirror: np.ndarray | None = None):
+                 train: bool = False, seed: int = 0, repeats: int = 1, mirror: np.ndarray | None = None,
+                 source: str = "store", uint8: bool = False, cache_mb: int = 256):
         unknown = sorted(set(inputs) - set(INPUT_KEYS))
         if unknown:
             raise ValueError(f"unknown inputs {unknown}; known: {INPUT_KEYS}")
@@ -132,6 +156,16 @@ class FaceSamples(Dataset):
         self.clips = 1 if train else cfg.test_clips
         self.epoch = 0
         self.mirror = mirror
+        self.uint8 = uint8
+        self.entries = EntryCache(source, max_bytes=cache_mb << 20)
+        t = self.table  # per-row values as arrays: an item reads no pandas
+        n = len(t)
+        self._entry = t["entry"].astype(str).to_numpy()
+        self._ids = t["id"].astype(str).to_numpy() if "id" in t else np.arange(n).astype(str)
+        self._target = t["target"].to_numpy(np.float32)
+        self._start = t["start"].fillna(0).to_numpy(np.int64) if "start" in t else np.zeros(n, np.int64)
+        self._end = t["end"].fillna(-1).to_numpy(np.int64) if "end" in t else np.full(n, -1, np.int64)
+        self._scale = t["motion_scale"].to_numpy(np.float64) if "motion_scale" in t else np.ones(n)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -146,38 +180,34 @@ class FaceSamples(Dataset):
         row = self.row_of(item)
         clip_no = item % self.clips
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, item, clip_no])
-        r = self.table.iloc[row]
-        track = _load_track(str(Path(r["entry"]) / "track.npz"))
-        start, end = int(r.get("start", 0)), int(r.get("end", -1))
-        usable = np.flatnonzero(track.usable)
-        frames = usable[(usable >= start) & ((usable < end) if end >= 0 else True)]
+        entry = self.entries(self._entry[row])
+        start, end = int(self._start[row]), int(self._end[row])
+        usable = entry.usable_frames
+        frames = usable[np.searchsorted(usable, start): np.searchsorted(usable, end) if end >= 0 else len(usable)]
         if len(frames) == 0:
-            raise FexaError(f"sample {r['id']}: no frame with a face in frames {start}..{end}")
-        scale = float(r.get("motion_scale", 1.0))
-        if scale != 1.0:  # simulated hypomimia: every landmark moves less from the sample's first frame
-            track = track.scaled_motion(scale, int(frames[0]))
-        out = {"target": torch.tensor(float(r["target"])), "index": torch.tensor(row)}
+            raise FexaError(f"sample {self._ids[row]}: no frame with a face in frames {start}..{end}")
+        # simulated hypomimia: every landmark moves less from the sample's first frame
+        points = landmark_arrays(entry, frames, float(self._scale[row]))
+        out = {"target": torch.tensor(float(self._target[row])), "index": torch.tensor(row)}
         flip = self.train and self.cfg.flip and rng.random() < 0.5
         if "image" in self.inputs:
-            out.update(self._image(track, r["entry"], frames, rng, flip))
+            out.update(self._image(entry, points, frames, rng, flip))
         if "clip" in self.inputs or "heatmaps" in self.inputs:
-            out.update(self._clip(track, r["entry"], frames, rng, flip))
+            out.update(self._clip(entry, points, frames, rng, flip))
         if "trajectory" in self.inputs:
-            out.update(self._trajectory(track, r["entry"], frames, rng))
+            out.update(self._trajectory(entry, points, frames, rng))
         return out
 
     # -- per input --------------------------------------------------------------------------------
-    def _normalized(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 [..., 3, H, W] -> float, ImageNet-normalised or in [0, 1]."""
-        x = F.to_dtype(frames, torch.float32, scale=True)
-        return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if self.cfg.normalize == "imagenet" else x
+    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames if self.uint8 else normalize_pixels(frames, self.cfg.normalize)
 
-    def _image(self, track: TrackData, entry: str, frames: np.ndarray, rng, flip: bool) -> dict:
+    def _image(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         t = frames[len(frames) // 2]
-        crop = _load_crops(entry)[t]
+        crop = entry.frames([t])[0]
         n, size = crop.shape[0], self.cfg.image_size
-        pts = get_scheme("heatmap73").select(track.points_crop[t][None], track.layout)[0].astype(np.float32)
-        img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1))
+        pts = np.array(points["heatmap73"][t], np.float32)
+        img = tv_tensors.Image(torch.from_numpy(crop).permute(2, 0, 1))
         kp = tv_tensors.KeyPoints(torch.from_numpy(pts), canvas_size=(n, n))
         if self.train:  # random resized crop (square), parameters from the item's generator
             side = int(round(n * np.sqrt(rng.uniform(*self.cfg.crop_scale))))
@@ -190,40 +220,53 @@ class FaceSamples(Dataset):
             img, kp = F.horizontal_flip(img), F.horizontal_flip(kp)
             if self.mirror is not None:  # the subject's left points become right points
                 kp = kp[self.mirror]
-        return {"image": self._normalized(img), "landmarks": kp.as_subclass(torch.Tensor).float()}
+        return {"image": self._pixels(img.as_subclass(torch.Tensor)), "landmarks": kp.as_subclass(torch.Tensor).float()}
 
     def _frame_indices(self, n: int, rng) -> np.ndarray:
         if self.cfg.sampling == "segments":
             return segment_indices(n, train=self.train, rng=rng)
         return clip_indices(n, self.cfg.num_subclips, train=self.train or self.clips > 1, rng=rng).ravel()
 
-    def _clip(self, track: TrackData, entry: str, frames: np.ndarray, rng, flip: bool) -> dict:
+    def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
-        crops = _load_crops(entry)
+        crops = entry.frames(idx)
         out = {}
         n, s = crops.shape[1], self.cfg.clip_size
         if "clip" in self.inputs:
-            video = tv_tensors.Video(torch.from_numpy(np.ascontiguousarray(crops[idx])).permute(0, 3, 1, 2))
+            video = tv_tensors.Video(torch.from_numpy(crops).permute(0, 3, 1, 2))
             if n > s:  # random crop in training, centre crop in testing (224 of 256)
                 x0, y0 = (int(v) for v in rng.integers(0, n - s + 1, size=2)) if self.train else ((n - s) // 2,) * 2
                 video = F.crop(video, y0, x0, s, s)
             elif n < s:
                 video = F.resize(video, [s, s], antialias=True)
-            out["clip"] = self._normalized(F.horizontal_flip(video) if flip else video)
+            video = F.horizontal_flip(video) if flip else video
+            out["clip"] = self._pixels(video.as_subclass(torch.Tensor))  # a view: the batch collation copies it
         if "heatmaps" in self.inputs:
-            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, out_size=64)
+            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, src_size=entry.crop_size,
+                                 out_size=64)
             rgb = crops if self.cfg.heatmap_mode == "rgb_weighted" else None
-            h = torch.from_numpy(track_heatmaps(track, hcfg, rgb, frames=idx))
+            h = torch.from_numpy(heatmap_volume(np.asarray(points["heatmap73"][idx]), hcfg, rgb))
             o = [int(v) for v in rng.integers(0, 9, size=2)] if self.train else (4, 4)  # 64 -> 56: random / centre
             h = F.crop(h, o[1], o[0], 56, 56)
             out["heatmaps"] = F.horizontal_flip(h) if flip else h
         return out
 
-    def _trajectory(self, track: TrackData, entry: str, frames: np.ndarray, rng) -> dict:
+    def _trajectory(self, entry, points: dict, frames: np.ndarray, rng) -> dict:
         c = self.cfg
         reverse = self.train and rng.random() < c.time_reverse
         tcfg = TrajectoryConfig(c.trajectory_length, c.trajectory_channels, c.trajectory_origin, c.trajectory_padding,
                                 reverse, c.trajectory_scale)
-        crops = _load_crops(entry) if c.trajectory_channels != 2 else None
-        x, ti = track_trajectory(track, tcfg, crops, frames)
+        x, ti = trajectory(points["traj63"], points["nose"], entry.colours63, tcfg, frames)
         return {"trajectory": torch.from_numpy(x), "time_index": torch.from_numpy(ti)}
+
+
+def normalize_pixels(frames: torch.Tensor, mode: str) -> torch.Tensor:
+    """uint8 [..., 3, H, W] -> float, ImageNet-normalised (``mode="imagenet"``) or in [0, 1] ("none")."""
+    x = F.to_dtype(frames, torch.float32, scale=True)
+    return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if mode == "imagenet" else x
+
+
+def normalize_batch(batch: dict, mode: str) -> dict:
+    """A batch of ``FaceSamples(uint8=True)`` items as the models take them (on the batch's device)."""
+    return {k: normalize_pixels(v, mode) if k in ("image", "clip") and v.dtype == torch.uint8 else v
+            for k, v in batch.items()}

@@ -65,14 +65,19 @@ def time_index(indices: np.ndarray, length: int) -> np.ndarray:
     return (2.0 * np.asarray(indices, np.float64) / length - 1.0).astype(np.float32)
 
 
-def sample_rgb(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """[T, H, W, 3] uint8 crops and [T, P, 2] crop landmarks -> [T, P, 3] float32 in [0, 1]
-    (the pixel under each landmark, clipped to the crop)."""
+def landmark_colours(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[T, H, W, 3] uint8 crops and [T, P, 2] crop landmarks -> [T, P, 3] uint8: the pixel under
+    each landmark (rounded, clipped to the crop)."""
     t, h, w = frames.shape[:3]
     xy = np.rint(np.nan_to_num(points[..., :2])).astype(np.int64)
     x = np.clip(xy[..., 0], 0, w - 1)
     y = np.clip(xy[..., 1], 0, h - 1)
-    return frames[np.arange(t)[:, None], y, x].astype(np.float32) / 255.0
+    return frames[np.arange(t)[:, None], y, x]
+
+
+def sample_rgb(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """:func:`landmark_colours` as float32 in [0, 1] (the trajectories' colour channels)."""
+    return landmark_colours(frames, points).astype(np.float32) / 255.0
 
 
 def trajectory(
@@ -80,35 +85,48 @@ def trajectory(
     nose: np.ndarray,
     rgb: np.ndarray | None = None,
     cfg: TrajectoryConfig = TrajectoryConfig(),
+    frames: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks [T, P, 2], nose tip [T, 2] and landmark colours [T, P, 3] -> ([T_p, P, C], time index [T_p])."""
-    points = np.asarray(points, np.float64)[..., :2]
-    nose = np.asarray(nose, np.float64)[..., :2]
-    if points.ndim != 3 or nose.shape != (points.shape[0], 2):
-        raise ValueError(f"points must be [T, P, 2] and nose [T, 2]; got {points.shape} and {nose.shape}")
-    if not np.isfinite(points).all() or not np.isfinite(nose).all():
-        raise ValueError("trajectory input has missing (NaN) landmarks: keep usable frames only")
-    if cfg.origin == "point_mean":  # each point about its own mean position: motion only, no face layout
-        rel = (points - points.mean(axis=0, keepdims=True)) / cfg.scale
+    """Landmarks [T, P, 2], nose tip [T, 2] and landmark colours [T, P, 3] (float in [0, 1], or
+    uint8 as :func:`landmark_colours` gives) -> ([T_p, P, C], time index [T_p]).
+
+    ``frames``: the rows of the arrays that make the clip (default: all). Only the rows the output
+    uses are read, so memory-mapped arrays of a long video cost what the clip uses."""
+    rows = np.arange(len(points)) if frames is None else np.asarray(frames)
+    if len(rows) == 0:
+        raise ValueError("a trajectory needs at least one frame")
+    t = len(rows)
+    interp = cfg.padding == "interp" and t < cfg.length
+    if interp:
+        idx, used = None, rows
     else:
-        origin = nose[:1] if cfg.origin == "first" else nose
-        rel = (points - origin[:, None, :]) / cfg.scale
+        idx = fit_indices(t, cfg.length, cfg.padding)
+        used = rows[np.maximum(idx, 0)]
+    pts = np.asarray(points[used], np.float64)[..., :2]
+    if pts.ndim != 3 or np.shape(nose)[1:] != (2,) or len(nose) != len(points):
+        raise ValueError(f"points must be [T, P, 2] and nose [T, 2]; got {np.shape(points)} and {np.shape(nose)}")
+    if cfg.origin == "point_mean":  # each point about its own mean position: motion only, no face layout
+        every = pts if interp else np.asarray(points[rows], np.float64)[..., :2]
+        origin = every.mean(axis=0, keepdims=True)[0]
+    else:
+        origin = np.asarray(nose[rows[:1] if cfg.origin == "first" else used], np.float64)[:, None, :2]
+    if not np.isfinite(pts).all() or not np.isfinite(origin).all():
+        raise ValueError("trajectory input has missing (NaN) landmarks: keep usable frames only")
     parts = []
     if cfg.channels in (5, 2):
-        parts.append(rel)
+        parts.append((pts - origin) / cfg.scale)
     if cfg.channels in (5, 3):
         if rgb is None:
             raise ValueError(f"{cfg.channels}-channel trajectories need the landmark colours (rgb)")
-        parts.append(np.asarray(rgb, np.float64))
-    feats = np.concatenate(parts, axis=-1)
-    t = len(feats)
-    if cfg.padding == "interp" and t < cfg.length:
+        colours = np.asarray(rgb[used])
+        parts.append(colours.astype(np.float32) / 255.0 if colours.dtype == np.uint8 else colours)
+    feats = np.concatenate(parts, axis=-1, dtype=np.float64)
+    if interp:
         pos = np.linspace(0, t - 1, cfg.length)
         out = CubicSpline(np.arange(t), feats, axis=0)(pos) if t >= 2 else np.repeat(feats, cfg.length, axis=0)
         index = time_index(pos, cfg.length)
     else:
-        idx = fit_indices(t, cfg.length, cfg.padding)
-        out = feats[np.maximum(idx, 0)]
+        out = feats
         out[idx < 0] = 0.0
         index = time_index(np.where(idx < 0, np.arange(cfg.length), idx), cfg.length)
     if cfg.reverse:

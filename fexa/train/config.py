@@ -32,7 +32,8 @@ class DataConfig:
     target_map: list = field(default_factory=list)  # remap class targets (e.g. CFC-SP coarse classes)
     limit: int = 0  # use only the first N samples (smoke tests)
     allow_missing: bool = False  # samples naming media that do not exist: an error (default) or dropped
-    workers: int = 0  # DataLoader workers
+    workers: int = 0  # DataLoader workers (size them with `fexa bench loader CONFIG`)
+    store_quality: int = 90  # JPEG quality of the training store (fexa.data.store)
     extract_workers: int = 1
     samples: SampleConfig = field(default_factory=SampleConfig)
 
@@ -66,6 +67,8 @@ class TrainConfig:
     loss_options: dict = field(default_factory=dict)
     seed: int = 0
     amp: bool = False  # bfloat16 autocast (CUDA or CPU)
+    compile: bool = False  # torch.compile the training step's model
+    channels_last: bool = False  # image models and their 4-D inputs in channels-last layout
     device: str = "auto"
     drop_last: bool = True  # BMC is identically zero on a batch of one
 
@@ -159,6 +162,8 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("data.val_fraction", d.val_fraction, _is_number(d.val_fraction) and 0 <= d.val_fraction < 1, "0 <= x < 1")
     need("data.limit", d.limit, isinstance(d.limit, int) and d.limit >= 0, "an integer >= 0 (0: all)")
     need("data.workers", d.workers, isinstance(d.workers, int) and d.workers >= 0, "an integer >= 0")
+    need("data.store_quality", d.store_quality, isinstance(d.store_quality, int) and 50 <= d.store_quality <= 100,
+         "an integer in 50..100")
     need("data.extract_workers", d.extract_workers, isinstance(d.extract_workers, int) and d.extract_workers >= 1,
          "an integer >= 1")
     need("data.target_map", d.target_map, all(isinstance(x, int) for x in d.target_map),

@@ -26,18 +26,19 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from fexa import losses as L
 from fexa import metrics as M
 from fexa.data.adapters import DATASETS, load_dataset
+from fexa.data.loading import make_loader, to_device
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
+from fexa.data.store import StoreConfig, StoredEntry
 from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_scheme
 from fexa.io.atomic import write_json, write_text
-from fexa.io.trackfile import TrackData
 from fexa.models import create_model, make_config
 from fexa.models.checkpoints import load_reference_weights
 from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
@@ -101,11 +102,12 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     if d.limit:
         table = table.iloc[: d.limit]
     table, absent = _check_media(table, d.allow_missing)
-    if rank == 0:  # one process extracts; the others then find the cache complete
-        linked, dropped = link_cache(table, d.cache, workers=d.extract_workers, progress=progress)
+    store = StoreConfig(d.store_quality)
+    if rank == 0:  # one process extracts and builds the training store; the others then find both complete
+        linked, dropped = link_cache(table, d.cache, workers=d.extract_workers, progress=progress, store=store)
     _barrier(world)
     if rank != 0:
-        linked, dropped = link_cache(table, d.cache, progress=False)
+        linked, dropped = link_cache(table, d.cache, progress=False, store=store)
     dropped = pd.concat([absent, dropped], ignore_index=True)
     if len(dropped) and rank == 0:
         counts = ", ".join(f"{v} {k}" for k, v in dropped["status"].value_counts().items())
@@ -167,8 +169,8 @@ def _mirror(train: pd.DataFrame) -> np.ndarray:
     """Left/right permutation of the heatmap73 points, from the training set's mean shape."""
     shapes = []
     for entry in train["entry"].iloc[:50]:
-        t = TrackData.load(Path(entry) / "track.npz")
-        shapes.append(get_scheme("heatmap73").select(t.points_crop[t.usable][:1], t.layout)[0])
+        e = StoredEntry(entry)
+        shapes.append(e.heatmap73[e.usable_frames[0]])
     return mirror_permutation(np.mean(shapes, axis=0))
 
 
@@ -243,14 +245,14 @@ def build_optimizer(cfg: ExperimentConfig, params) -> tuple[torch.optim.Optimize
 # -- evaluation -------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind: str, batch_size: int,
-            amp: bool = False) -> np.ndarray:
+            amp: bool = False, workers: int = 0, channels_last: bool = False) -> np.ndarray:
     """Per-row predictions of ``ds`` (test clips averaged): [N] scores or [N, C] probabilities."""
     model.eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = make_loader(ds, batch_size, workers, device, persistent=False)
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = to_device(batch, device, ds.cfg.normalize, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out, _ = split_output(model(*argfn(batch)))
         out = out.float()
@@ -339,9 +341,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     keys, argfn = model_inputs(cfg.model.name)
     mirror = _mirror(data["train"]) if "image" in keys else None
     sc = cfg.data.samples
-    train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror)
-    val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed) if len(data["val"]) else None
-    test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed)
+    train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror, uint8=True)
+    val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed, uint8=True) if len(data["val"]) else None
+    test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed, uint8=True)
     if rank == 0:
         classes = class_names(cfg, info.classes if info else (), num_classes) if kind == "classification" else []
         targets = data["train"]["target"]
@@ -355,11 +357,13 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     if cfg.train.batch_size % world:
         raise FexaError(f"train.batch_size {cfg.train.batch_size} must be divisible by the {world} processes")
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.train.batch_size // world, sampler=sampler,
-                        num_workers=cfg.data.workers, drop_last=cfg.train.drop_last)
+    loader = make_loader(train_ds, cfg.train.batch_size // world, cfg.data.workers, device, sampler, cfg.train.drop_last)
 
     model = build_model(cfg, num_classes).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    step_net = torch.compile(net) if cfg.train.compile else net
     train_targets = data["train"]["target"].to_numpy(np.float32)
     criterion = build_loss(cfg, kind, train_targets, info.neutral if info else None)
     if isinstance(criterion, nn.Module):
@@ -394,10 +398,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         train_ds.set_epoch(epoch)
         net.train()
         losses, improved = [], False
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+        steps = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress or rank != 0)
+        for batch in steps:
+            batch = to_device(batch, device, sc.normalize, cfg.train.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
-                pred, feats = split_output(net(*argfn(batch)))
+                pred, feats = split_output(step_net(*argfn(batch)))
             y = batch["target"]
             pred = pred.float()
             if kind == "classification":
@@ -409,16 +414,17 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
             if cfg.optim.clip_grad:
                 nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad)
             opt.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())  # no per-step device sync: read once per epoch
         sched.step()
+        losses = torch.stack(losses).float().cpu().tolist() if losses else []
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
-            bs = max(1, cfg.train.batch_size)
-            test_pred = predict(model, test_ds, argfn, device, kind, bs, cfg.train.amp)
+            ev = (max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers, cfg.train.channels_last)
+            test_pred = predict(model, test_ds, argfn, device, kind, *ev)
             row.update({f"test_{k}": v for k, v in score(kind, data["test"], test_pred).items()})
             _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", data["test"], test_pred, kind)
             if val_ds is not None:
-                val_pred = predict(model, val_ds, argfn, device, kind, bs, cfg.train.amp)
+                val_pred = predict(model, val_ds, argfn, device, kind, *ev)
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
                 improved = _better(metric, row[f"val_{metric}"], best_val)
                 best_val = row[f"val_{metric}"] if improved else best_val
@@ -485,7 +491,8 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
         weights, state = load_checkpoint(best)
         model.load_state_dict(weights)
         epoch = int(state["epoch"])
-        pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp)
+        pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers,
+                       cfg.train.channels_last)
         _save_predictions(run / "predictions" / "honest.csv", data["test"], pred, kind)
         results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
     write_json(run / "results.json", results)
@@ -506,7 +513,7 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
     model = build_model(cfg, num_classes).to(device)
-    test_ds = FaceSamples(data["test"], keys, cfg.data.samples, False, cfg.train.seed)
+    test_ds = FaceSamples(data["test"], keys, cfg.data.samples, False, cfg.train.seed, uint8=True)
     metric = selection_metric(cfg, kind)
     history = pd.read_csv(run / "metrics.csv").to_dict("records")
     return _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)

@@ -1,0 +1,27 @@
+"""DataLoaders that keep a device busy: uint8 batches from persistent single-threaded workers,
+pinned for asynchronous copies, normalised on the device."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from fexa.data.samples import FaceSamples, normalize_batch, worker_init
+
+
+def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,
+                drop_last: bool = False, persistent: bool = True, prefetch: int = 4) -> DataLoader:
+    """A loader over ``ds``: ``workers`` processes (0: in this one) that live across epochs
+    (``persistent``) and each keep ``prefetch`` batches ready; pinned memory on CUDA."""
+    extra = {"persistent_workers": persistent, "prefetch_factor": prefetch, "worker_init_fn": worker_init} if workers else {}
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers, drop_last=drop_last,
+                      pin_memory=device.type == "cuda", **extra)
+
+
+def to_device(batch: dict, device: torch.device, normalize: str, channels_last: bool = False) -> dict:
+    """Move a batch to ``device`` (asynchronously from pinned memory) and normalise its pixels there;
+    4-D images in channels-last layout if asked."""
+    batch = normalize_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()}, normalize)
+    if channels_last and "image" in batch:
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+    return batch

@@ -1,0 +1,161 @@
+"""``fexa bench loader``: how fast a config's training items are built, and whether the loader or
+the model limits training, to size ``data.workers`` on the machine it runs on."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from fexa.data.loading import make_loader, to_device
+from fexa.data.samples import FaceSamples, worker_init
+from fexa.train.config import ExperimentConfig
+from fexa.train.inputs import model_inputs, split_output
+from fexa.train.trainer import _mirror, build_model, prepare_data, task_kind
+
+
+class _Order(Sampler):
+    def __init__(self, order: np.ndarray):
+        self.order = order
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def item_ms(ds: FaceSamples, order: np.ndarray, warmup: int = 3) -> float:
+    """Median CPU milliseconds to build one item, in this process on one thread."""
+    for i in order[:warmup]:
+        ds[int(i)]
+    times = []
+    for i in order:
+        t0 = time.thread_time()
+        ds[int(i)]
+        times.append((time.thread_time() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float]:
+    """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB)."""
+    loader = make_loader(ds, batch_size, workers, torch.device("cpu"), _Order(order), persistent=False)
+    it = iter(loader)
+    next(it)  # workers started, first batch ready: not timed
+    pids = [w.pid for w in getattr(it, "_workers", [])] or [os.getpid()]
+    t0, n, rss = time.perf_counter(), 0, float("nan")
+    for batch in it:
+        n += len(batch["index"])
+        rss = max([_peak_rss_mb(p) for p in pids] + [rss], key=lambda v: -1 if np.isnan(v) else v)
+    return n / max(time.perf_counter() - t0, 1e-9), rss
+
+
+def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn, device: torch.device, normalize: str,
+               steps: int, loader=None) -> float:
+    """Training items/s of ``model`` (forward, backward, SGD step) on ``batch`` repeated, or on
+    the batches of ``loader`` when given."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    model.train()
+    source = iter(loader) if loader is not None else None
+
+    def step(b: dict) -> int:
+        b = to_device(b, device, normalize, cfg.train.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
+            pred, _ = split_output(model(*argfn(b)))
+        loss = pred.float().square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(b["index"])
+
+    for _ in range(2):  # warm-up (kernels, allocator, workers)
+        step(next(source) if source else batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0, n = time.perf_counter(), 0
+    for _ in range(steps):
+        b = next(source, None) if source else batch
+        if b is None:
+            break
+        n += step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n / max(time.perf_counter() - t0, 1e-9)
+
+
+def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with_model: bool = False,
+                 source: str = "store", steps: int = 20, progress: bool = True, cache_mb: int = 256) -> dict:
+    """Per-item CPU cost, per-worker rate and peak memory of ``cfg``'s training items; with
+    ``with_model`` the model's step rate on synthetic and on loader-fed batches on the current device.
+    ``cache_mb``: each process's cache of opened entries (0: every item opens its entry)."""
+    data = prepare_data(cfg, progress=progress)  # extraction and the store build are not timed
+    keys, argfn = model_inputs(cfg.model.name)
+    train = data["train"]
+    mirror = _mirror(train) if "image" in keys else None
+    repeats = max(1, math.ceil(items / len(train)))
+    sc = cfg.data.samples
+
+    def dataset(inputs: tuple[str, ...]) -> FaceSamples:
+        return FaceSamples(train, inputs, sc, True, cfg.train.seed, repeats, mirror, source=source, uint8=True,
+                           cache_mb=cache_mb)
+
+    ds = dataset(keys)
+    order = np.random.default_rng(cfg.train.seed).permutation(len(ds))[:items]
+    torch_threads = torch.get_num_threads()
+    worker_init()  # measured as a loader worker runs: one thread
+    out = {"config": cfg.name, "model": cfg.model.name, "inputs": list(keys), "source": source, "cache_mb": cache_mb,
+           "samples": len(train), "items": len(order), "item_ms": item_ms(ds, order)}
+    if len(keys) > 1:
+        out["input_ms"] = {k: item_ms(dataset((k,)), order[: max(20, len(order) // 4)]) for k in keys}
+    torch.set_num_threads(torch_threads)
+    rate, rss = loader_rate(ds, order, max(1, cfg.train.batch_size), workers)
+    out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
+    if with_model:
+        device = torch.device(cfg.train.device if cfg.train.device != "auto" else
+                              ("cuda" if torch.cuda.is_available() else "cpu"))
+        _, num_classes = task_kind(cfg, data)
+        model = build_model(cfg, num_classes).to(device)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        loader = make_loader(ds, max(1, cfg.train.batch_size), workers, device, _Order(order), drop_last=True)
+        batch = next(iter(make_loader(ds, max(1, cfg.train.batch_size), 0, device, _Order(order))))
+        synthetic = model_rate(cfg, model, batch, argfn, device, sc.normalize, steps)
+        fed = model_rate(cfg, model, batch, argfn, device, sc.normalize, steps, loader)
+        need = math.ceil(synthetic / max(out["items_per_s"], 1e-9))
+        out.update(device=str(device), model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic,
+                   workers_to_feed=need, limit="loader" if rate < synthetic else "model")
+    return out
+
+
+def describe(r: dict) -> str:
+    """The benchmark's result as a few readable lines."""
+    lines = [f"{r['config']}: {r['model']} items ({', '.join(r['inputs'])}) from the {r['source']}, "
+             f"{r['samples']} samples, {r['items']} items",
+             f"  per item       {r['item_ms']:8.2f} ms CPU (one thread)"]
+    for k, v in r.get("input_ms", {}).items():
+        lines.append(f"    {k:<12} {v:8.2f} ms")
+    lines += [f"  loader         {r['loader_items_per_s']:8.1f} items/s with {r['workers']} worker(s) = "
+              f"{r['items_per_s']:.1f} items/s per worker",
+              f"  peak RSS       {r['peak_rss_mb']:8.0f} MB per worker"]
+    if "model_items_per_s" in r:
+        lines += [f"  model          {r['model_items_per_s']:8.1f} items/s on {r['device']} (synthetic batches)",
+                  f"  loader-fed     {r['fed_items_per_s']:8.1f} items/s ({r['fed_ratio']:.2f} of synthetic)",
+                  f"  limit: the {r['limit']}; about {r['workers_to_feed']} worker(s) feed this model here"]
+    return "\n".join(lines)
