@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from fexa.data.adapters import AFFWILD2_CLASSES
 from fexa.data.samples import FaceSamples
+from fexa.data.store import StoreConfig, ensure_stores
 from fexa.errors import FexaError
 from fexa.io.trackfile import TrackData
 from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting
@@ -122,6 +123,9 @@ class TrainedModel:
         """The input's prediction; per frame for per-frame models; per segment ([start, end) frames,
         e.g. the task's repetitions) for clip models given ``segments``, the input's being their mean."""
         entry = Path(entry)
+        failed = ensure_stores([entry], StoreConfig(self.cfg.data.store_quality), progress=False)
+        if failed:  # the model sees the pixels it was trained on: the training store's
+            raise FexaError(failed[str(entry)])
         if self.per_frame:
             return self._predict_frames(entry, task, progress)
         spans = segments or [(0, -1)]

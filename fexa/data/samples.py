@@ -140,7 +140,7 @@ class FaceSamples(Dataset):
     frames it uses) or ``"video"`` (each entry's whole crops.mp4, the old slow path, for
     comparisons). ``uint8``: images and clips stay uint8 (normalised on the device by
     :func:`normalize_batch`, a quarter of the bytes through the loader); otherwise they are
-    normalised floats."""
+    normalised floats. ``cache_mb``: each process's cache of opened entries (0: none)."""
 
     def __init__(self, table: pd.DataFrame, inputs: tuple[str, ...], cfg: SampleConfig = SampleConfig(),
                  train: bool = False, seed: int = 0, repeats: int = 1, mirror: np.ndarray | None = None,
@@ -157,7 +157,7 @@ class FaceSamples(Dataset):
         self.epoch = 0
         self.mirror = mirror
         self.uint8 = uint8
-        self.entries = EntryCache(source, max_bytes=cache_mb << 20)
+        self.entries = EntryCache(source, max_bytes=cache_mb << 20, max_entries=128 if cache_mb else 0)
         t = self.table  # per-row values as arrays: an item reads no pandas
         n = len(t)
         self._entry = t["entry"].astype(str).to_numpy()

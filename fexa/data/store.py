@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from fexa.errors import FexaError
 from fexa.extract import verify_entry
 from fexa.face.landmarks import get_layout, get_scheme
-from fexa.io.atomic import atomic_path
+from fexa.io.atomic import atomic_path, remove_stale_temporaries
 from fexa.io.media import Media, read_all
 from fexa.io.trackfile import TrackData
 from fexa.represent.trajectory import landmark_colours
@@ -114,6 +114,7 @@ def build_store(entry: str | Path, cfg: StoreConfig = StoreConfig()) -> dict:
     why = verify_entry(entry, meta)
     if why:
         raise FexaError(f"cannot build the training store of {entry}: {why}; rerun `fexa extract`")
+    remove_stale_temporaries(entry)  # what a killed build left behind
     track = TrackData.load(entry / "track.npz")
     arrays = entry_arrays(track)
     n = track.num_frames
@@ -312,7 +313,8 @@ SOURCES = {"store": StoredEntry, "video": DecodedEntry}
 
 class EntryCache:
     """Opened entries of one process, least recently used dropped first, bounded by the bytes
-    they hold (memory-mapped arrays count as if resident) and by count (open files)."""
+    they hold (memory-mapped arrays count as if resident) and by count (open files); the newest
+    is always kept. ``max_entries=0``: no cache at all."""
 
     def __init__(self, source: str = "store", max_bytes: int = 256 << 20, max_entries: int = 128):
         if source not in SOURCES:
@@ -322,6 +324,8 @@ class EntryCache:
         self._bytes = 0
 
     def __call__(self, entry: str) -> StoredEntry | DecodedEntry:
+        if self.max_entries == 0:  # no cache: every call opens the entry
+            return self.opener(entry)
         e = self._open.get(entry)
         if e is not None:
             self._open.move_to_end(entry)
@@ -329,7 +333,7 @@ class EntryCache:
         e = self.opener(entry)
         self._open[entry] = e
         self._bytes += e.nbytes
-        while self._open and (self._bytes > self.max_bytes or len(self._open) > self.max_entries):
+        while len(self._open) > 1 and (self._bytes > self.max_bytes or len(self._open) > self.max_entries):
             _, old = self._open.popitem(last=False)
             self._bytes -= old.nbytes
         return e
