@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--video-items", type=int, default=5, help="items per run on the old path (slow)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
-    ap.add_argument("--no-video", action="store_true", help="skip the old path")
+    ap.add_argument("--video-kinds", nargs="*", default=list(KINDS)[:2], help="kinds also timed on the old path")
     ap.add_argument("--cache-mb", type=int, default=0,
                     help="per-process cache of opened entries (default 0: every item opens its entry, as in a "
                     "dataset far larger than the cache)")
@@ -69,7 +69,7 @@ def main() -> None:
             model, sets, per_frame = KINDS[kind]
             for src in man.itertuples():
                 csv = manifest(Path(tmp), src.path, a.cache / src.id, per_frame)
-                for source in ("store",) if a.no_video else ("store", "video"):
+                for source in ("store", "video") if kind in a.video_kinds else ("store",):
                     items = a.items if source == "store" else a.video_items
                     cfg = load_config(None, [f"name=bench_{model}", "data.dataset=manifest", f"data.root={csv}",
                                              f"data.cache={a.cache}", "data.split=fixed", "data.val_fraction=0",

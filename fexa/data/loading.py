@@ -10,10 +10,12 @@ from fexa.data.samples import FaceSamples, normalize_batch, worker_init
 
 
 def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,
-                drop_last: bool = False, persistent: bool = True, prefetch: int = 4) -> DataLoader:
+                drop_last: bool = False, persistent: bool = True, prefetch: int = 4, start: str | None = None) -> DataLoader:
     """A loader over ``ds``: ``workers`` processes (0: in this one) that live across epochs
-    (``persistent``) and each keep ``prefetch`` batches ready; pinned memory on CUDA."""
-    extra = {"persistent_workers": persistent, "prefetch_factor": prefetch, "worker_init_fn": worker_init} if workers else {}
+    (``persistent``) and each keep ``prefetch`` batches ready; pinned memory on CUDA. ``start``:
+    how workers start (multiprocessing context; default the platform's)."""
+    extra = {"persistent_workers": persistent, "prefetch_factor": prefetch, "worker_init_fn": worker_init,
+             "multiprocessing_context": start} if workers else {}
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers, drop_last=drop_last,
                       pin_memory=device.type == "cuda", **extra)
 

@@ -22,6 +22,7 @@ they follow the image), applied with those drawn parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import cv2
@@ -34,11 +35,13 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
-from fexa.extract import USABLE_STATUSES, ExtractConfig, expand_inputs, extract_many, input_ids
 from fexa.data.store import EntryCache, StoreConfig, ensure_stores
 from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
 from fexa.represent.sampling import clip_indices, segment_indices
 from fexa.represent.trajectory import TrajectoryConfig, trajectory
+
+if TYPE_CHECKING:
+    from fexa.extract import ExtractConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -73,6 +76,8 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
     """Extract every sample's media into ``cache`` and build the entries' training stores
     (``store``; None: none); finished entries and stores are reused. Returns (usable rows with an
     ``entry`` column, dropped rows with the status and reason)."""
+    from fexa.extract import USABLE_STATUSES, expand_inputs, extract_many, input_ids  # the face models: not in workers
+
     paths = sorted(set(table["path"]))
     expanded = expand_inputs(paths)
     if [str(p) for p in expanded] != paths:

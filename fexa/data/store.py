@@ -36,7 +36,6 @@ import simplejpeg
 from tqdm.auto import tqdm
 
 from fexa.errors import FexaError
-from fexa.extract import verify_entry
 from fexa.face.landmarks import get_layout, get_scheme
 from fexa.io.atomic import atomic_path, remove_stale_temporaries
 from fexa.io.media import Media, read_all
@@ -109,6 +108,8 @@ def build_store(entry: str | Path, cfg: StoreConfig = StoreConfig()) -> dict:
     """Write ``entry/store.bin`` from the entry's track and crops (atomically); return its header.
 
     The crops are decoded once, in order; memory stays at one frame whatever the video's length."""
+    from fexa.extract import verify_entry  # imports the face models: not at a loader worker's start
+
     entry = Path(entry)
     meta = json.loads((entry / "meta.json").read_text())
     why = verify_entry(entry, meta)

@@ -55,8 +55,9 @@ def item_ms(ds: FaceSamples, order: np.ndarray, warmup: int = 3) -> float:
 
 
 def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float]:
-    """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB)."""
-    loader = make_loader(ds, batch_size, workers, torch.device("cpu"), _Order(order), persistent=False)
+    """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB). Workers
+    are spawned, not forked, so that their memory is their own and not a copy of this process's."""
+    loader = make_loader(ds, batch_size, workers, torch.device("cpu"), _Order(order), persistent=False, start="spawn")
     it = iter(loader)
     next(it)  # workers started, first batch ready: not timed
     pids = [w.pid for w in getattr(it, "_workers", [])] or [os.getpid()]
