@@ -3,10 +3,17 @@ pinned for asynchronous copies, normalised on the device."""
 
 from __future__ import annotations
 
+import cv2
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from fexa.data.samples import FaceSamples, normalize_batch, worker_init
+from fexa.data.samples import FaceSamples, normalize_batch
+
+
+def worker_init(_: int = 0) -> None:
+    """DataLoader workers: one compute thread each (the loader's parallelism is its workers)."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,

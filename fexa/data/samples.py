@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -83,17 +82,17 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
     if [str(p) for p in expanded] != paths:
         raise FexaError("sample paths must be single videos, images or frame folders, not folders of videos")
     manifest = extract_many(paths, cache, extract, workers=workers, progress=progress).set_index("id")
-    entry_of = dict(zip(paths, input_ids([Path(p) for p in paths])))
-    status = table["path"].map(lambda p: manifest["status"].get(entry_of[p], "missing"))
-    reason = table["path"].map(lambda p: manifest["error"].get(entry_of[p], ""))
+    ids = dict(zip(paths, input_ids([Path(p) for p in paths])))
+    entry = table["path"].map(lambda p: str(Path(cache) / ids[p]))
+    status = table["path"].map(lambda p: manifest["status"].get(ids[p], "missing"))
+    reason = table["path"].map(lambda p: manifest["error"].get(ids[p], ""))
     ok = status.isin(USABLE_STATUSES)  # partial entries (damaged videos) are used; their manifest rows say so
     if store is not None:
-        entries = [str(Path(cache) / entry_of[p]) for p in sorted(set(table.loc[ok, "path"]))]
-        failed = {Path(e).name: why for e, why in ensure_stores(entries, store, workers, progress).items()}
-        bad = ok & table["path"].map(lambda p: entry_of[p] in failed)
-        status, reason = status.mask(bad, "error"), reason.mask(bad, table["path"].map(lambda p: failed.get(entry_of[p])))
+        failed = ensure_stores(sorted(set(entry[ok])), store, workers, progress)
+        bad = ok & entry.isin(list(failed))
+        status, reason = status.mask(bad, "error"), reason.mask(bad, entry.map(failed))
         ok &= ~bad
-    linked = table[ok].assign(entry=[str(Path(cache) / entry_of[p]) for p in table.loc[ok, "path"]])
+    linked = table[ok].assign(entry=entry[ok])
     dropped = table[~ok].assign(status=status[~ok], reason=reason[~ok])
     return linked.reset_index(drop=True), dropped.reset_index(drop=True)
 
@@ -130,12 +129,6 @@ def landmark_arrays(entry, frames: np.ndarray, scale: float) -> dict:
     if scale == 1.0:
         return {n: getattr(entry, n) for n in names}
     return {n: _Scaled(getattr(entry, n), int(frames[0]), scale) for n in names}
-
-
-def worker_init(_: int = 0) -> None:
-    """DataLoader workers: one compute thread each (the loader's parallelism is its workers)."""
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 class FaceSamples(Dataset):

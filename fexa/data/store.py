@@ -13,8 +13,8 @@ beside the entry's files, one file ``store.bin`` holding
   decode nothing).
 
 Layout: 8-byte magic, uint64 header length, a JSON header (version, settings, the entry files'
-checksums it was built from, each array's dtype/shape/offset, the CRC-32 of the array region, the
-file size), the arrays (64-byte aligned), then the JPEG bytes. A frame is one seek and one JPEG
+checksums it was built from, each array's dtype/shape/offset, the array region's length and CRC-32,
+the JPEG bytes' length), the arrays (from the next 64-byte boundary), then the JPEG bytes. A frame is one seek and one JPEG
 decode; the header says whether the store still matches its entry (a re-extracted entry or other
 settings rebuild it). Damage is found, never used: the size and the array region are checked when
 a process first opens a store, and each frame's CRC before it is decoded.
@@ -22,6 +22,7 @@ a process first opens a store, and each frame's CRC before it is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -43,7 +44,7 @@ from fexa.io.trackfile import TrackData
 from fexa.represent.trajectory import landmark_colours
 
 STORE_FILE = "store.bin"
-STORE_VERSION = 1
+STORE_VERSION = 2
 MAGIC = b"FEXASTR1"
 _ALIGN = 64
 
@@ -153,22 +154,24 @@ def _write(path: Path, arrays: dict[str, np.ndarray], blobs: list[bytes], head: 
     for name, a in arrays.items():
         o = layout[name]["offset"]
         region[o:o + a.nbytes] = np.ascontiguousarray(a).tobytes()
-    head = {**head, "arrays": layout, "arrays_crc": zlib.crc32(region), "jpeg_bytes": int(arrays["offsets"][-1])}
-    for _ in range(2):  # the header holds its own length (through the offsets): settle it
-        text = json.dumps(head).encode()
-        start = _aligned(16 + len(text))
-        head["arrays_at"], head["jpeg_at"] = start, start + len(region)
-        head["size"] = head["jpeg_at"] + head["jpeg_bytes"]
+    head = {**head, "arrays": layout, "arrays_bytes": len(region), "arrays_crc": zlib.crc32(region),
+            "jpeg_bytes": int(arrays["offsets"][-1])}
     text = json.dumps(head).encode()
-    if _aligned(16 + len(text)) != head["arrays_at"]:
-        raise AssertionError("store header did not settle")  # cannot happen: two passes fix the digits
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(MAGIC + struct.pack("<Q", len(text)) + text)
-        f.write(b"\0" * (head["arrays_at"] - 16 - len(text)))
+        f.write(b"\0" * (_aligned(16 + len(text)) - 16 - len(text)))
         f.write(region)
         for b in blobs:
             f.write(b)
-    return head
+    return _with_offsets(head, len(text))
+
+
+def _with_offsets(head: dict, length: int) -> dict:
+    """The header plus where its parts lie (``arrays_at``, ``jpeg_at``) and the file's ``size``,
+    all following from the header's length and the recorded region lengths."""
+    arrays_at = _aligned(16 + length)
+    jpeg_at = arrays_at + int(head.get("arrays_bytes", 0))
+    return {**head, "arrays_at": arrays_at, "jpeg_at": jpeg_at, "size": jpeg_at + int(head.get("jpeg_bytes", 0))}
 
 
 def read_header(path: str | Path) -> dict:
@@ -181,7 +184,7 @@ def read_header(path: str | Path) -> dict:
                 raise FexaError(f"{path} is not a fexa training store (bad magic)")
             (length,) = struct.unpack("<Q", start[8:])
             text = f.read(length)
-        return json.loads(text)
+        return _with_offsets(json.loads(text), length)
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise FexaError(f"damaged training store {path}: unreadable header ({e})") from None
 
@@ -199,24 +202,17 @@ def ensure_stores(entries: list[str | Path], cfg: StoreConfig = StoreConfig(), w
                   progress: bool = True) -> dict[str, str]:
     """Build the stores that are missing or stale (finished ones are kept, so an interrupted build
     resumes); return {entry: error} for those that could not be built (usually empty)."""
-    todo = [str(e) for e in dict.fromkeys(str(e) for e in entries) if store_state(Path(e), cfg)]
+    todo = [e for e in dict.fromkeys(str(e) for e in entries) if store_state(Path(e), cfg)]
     errors: dict[str, str] = {}
     if not todo:
         return errors
-    bar = tqdm(total=len(todo), desc="training store", unit="entry", disable=not progress)
     jobs = [(e, cfg) for e in todo]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_build_one, jobs, chunksize=4)
-            for (e, _), err in zip(jobs, results):
-                errors.update({e: err} if err else {})
-                bar.update()
-    else:
-        for e, c in jobs:
-            err = _build_one((e, c))
-            errors.update({e: err} if err else {})
-            bar.update()
-    bar.close()
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        results = pool.map(_build_one, jobs, chunksize=4) if pool else map(_build_one, jobs)
+        for e, err in tqdm(zip(todo, results), total=len(todo), desc="training store", unit="entry",
+                           disable=not progress):
+            if err:
+                errors[e] = err
     return errors
 
 
@@ -224,7 +220,26 @@ def ensure_stores(entries: list[str | Path], cfg: StoreConfig = StoreConfig(), w
 _CHECKED: set[tuple[str, int, int, int]] = set()  # stores whose array region this process verified
 
 
-class StoredEntry:
+def _damaged(path: Path, what: str) -> FexaError:
+    return FexaError(f"damaged training store {path}: {what}; delete it and rerun (it is rebuilt from the entry)")
+
+
+class _Entry:
+    """What items read of an entry: the per-frame arrays (as attributes), the usable frames, the
+    crop size, the bytes it holds (for :class:`EntryCache`) and ``frames(idx)``."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], crop_size: int, nbytes: int):
+        self.arrays, self.crop_size, self.nbytes = arrays, int(crop_size), nbytes
+        self.usable_frames = np.flatnonzero(arrays["usable"])
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["arrays"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class StoredEntry(_Entry):
     """One entry's store, opened read-only: arrays as memory maps, frames decoded on demand."""
 
     def __init__(self, entry: str | Path):
@@ -234,31 +249,19 @@ class StoredEntry:
                             "(training builds it itself)")
         self.header = head = read_header(self.path)
         st = os.stat(self.path)
-        if st.st_size != head.get("size"):
-            raise FexaError(f"damaged training store {self.path}: {st.st_size} bytes, its header says "
-                            f"{head.get('size')}; delete it and rerun (it is rebuilt from the entry)")
+        if st.st_size != head["size"]:
+            raise _damaged(self.path, f"{st.st_size} bytes, its header says {head['size']}")
         key = (str(self.path), st.st_size, st.st_mtime_ns, st.st_ino)
         if key not in _CHECKED:
             with open(self.path, "rb") as f:  # read, not mapped: verification does not grow the RSS
                 f.seek(head["arrays_at"])
-                if zlib.crc32(f.read(head["jpeg_at"] - head["arrays_at"])) != head["arrays_crc"]:
-                    raise FexaError(f"damaged training store {self.path}: its arrays fail their checksum; "
-                                    "delete it and rerun (it is rebuilt from the entry)")
+                if zlib.crc32(f.read(head["arrays_bytes"])) != head["arrays_crc"]:
+                    raise _damaged(self.path, "its arrays fail their checksum")
             _CHECKED.add(key)
         self._map = np.memmap(self.path, np.uint8, "r")
-        base = head["arrays_at"]
-        self.arrays = {name: np.ndarray(a["shape"], np.dtype(a["dtype"]), self._map, base + a["offset"])
-                       for name, a in head["arrays"].items()}
-        self.crop_size = int(head["crop_size"])
-        self.num_frames = int(head["frames"])
-        self.usable_frames = np.flatnonzero(self.arrays["usable"])
-        self.nbytes = head["jpeg_at"] - base  # what a cache of opened stores counts
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["arrays"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+        arrays = {name: np.ndarray(a["shape"], np.dtype(a["dtype"]), self._map, head["arrays_at"] + a["offset"])
+                  for name, a in head["arrays"].items()}
+        super().__init__(arrays, head["crop_size"], head["arrays_bytes"])
 
     def jpeg(self, t: int) -> bytes:
         """The stored JPEG of frame ``t``, checked against its CRC."""
@@ -267,8 +270,7 @@ class StoredEntry:
             raise FexaError(f"{self.path}: frame {t} has no face and was not stored")
         blob = self._map[self.header["jpeg_at"] + a: self.header["jpeg_at"] + b]
         if zlib.crc32(blob) != int(self.crc[t]):
-            raise FexaError(f"damaged training store {self.path}: frame {t} fails its checksum; "
-                            "delete the file and rerun (it is rebuilt from the entry)")
+            raise _damaged(self.path, f"frame {t} fails its checksum")
         return blob
 
     def frames(self, idx: np.ndarray) -> np.ndarray:
@@ -280,11 +282,11 @@ class StoredEntry:
             try:
                 simplejpeg.decode_jpeg(self.jpeg(int(t)), colorspace="RGB", buffer=out[i])
             except (ValueError, RuntimeError) as e:
-                raise FexaError(f"damaged training store {self.path}: frame {t} does not decode ({e})") from None
+                raise _damaged(self.path, f"frame {t} does not decode ({e})") from None
         return out if np.array_equal(uniq, idx) else out[inverse]
 
 
-class DecodedEntry:
+class DecodedEntry(_Entry):
     """The same interface from ``track.npz`` and the whole decoded ``crops.mp4`` (the slow path
     training used before the store; kept to compare against and for benchmarks)."""
 
@@ -292,18 +294,13 @@ class DecodedEntry:
         entry = Path(entry)
         track = TrackData.load(entry / "track.npz")
         self.path = entry
-        self.arrays = entry_arrays(track)
+        arrays = entry_arrays(track)
         self._crops = read_all(entry / "crops.mp4")[1]
         if len(self._crops) != track.num_frames:
             raise FexaError(f"damaged entry {entry}: crops.mp4 has {len(self._crops)} frames, its track "
                             f"{track.num_frames}; rerun `fexa extract` (or the training command) to redo it")
-        self.arrays["colours63"] = landmark_colours(self._crops, np.nan_to_num(self.arrays["traj63"]))
-        self.crop_size = track.crop_size
-        self.num_frames = track.num_frames
-        self.usable_frames = np.flatnonzero(self.arrays["usable"])
-        self.nbytes = self._crops.nbytes
-
-    __getattr__ = StoredEntry.__getattr__
+        arrays["colours63"] = landmark_colours(self._crops, np.nan_to_num(arrays["traj63"]))
+        super().__init__(arrays, track.crop_size, self._crops.nbytes)
 
     def frames(self, idx: np.ndarray) -> np.ndarray:
         return self._crops[np.asarray(idx)]

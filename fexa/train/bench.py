@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from fexa.data.loading import make_loader, to_device
-from fexa.data.samples import FaceSamples, worker_init
+from fexa.data.loading import make_loader, to_device, worker_init
+from fexa.data.samples import FaceSamples
 from fexa.train.config import ExperimentConfig
 from fexa.train.inputs import model_inputs, split_output
-from fexa.train.trainer import _mirror, build_model, prepare_data, task_kind
+from fexa.train.trainer import build_model, mirror_of, prepare_data, task_kind
 
 
 class _Order(Sampler):
@@ -64,7 +64,7 @@ def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: in
     t0, n, rss = time.perf_counter(), 0, float("nan")
     for batch in it:
         n += len(batch["index"])
-        rss = max([_peak_rss_mb(p) for p in pids] + [rss], key=lambda v: -1 if np.isnan(v) else v)
+        rss = float(np.fmax.reduce([rss, *map(_peak_rss_mb, pids)]))  # fmax: NaN (no /proc) only if all are
     return n / max(time.perf_counter() - t0, 1e-9), rss
 
 
@@ -109,7 +109,7 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     data = prepare_data(cfg, progress=progress)  # extraction and the store build are not timed
     keys, argfn = model_inputs(cfg.model.name)
     train = data["train"]
-    mirror = _mirror(train) if "image" in keys else None
+    mirror = mirror_of(train) if "image" in keys else None
     repeats = max(1, math.ceil(items / len(train)))
     sc = cfg.data.samples
 

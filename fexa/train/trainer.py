@@ -165,7 +165,7 @@ def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
     return kind, int(data["train"]["target"].max()) + 1
 
 
-def _mirror(train: pd.DataFrame) -> np.ndarray:
+def mirror_of(train: pd.DataFrame) -> np.ndarray:
     """Left/right permutation of the heatmap73 points, from the training set's mean shape."""
     shapes = []
     for entry in train["entry"].iloc[:50]:
@@ -339,7 +339,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     info = data["info"]
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
-    mirror = _mirror(data["train"]) if "image" in keys else None
+    mirror = mirror_of(data["train"]) if "image" in keys else None
     sc = cfg.data.samples
     train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror, uint8=True)
     val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed, uint8=True) if len(data["val"]) else None
