@@ -77,11 +77,13 @@ def main() -> None:
                     runs = [bench_loader(cfg, workers=1, items=items, source=source, progress=False, cache_mb=a.cache_mb)
                             for _ in range(a.runs)]
                     r = {"kind": kind, "source_frames": int(src.frames), "entry": src.id, "source": source,
-                         **{k: statistics.median(x[k] for x in runs) for k in ("item_ms", "items_per_s", "peak_rss_mb")},
+                         **{k: statistics.median(x[k] for x in runs)
+                            for k in ("item_ms", "items_per_s", "peak_rss_mb", "device_ms")},
                          "input_ms": runs[-1].get("input_ms", {})}
                     results.append(r)
                     print(f"{kind:<34} {src.frames:>5} frames  {source:<5}  {r['item_ms']:8.2f} ms/item  "
-                          f"{r['items_per_s']:7.1f} items/s/worker  {r['peak_rss_mb']:6.0f} MB", flush=True)
+                          f"{r['items_per_s']:7.1f} items/s/worker  {r['peak_rss_mb']:6.0f} MB  "
+                          f"+ {r['device_ms']:6.2f} ms/item on {runs[-1]['device']}", flush=True)
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 

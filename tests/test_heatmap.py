@@ -2,8 +2,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from fexa.represent.heatmap import HeatmapConfig, heatmap_volume, landmark_heatmaps, render_reference
+from fexa.represent.heatmap import (HeatmapConfig, area_resize, area_resize_matmul, heatmap_volume, landmark_heatmaps,
+                                    landmark_heatmaps_torch, render_reference)
 
 RAW = dict(src_size=21, out_size=21, blur=0)  # no smoothing, no resizing: the bare Gaussians
 
@@ -66,3 +68,24 @@ def test_missing_frames_give_empty_maps_and_bad_config_is_refused():
         HeatmapConfig(mode="fancy")
     with pytest.raises(ValueError, match="odd"):
         HeatmapConfig(kernel=10)
+
+
+@pytest.mark.parametrize("size, out", [(256, 64), (200, 64), (64, 56)])
+def test_area_resize_on_other_devices_equals_opencv(size, out):
+    """The matrix-product resize (used off the CPU) against OpenCV's INTER_AREA, also for ratios
+    that are not whole numbers; and a flat white crop stays white."""
+    frames = torch.from_numpy(np.random.default_rng(size).integers(0, 256, (2, 3, size, size, 3), dtype=np.uint8))
+    cpu = area_resize(frames, out)
+    assert cpu.shape == (2, 3, 3, out, out)
+    torch.testing.assert_close(area_resize_matmul(frames, out) / 255, cpu, rtol=0, atol=1e-6)
+    white = area_resize(torch.full((1, size, size, 3), 255, dtype=torch.uint8), out)
+    torch.testing.assert_close(white, torch.ones_like(white), rtol=0, atol=1e-6)
+
+
+def test_torch_heatmaps_take_batches():
+    pts = np.random.default_rng(1).uniform(0, 256, size=(2, 4, 73, 2))
+    pts[1, 2, 5] = np.nan
+    batched = landmark_heatmaps_torch(torch.from_numpy(pts))
+    for b in range(2):
+        np.testing.assert_allclose(batched[b].numpy(), landmark_heatmaps(pts[b]), atol=1e-7)
+    assert not batched[1, 2].any() and batched[1, 1].max() == pytest.approx(1.0)

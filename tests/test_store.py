@@ -14,13 +14,13 @@ import torch
 from torch.utils.data import default_collate
 
 from conftest import DEMO, REPO
-from fexa.data.samples import FaceSamples, SampleConfig, normalize_batch
+from fexa.data.samples import IMAGENET_STD, link_cache, FaceSamples, SampleConfig, finish_batch, normalize_pixels
 from fexa.data.store import STORE_FILE, DecodedEntry, StoredEntry, StoreConfig, ensure_stores, read_header
 from fexa.errors import FexaError
 from fexa.io.atomic import _owner
 from fexa.io.trackfile import TrackData
 from fexa.represent import load_crops, track_heatmaps, track_trajectory
-from fexa.represent.heatmap import HeatmapConfig
+from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
 from fexa.represent.sampling import clip_indices
 from fexa.represent.trajectory import TrajectoryConfig
 
@@ -48,6 +48,10 @@ def _levels(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (a.float() - b.float()).abs().numpy()
 
 
+def _finish(item: dict, cfg: SampleConfig) -> dict:
+    return {k: v[0] for k, v in finish_batch({k: v[None] for k, v in item.items()}, cfg).items()}
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("train", [True, False])
 def test_store_items_equal_the_whole_video_path(demo_entry, kind, train):
@@ -59,18 +63,19 @@ def test_store_items_equal_the_whole_video_path(demo_entry, kind, train):
     for ds in (store, video):
         ds.set_epoch(2)
     for i in range(len(store)):
-        a, b = store[i], video[i]
-        assert a.keys() == b.keys()
-        for k in a:
-            if k in ("image", "clip"):  # uint8 pixels: within JPEG error
-                assert a[k].dtype == b[k].dtype == torch.uint8 and a[k].shape == b[k].shape
-                d = _levels(a[k], b[k])
-                assert d.mean() <= MEAN_LEVELS and np.percentile(d, 99) <= P99_LEVELS, (k, d.mean(), np.percentile(d, 99))
-            elif k == "heatmaps":  # heatmap x crop averaged over 4x4 pixels, in [0, 1]
-                d = _levels(a[k], b[k]) * 255
-                assert d.mean() <= MEAN_LEVELS / 2 and d.max() <= P99_LEVELS, (d.mean(), d.max())
-            else:  # landmarks, trajectories, time index, target, index: bit-identical
-                assert torch.equal(a[k], b[k]), k
+        raw_a, raw_b = store[i], video[i]
+        assert raw_a.keys() == raw_b.keys()
+        for a, b in ((raw_a, raw_b), (_finish(raw_a, cfg), _finish(raw_b, cfg))):  # as loaded, and as the model sees them
+            for k in a:
+                if k in ("image", "clip", "crops", "heatmaps"):  # pixels within JPEG error, in grey levels
+                    assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+                    d = _levels(a[k], b[k]) * (1 if a[k].dtype == torch.uint8 else 255)  # uint8, or floats in [0, 1]
+                    if cfg.normalize == "imagenet" and k in ("image", "clip") and a[k].dtype != torch.uint8:
+                        d *= IMAGENET_STD.min()  # back from standardised units
+                    p99 = np.percentile(d, 99)
+                    assert d.mean() <= MEAN_LEVELS and p99 <= P99_LEVELS, (k, d.mean(), p99)
+                else:  # landmarks, trajectories, time index, target, index, crop offsets, flips: bit-identical
+                    assert torch.equal(a[k], b[k]), k
 
 
 def test_the_whole_video_path_is_what_training_computed_before(demo_entry):
@@ -86,15 +91,45 @@ def test_the_whole_video_path_is_what_training_computed_before(demo_entry):
     assert np.array_equal(video["trajectory"].numpy(), traj) and np.array_equal(video["time_index"].numpy(), ti)
 
 
-def test_pixels_normalised_on_the_device_equal_those_normalised_in_the_worker(demo_entry):
-    for cfg in (SampleConfig(num_subclips=1), SampleConfig(normalize="none", image_size=224)):
-        args = (_table(demo_entry), ("image", "clip"), cfg, True, 0, 2)
-        floats = default_collate([FaceSamples(*args)[i] for i in range(2)])
-        raw = default_collate([FaceSamples(*args, uint8=True)[i] for i in range(2)])
-        assert raw["clip"].dtype == torch.uint8
-        done = normalize_batch(raw, cfg.normalize)
-        for k in floats:
-            assert torch.equal(floats[k], done[k]), k
+@pytest.mark.parametrize("inputs, cfg", [(("image", "clip"), SampleConfig(num_subclips=1)),
+                                         (("image", "clip"), SampleConfig(normalize="none", image_size=224)),
+                                         (("clip", "heatmaps"), SampleConfig(num_subclips=1)),
+                                         (("heatmaps",), SampleConfig(num_subclips=1, heatmap_mode="jet"))])
+def test_batches_finished_on_the_device_equal_items_finished_in_the_worker(demo_entry, inputs, cfg):
+    """uint8 items finished batch-wise (finish_batch, as on the device: heatmaps, clip crops,
+    normalisation) equal items finished one by one."""
+    args = (_table(demo_entry), inputs, cfg, True, 0, 3)
+    floats = default_collate([FaceSamples(*args)[i] for i in range(3)])
+    raw = default_collate([FaceSamples(*args, uint8=True)[i] for i in range(3)])
+    assert ("crops" in raw) == ("heatmaps" in inputs) and all(v.dtype == torch.uint8 for k, v in raw.items()
+                                                              if k in ("image", "clip", "crops"))
+    done = finish_batch(raw, cfg)
+    assert done.keys() == floats.keys()
+    for k in floats:
+        torch.testing.assert_close(done[k], floats[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_finish_batch_cuts_and_mirrors_each_item_where_it_says():
+    """Hand-placed: item 0 unflipped, clip at (1, 2), heatmaps at (0, 8); item 1 mirrored, at (3, 0) / (8, 1)."""
+    rng = np.random.default_rng(0)
+    crops = torch.from_numpy(rng.integers(0, 256, (2, 2, 8, 8, 3), dtype=np.uint8))
+    points = torch.from_numpy(rng.uniform(0, 8, (2, 2, 73, 2)).astype(np.float32))
+    cfg = SampleConfig(clip_size=5, normalize="none")
+    batch = {"crops": crops, "heatmap_points": points, "flip": torch.tensor([False, True]),
+             "clip_at": torch.tensor([[1, 2], [3, 0]]), "heatmap_at": torch.tensor([[0, 8], [8, 1]])}
+    with pytest.raises(ValueError, match="out_size"):  # 64-px heatmaps need crops of at least 64 px
+        finish_batch(batch, cfg)
+    crops = torch.from_numpy(rng.integers(0, 256, (2, 2, 64, 64, 3), dtype=np.uint8))
+    points = points * 8
+    out = finish_batch({**batch, "crops": crops, "heatmap_points": points}, cfg)
+    clip = normalize_pixels(crops.permute(0, 1, 4, 2, 3), "none")
+    assert torch.equal(out["clip"][0], clip[0, ..., 2:7, 1:6])
+    assert torch.equal(out["clip"][1], clip[1, ..., 0:5, 3:8].flip(-1))
+    hcfg = HeatmapConfig(src_size=64, out_size=64)
+    heat = [torch.from_numpy(heatmap_volume(points[i].numpy(), hcfg, crops[i].numpy())) for i in range(2)]
+    torch.testing.assert_close(out["heatmaps"][0], heat[0][..., 8:64, 0:56], rtol=0, atol=1e-6)
+    torch.testing.assert_close(out["heatmaps"][1], heat[1][..., 1:57, 8:64].flip(-1), rtol=0, atol=1e-6)
+    assert set(out) == {"clip", "heatmaps"}
 
 
 def test_training_items_decode_no_video(demo_entry, monkeypatch):
@@ -228,3 +263,19 @@ train: {{batch_size: 2, loss: mse}}
     assert r["items"] == 6 and r["inputs"] == ["clip"] and r["source"] == "store"
     assert r["item_ms"] > 0 and r["items_per_s"] > 0 and 50 < r["peak_rss_mb"] < 4000
     assert (tmp_path / "cache").is_dir() and list((tmp_path / "cache").glob(f"*/{STORE_FILE}"))
+
+
+def test_a_store_that_cannot_be_built_drops_its_rows_with_the_reason(demo_entry, monkeypatch):
+    """link_cache (what fexa train runs) keeps no row whose store failed, and says why."""
+    cache = demo_entry.parent
+    table = pd.DataFrame([{"id": f"r{i}", "path": str(DEMO), "subject": "s", "target": 0.0} for i in range(2)])
+    linked, dropped = link_cache(table, cache, progress=False)
+    assert len(linked) == 2 and dropped.empty
+
+    def fail(entry, cfg):
+        raise FexaError(f"{entry}/crops.mp4: cannot decode frame 3")
+
+    monkeypatch.setattr("fexa.data.store.build_store", fail)
+    linked, dropped = link_cache(table, cache, progress=False, store=StoreConfig(quality=80))  # other settings: rebuilt
+    assert linked.empty and list(dropped["id"]) == ["r0", "r1"]
+    assert (dropped["status"] == "error").all() and dropped["reason"].str.contains("crops.mp4: cannot decode frame 3").all()

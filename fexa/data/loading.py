@@ -1,5 +1,5 @@
 """DataLoaders that keep a device busy: uint8 batches from persistent single-threaded workers,
-pinned for asynchronous copies, normalised on the device."""
+pinned for asynchronous copies, finished on the device (heatmaps, clip crops, normalisation)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import cv2
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from fexa.data.samples import FaceSamples, normalize_batch
+from fexa.data.samples import HOST_KEYS, FaceSamples, SampleConfig, finish_batch
 
 
 def worker_init(_: int = 0) -> None:
@@ -27,10 +27,10 @@ def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.de
                       pin_memory=device.type == "cuda", **extra)
 
 
-def to_device(batch: dict, device: torch.device, normalize: str, channels_last: bool = False) -> dict:
-    """Move a batch to ``device`` (asynchronously from pinned memory) and normalise its pixels there;
-    4-D images in channels-last layout if asked."""
-    batch = normalize_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()}, normalize)
+def to_device(batch: dict, device: torch.device, cfg: SampleConfig, channels_last: bool = False) -> dict:
+    """Move a batch to ``device`` (asynchronously from pinned memory) and finish it there
+    (:func:`finish_batch`: heatmaps, clip crops, normalisation); 4-D images in channels-last layout if asked."""
+    batch = finish_batch({k: v if k in HOST_KEYS else v.to(device, non_blocking=True) for k, v in batch.items()}, cfg)
     if channels_last and "image" in batch:
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
     return batch

@@ -17,6 +17,10 @@ Randomness (window, crop, flip, time reversal) is drawn from a generator seeded 
 (seed, epoch, index, clip): every item is reproducible, whatever the worker, process or resume.
 Crops, resizes and flips are torchvision transforms v2 (landmarks as ``tv_tensors.KeyPoints``, so
 they follow the image), applied with those drawn parameters.
+
+Training items (``uint8=True``) leave part of the work to :func:`finish_batch`, run on the device
+on whole batches: pixel normalisation, and for heatmap items the clip crop and the heatmap volume,
+which the item carries as its uint8 ``crops``, ``heatmap_points`` and drawn offsets and flip.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
 from fexa.data.store import EntryCache, StoreConfig, ensure_stores
-from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
+from fexa.represent.heatmap import HeatmapConfig, heatmap_volume_torch
 from fexa.represent.sampling import clip_indices, segment_indices
 from fexa.represent.trajectory import TrajectoryConfig, trajectory
 
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 INPUT_KEYS = ("image", "clip", "heatmaps", "trajectory")
+HOST_KEYS = ("flip", "clip_at", "heatmap_at")  # small values that steer finish_batch: not copied to the device
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,9 @@ class FaceSamples(Dataset):
 
     ``source``: ``"store"`` (the training store, ``fexa.data.store``: an item decodes only the
     frames it uses) or ``"video"`` (each entry's whole crops.mp4, the old slow path, for
-    comparisons). ``uint8``: images and clips stay uint8 (normalised on the device by
-    :func:`normalize_batch`, a quarter of the bytes through the loader); otherwise they are
-    normalised floats. ``cache_mb``: each process's cache of opened entries (0: none)."""
+    comparisons). ``uint8``: items stay uint8 and unfinished (a quarter of the bytes through the
+    loader; heatmaps not drawn), for :func:`finish_batch` on the device; otherwise each item is
+    finished by that same function. ``cache_mb``: each process's cache of opened entries (0: none)."""
 
     def __init__(self, table: pd.DataFrame, inputs: tuple[str, ...], cfg: SampleConfig = SampleConfig(),
                  train: bool = False, seed: int = 0, repeats: int = 1, mirror: np.ndarray | None = None,
@@ -194,12 +199,11 @@ class FaceSamples(Dataset):
             out.update(self._clip(entry, points, frames, rng, flip))
         if "trajectory" in self.inputs:
             out.update(self._trajectory(entry, points, frames, rng))
-        return out
+        if self.uint8:
+            return out
+        return {k: v[0] for k, v in finish_batch({k: v[None] for k, v in out.items()}, self.cfg).items()}
 
     # -- per input --------------------------------------------------------------------------------
-    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
-        return frames if self.uint8 else normalize_pixels(frames, self.cfg.normalize)
-
     def _image(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         t = frames[len(frames) // 2]
         crop = entry.frames([t])[0]
@@ -218,7 +222,7 @@ class FaceSamples(Dataset):
             img, kp = F.horizontal_flip(img), F.horizontal_flip(kp)
             if self.mirror is not None:  # the subject's left points become right points
                 kp = kp[self.mirror]
-        return {"image": self._pixels(img.as_subclass(torch.Tensor)), "landmarks": kp.as_subclass(torch.Tensor).float()}
+        return {"image": img.as_subclass(torch.Tensor), "landmarks": kp.as_subclass(torch.Tensor).float()}
 
     def _frame_indices(self, n: int, rng) -> np.ndarray:
         if self.cfg.sampling == "segments":
@@ -227,26 +231,19 @@ class FaceSamples(Dataset):
 
     def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
-        crops = entry.frames(idx)
-        out = {}
+        crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
         n, s = crops.shape[1], self.cfg.clip_size
+        # random crop in training, centre crop in testing (224 of 256); heatmaps drawn at 64, cut to 56 likewise
+        out = {}
         if "clip" in self.inputs:
-            video = tv_tensors.Video(torch.from_numpy(crops).permute(0, 3, 1, 2))
-            if n > s:  # random crop in training, centre crop in testing (224 of 256)
-                x0, y0 = (int(v) for v in rng.integers(0, n - s + 1, size=2)) if self.train else ((n - s) // 2,) * 2
-                video = F.crop(video, y0, x0, s, s)
-            elif n < s:
-                video = F.resize(video, [s, s], antialias=True)
-            video = F.horizontal_flip(video) if flip else video
-            out["clip"] = self._pixels(video.as_subclass(torch.Tensor))  # a view: the batch collation copies it
-        if "heatmaps" in self.inputs:
-            hcfg = HeatmapConfig(mode=self.cfg.heatmap_mode, sigma=self.cfg.heatmap_sigma, src_size=entry.crop_size,
-                                 out_size=64)
-            rgb = crops if self.cfg.heatmap_mode == "rgb_weighted" else None
-            h = torch.from_numpy(heatmap_volume(np.asarray(points["heatmap73"][idx]), hcfg, rgb))
-            o = [int(v) for v in rng.integers(0, 9, size=2)] if self.train else (4, 4)  # 64 -> 56: random / centre
-            h = F.crop(h, o[1], o[0], 56, 56)
-            out["heatmaps"] = F.horizontal_flip(h) if flip else h
+            at = rng.integers(0, n - s + 1, size=2) if self.train and n > s else [max(n - s, 0) // 2] * 2
+            out["clip_at"] = torch.tensor([int(v) for v in at])
+        if "heatmaps" not in self.inputs:
+            return {"clip": cut_clip(crops, *out["clip_at"].tolist(), s, flip)}  # a view: the collation copies it
+        # finished by finish_batch (on the device when training): the clip is cut from the same crops
+        out.update(crops=crops, flip=torch.tensor(flip),
+                   heatmap_points=torch.from_numpy(np.asarray(points["heatmap73"][idx], np.float32)))
+        out["heatmap_at"] = torch.tensor([int(v) for v in rng.integers(0, 9, size=2)] if self.train else [4, 4])
         return out
 
     def _trajectory(self, entry, points: dict, frames: np.ndarray, rng) -> dict:
@@ -264,7 +261,33 @@ def normalize_pixels(frames: torch.Tensor, mode: str) -> torch.Tensor:
     return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if mode == "imagenet" else x
 
 
-def normalize_batch(batch: dict, mode: str) -> dict:
-    """A batch of ``FaceSamples(uint8=True)`` items as the models take them (on the batch's device)."""
-    return {k: normalize_pixels(v, mode) if k in ("image", "clip") and v.dtype == torch.uint8 else v
+def cut_clip(crops: torch.Tensor, x0: int, y0: int, size: int, flip: bool) -> torch.Tensor:
+    """[T, N, N, 3] uint8 crops -> [T, 3, size, size]: the size x size window at (x0, y0) when
+    N > size, else the crops resized to size; mirrored if ``flip``."""
+    video = crops.permute(0, 3, 1, 2)
+    n = video.shape[-1]
+    if n > size:
+        video = video[..., y0:y0 + size, x0:x0 + size]
+    elif n < size:
+        video = F.resize(video, [size, size], antialias=True)
+    return video.flip(-1) if flip else video
+
+
+def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
+    """A batch of ``FaceSamples(uint8=True)`` items as the models take them, computed on the batch's
+    device: heatmap items' clips cut and heatmaps drawn from the uint8 crops (cheap there, the bulk of
+    a QAFE-Net item's CPU time in a worker), then pixels normalised. Items with ``uint8=False`` are
+    finished by this same function, one at a time."""
+    batch = dict(batch)
+    if "crops" in batch:
+        crops, flips = batch.pop("crops"), batch.pop("flip").tolist()
+        if "clip_at" in batch:
+            at = batch.pop("clip_at").tolist()
+            batch["clip"] = torch.stack([cut_clip(c, x, y, cfg.clip_size, f) for c, (x, y), f in zip(crops, at, flips)])
+        hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=crops.shape[-2], out_size=64)
+        maps = heatmap_volume_torch(batch.pop("heatmap_points"), hcfg, crops if cfg.heatmap_mode == "rgb_weighted" else None)
+        at = batch.pop("heatmap_at").tolist()
+        batch["heatmaps"] = torch.stack([m[..., y:y + 56, x:x + 56].flip(-1) if f else m[..., y:y + 56, x:x + 56]
+                                         for m, (x, y), f in zip(maps, at, flips)])
+    return {k: normalize_pixels(v, cfg.normalize) if k in ("image", "clip") and v.dtype == torch.uint8 else v
             for k, v in batch.items()}

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Sampler
 
 from fexa.data.loading import make_loader, to_device, worker_init
-from fexa.data.samples import FaceSamples
+from fexa.data.samples import HOST_KEYS, FaceSamples, finish_batch
 from fexa.train.config import ExperimentConfig
 from fexa.train.inputs import model_inputs, split_output
 from fexa.train.trainer import build_model, mirror_of, prepare_data, task_kind
@@ -54,6 +54,27 @@ def item_ms(ds: FaceSamples, order: np.ndarray, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def finish_ms(ds: FaceSamples, order: np.ndarray, batch_size: int, device: torch.device, batches: int = 5) -> float:
+    """Median milliseconds per item to finish uint8 batches on ``device`` (:func:`finish_batch`:
+    heatmaps, clip crops, normalisation): the device's share of building items, copies not counted."""
+    loader = make_loader(ds, batch_size, 0, device, _Order(order[: batch_size * (batches + 1)]))
+    times = []
+    for i, batch in enumerate(loader):
+        batch = {k: v if k in HOST_KEYS else v.to(device) for k, v in batch.items()}
+        _sync(device)
+        t0 = time.perf_counter()
+        finish_batch(batch, ds.cfg)
+        _sync(device)
+        if i:  # the first batch warms up kernels and tables
+            times.append((time.perf_counter() - t0) * 1e3 / len(batch["index"]))
+    return statistics.median(times) if times else float("nan")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float]:
     """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB). Workers
     are spawned, not forked, so that their memory is their own and not a copy of this process's."""
@@ -64,12 +85,13 @@ def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: in
     t0, n, rss = time.perf_counter(), 0, float("nan")
     for batch in it:
         n += len(batch["index"])
+        t1 = time.perf_counter()  # the last batch's arrival: the workers' shutdown is not throughput
         rss = float(np.fmax.reduce([rss, *map(_peak_rss_mb, pids)]))  # fmax: NaN (no /proc) only if all are
-    return n / max(time.perf_counter() - t0, 1e-9), rss
+    return n / max(t1 - t0, 1e-9) if n else float("nan"), rss
 
 
-def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn, device: torch.device, normalize: str,
-               steps: int, loader=None) -> float:
+def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn, device: torch.device, steps: int,
+               loader=None) -> float:
     """Training items/s of ``model`` (forward, backward, SGD step) on ``batch`` repeated, or on
     the batches of ``loader`` when given."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)
@@ -77,7 +99,7 @@ def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn
     source = iter(loader) if loader is not None else None
 
     def step(b: dict) -> int:
-        b = to_device(b, device, normalize, cfg.train.channels_last)
+        b = to_device(b, device, cfg.data.samples, cfg.train.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
             pred, _ = split_output(model(*argfn(b)))
         loss = pred.float().square().mean()
@@ -88,16 +110,14 @@ def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn
 
     for _ in range(2):  # warm-up (kernels, allocator, workers)
         step(next(source) if source else batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     t0, n = time.perf_counter(), 0
     for _ in range(steps):
         b = next(source, None) if source else batch
         if b is None:
             break
         n += step(b)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     return n / max(time.perf_counter() - t0, 1e-9)
 
 
@@ -126,21 +146,22 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     if len(keys) > 1:
         out["input_ms"] = {k: item_ms(dataset((k,)), order[: max(20, len(order) // 4)]) for k in keys}
     torch.set_num_threads(torch_threads)
+    device = torch.device(cfg.train.device if cfg.train.device != "auto" else
+                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    out.update(device=str(device), device_ms=finish_ms(ds, order, max(1, cfg.train.batch_size), device))
     rate, rss = loader_rate(ds, order, max(1, cfg.train.batch_size), workers)
     out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
     if with_model:
-        device = torch.device(cfg.train.device if cfg.train.device != "auto" else
-                              ("cuda" if torch.cuda.is_available() else "cpu"))
         _, num_classes = task_kind(cfg, data)
         model = build_model(cfg, num_classes).to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         loader = make_loader(ds, max(1, cfg.train.batch_size), workers, device, _Order(order), drop_last=True)
         batch = next(iter(make_loader(ds, max(1, cfg.train.batch_size), 0, device, _Order(order))))
-        synthetic = model_rate(cfg, model, batch, argfn, device, sc.normalize, steps)
-        fed = model_rate(cfg, model, batch, argfn, device, sc.normalize, steps, loader)
+        synthetic = model_rate(cfg, model, batch, argfn, device, steps)
+        fed = model_rate(cfg, model, batch, argfn, device, steps, loader)
         need = math.ceil(synthetic / max(out["items_per_s"], 1e-9))
-        out.update(device=str(device), model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic,
+        out.update(model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic,
                    workers_to_feed=need, limit="loader" if rate < synthetic else "model")
     return out
 
@@ -152,6 +173,7 @@ def describe(r: dict) -> str:
              f"  per item       {r['item_ms']:8.2f} ms CPU (one thread)"]
     for k, v in r.get("input_ms", {}).items():
         lines.append(f"    {k:<12} {v:8.2f} ms")
+    lines.append(f"  on the device  {r['device_ms']:8.2f} ms per item ({r['device']}: heatmaps, crops, normalisation)")
     lines += [f"  loader         {r['loader_items_per_s']:8.1f} items/s with {r['workers']} worker(s) = "
               f"{r['items_per_s']:.1f} items/s per worker",
               f"  peak RSS       {r['peak_rss_mb']:8.0f} MB per worker"]

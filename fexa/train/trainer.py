@@ -252,7 +252,7 @@ def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     for batch in loader:
-        batch = to_device(batch, device, ds.cfg.normalize, channels_last)
+        batch = to_device(batch, device, ds.cfg, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out, _ = split_output(model(*argfn(batch)))
         out = out.float()
@@ -400,7 +400,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         losses, improved = [], False
         steps = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress or rank != 0)
         for batch in steps:
-            batch = to_device(batch, device, sc.normalize, cfg.train.channels_last)
+            batch = to_device(batch, device, sc, cfg.train.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
                 pred, feats = split_output(step_net(*argfn(batch)))
             y = batch["target"]
