@@ -22,14 +22,14 @@ from fexa.data.store import StoredEntry
 from fexa.train.bench import bench_loader
 from fexa.train.config import load_config
 
-KINDS = {  # item kind -> (model, sample settings, frame items)
+KINDS = {  # item kind -> (model, sample settings, frame items, batch size: the configs' for clips of 80 frames)
     "STT clip 16x112": ("stt", ["data.samples.sampling=segments", "data.samples.clip_size=112",
-                                "data.samples.normalize=none"], False),
-    "Swin-S frame 224": ("swin_s", ["data.samples.image_size=224"], True),
-    "PCDA frame 112": ("pcda", ["data.samples.image_size=112"], True),
-    "QAFE-Net 80x224 + heatmaps": ("qafe_net", ["data.samples.num_subclips=5", "data.samples.clip_size=224"], False),
+                                "data.samples.normalize=none"], False, 8),
+    "Swin-S frame 224": ("swin_s", ["data.samples.image_size=224"], True, 8),
+    "PCDA frame 112": ("pcda", ["data.samples.image_size=112"], True, 8),
+    "QAFE-Net 80x224 + heatmaps": ("qafe_net", ["data.samples.num_subclips=5", "data.samples.clip_size=224"], False, 4),
     "TraMP-Former 80x224 + trajectory": ("tramp_former", ["data.samples.num_subclips=5", "data.samples.clip_size=224"],
-                                         False),
+                                         False, 4),
 }
 
 
@@ -66,14 +66,14 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in a.kinds:
-            model, sets, per_frame = KINDS[kind]
+            model, sets, per_frame, batch = KINDS[kind]
             for src in man.itertuples():
                 csv = manifest(Path(tmp), src.path, a.cache / src.id, per_frame)
                 for source in ("store", "video") if kind in a.video_kinds else ("store",):
                     items = a.items if source == "store" else a.video_items
                     cfg = load_config(None, [f"name=bench_{model}", "data.dataset=manifest", f"data.root={csv}",
                                              f"data.cache={a.cache}", "data.split=fixed", "data.val_fraction=0",
-                                             "train.loss=ce", f"model.name={model}", "train.batch_size=8", *sets])
+                                             "train.loss=ce", f"model.name={model}", f"train.batch_size={batch}", *sets])
                     runs = [bench_loader(cfg, workers=1, items=items, source=source, progress=False, cache_mb=a.cache_mb)
                             for _ in range(a.runs)]
                     r = {"kind": kind, "source_frames": int(src.frames), "entry": src.id, "source": source,
