@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
+from torchvision.transforms.v2 import functional as F
+
 from fexa.data.samples import FaceSamples, SampleConfig, mirror_permutation
 
 
@@ -51,3 +53,39 @@ def test_flipped_landmarks_follow_the_flipped_image(table):
 def test_mirror_permutation_of_a_symmetric_shape():
     pts = np.array([[0.0, 0.0], [10.0, 0.0], [5.0, 5.0], [2.0, 8.0], [8.0, 8.0]])
     assert mirror_permutation(pts).tolist() == [1, 0, 2, 4, 3]
+
+
+def _crops_of(ds: FaceSamples, item: int) -> torch.Tensor:
+    """The [T, 3, N, N] stored crops an item's clip was cut from (same frames: same seeded draws)."""
+    raw = FaceSamples(ds.table, ("clip", "heatmaps"), ds.cfg, ds.train, ds.seed, uint8=True)
+    raw.set_epoch(ds.epoch)
+    return raw[item]["crops"].permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("size, test_mode", [(112, "resize"), (224, "resize"), (224, "center")])
+def test_test_clips_are_the_whole_face_resized_or_the_papers_centre_window(table, size, test_mode):
+    """Former-DFER / STT (112) and TraMP-Former (224) resize the whole 256-px face at test time;
+    QAFE-Net cuts the centre 224 (a 112 window would keep eyes to mouth only, brows and chin lost)."""
+    cfg = SampleConfig(sampling="segments", clip_size=size, normalize="none", clip_test=test_mode)
+    ds = FaceSamples(table, ("clip",), cfg, uint8=True)
+    clip, crops = ds[0]["clip"], _crops_of(ds, 0)
+    want = F.resize(crops, [size, size], antialias=True) if test_mode == "resize" else crops[..., 16:240, 16:240]
+    assert clip.shape == (16, 3, size, size) and torch.equal(clip, want)
+
+
+def test_training_clips_of_the_former_dfer_recipe_are_random_boxes_resized(table):
+    """clip_train=resized_crop: one box per clip, 8-100 % of the crop's area, aspect 3/4..4/3, resized."""
+    cfg = SampleConfig(sampling="segments", clip_size=112, normalize="none", clip_train="resized_crop", flip=False)
+    ds = FaceSamples(table, ("clip",), cfg, train=True, seed=5, repeats=40, uint8=True)
+    areas = []
+    for i in range(40):
+        rng = np.random.default_rng([5, 0, i, 0])  # the item's draws (flip off: none for it)
+        ds._frame_indices(len(ds.entries(ds._entry[0]).usable_frames), rng)
+        x0, y0, w, h = ds._clip_box(256, rng)
+        assert 0.08 * 256**2 * 0.99 <= w * h <= 256**2 * 1.01 and 3 / 4 * 0.95 <= w / h <= 4 / 3 * 1.05
+        assert 0 <= x0 <= 256 - w and 0 <= y0 <= 256 - h
+        areas.append(w * h / 256**2)
+        if i < 3:  # the item is that box of its crops, resized
+            want = F.resize(_crops_of(ds, i)[..., y0:y0 + h, x0:x0 + w], [112, 112], antialias=True)
+            assert torch.equal(ds[i]["clip"], want)
+    assert min(areas) < 0.4 and max(areas) > 0.7  # the boxes vary

@@ -116,7 +116,7 @@ def test_finish_batch_cuts_and_mirrors_each_item_where_it_says():
     points = torch.from_numpy(rng.uniform(0, 8, (2, 2, 73, 2)).astype(np.float32))
     cfg = SampleConfig(clip_size=5, normalize="none")
     batch = {"crops": crops, "heatmap_points": points, "flip": torch.tensor([False, True]),
-             "clip_at": torch.tensor([[1, 2], [3, 0]]), "heatmap_at": torch.tensor([[0, 8], [8, 1]])}
+             "clip_box": torch.tensor([[1, 2, 5, 5], [3, 0, 5, 5]]), "heatmap_at": torch.tensor([[0, 8], [8, 1]])}
     with pytest.raises(ValueError, match="out_size"):  # 64-px heatmaps need crops of at least 64 px
         finish_batch(batch, cfg)
     crops = torch.from_numpy(rng.integers(0, 256, (2, 2, 64, 64, 3), dtype=np.uint8))

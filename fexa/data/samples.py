@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 INPUT_KEYS = ("image", "clip", "heatmaps", "trajectory")
-HOST_KEYS = ("flip", "clip_at", "heatmap_at")  # small values that steer finish_batch: not copied to the device
+HOST_KEYS = ("flip", "clip_box", "heatmap_at")  # small values that steer finish_batch: not copied to the device
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ class SampleConfig:
     trajectory_scale: float = 1.0  # divide positions by this (1: crop pixels, as the reference)
     flip: bool = True  # training: horizontal flip
     crop_scale: tuple[float, float] = (0.8, 1.0)  # training: random resized crop of images (area)
+    # clips from the stored crop (256 px): in training a random clip_size window ("crop": QAFE-Net,
+    # TraMP-Former) or a random box of clip_scale of the area and aspect 3/4..4/3, resized
+    # ("resized_crop": Former-DFER, STT); at test time the centre window ("center": QAFE-Net) or the
+    # whole face resized ("resize": TraMP-Former, Former-DFER, STT)
+    clip_train: str = "crop"
+    clip_test: str = "center"
+    clip_scale: tuple[float, float] = (0.08, 1.0)
     time_reverse: float = 0.5  # training: probability of reversing trajectories
     test_clips: int = 1  # clips averaged per sample at test time (UNBC-McMaster: 10 random clips)
 
@@ -232,19 +239,32 @@ class FaceSamples(Dataset):
     def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
         crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
-        n, s = crops.shape[1], self.cfg.clip_size
-        # random crop in training, centre crop in testing (224 of 256); heatmaps drawn at 64, cut to 56 likewise
         out = {}
         if "clip" in self.inputs:
-            at = rng.integers(0, n - s + 1, size=2) if self.train and n > s else [max(n - s, 0) // 2] * 2
-            out["clip_at"] = torch.tensor([int(v) for v in at])
+            out["clip_box"] = torch.tensor(self._clip_box(crops.shape[1], rng))
         if "heatmaps" not in self.inputs:
-            return {"clip": cut_clip(crops, *out["clip_at"].tolist(), s, flip)}  # a view: the collation copies it
-        # finished by finish_batch (on the device when training): the clip is cut from the same crops
+            return {"clip": cut_clip(crops, out["clip_box"].tolist(), self.cfg.clip_size, flip)}
+        # finished by finish_batch (on the device when training): the clip is cut from the same crops;
+        # heatmaps are drawn at 64 and cut to 56, a random window in training, the centre in testing
         out.update(crops=crops, flip=torch.tensor(flip),
                    heatmap_points=torch.from_numpy(np.asarray(points["heatmap73"][idx], np.float32)))
         out["heatmap_at"] = torch.tensor([int(v) for v in rng.integers(0, 9, size=2)] if self.train else [4, 4])
         return out
+
+    def _clip_box(self, n: int, rng) -> list[int]:
+        """(x0, y0, width, height) of the clip in the n x n crop, as SampleConfig.clip_train / clip_test say."""
+        s, c = self.cfg.clip_size, self.cfg
+        if not self.train:
+            return [(n - s) // 2, (n - s) // 2, s, s] if c.clip_test == "center" and n > s else [0, 0, n, n]
+        if c.clip_train == "crop":
+            return [int(v) for v in rng.integers(0, n - s + 1, size=2)] + [s, s] if n > s else [0, 0, n, n]
+        for _ in range(10):  # torchvision's RandomResizedCrop: area fraction, then log-uniform aspect ratio
+            area = n * n * rng.uniform(*c.clip_scale)
+            aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+            w, h = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+            if 0 < w <= n and 0 < h <= n:
+                return [int(rng.integers(0, n - w + 1)), int(rng.integers(0, n - h + 1)), w, h]
+        return [0, 0, n, n]
 
     def _trajectory(self, entry, points: dict, frames: np.ndarray, rng) -> dict:
         c = self.cfg
@@ -261,14 +281,12 @@ def normalize_pixels(frames: torch.Tensor, mode: str) -> torch.Tensor:
     return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if mode == "imagenet" else x
 
 
-def cut_clip(crops: torch.Tensor, x0: int, y0: int, size: int, flip: bool) -> torch.Tensor:
-    """[T, N, N, 3] uint8 crops -> [T, 3, size, size]: the size x size window at (x0, y0) when
-    N > size, else the crops resized to size; mirrored if ``flip``."""
-    video = crops.permute(0, 3, 1, 2)
-    n = video.shape[-1]
-    if n > size:
-        video = video[..., y0:y0 + size, x0:x0 + size]
-    elif n < size:
+def cut_clip(crops: torch.Tensor, box: list[int], size: int, flip: bool) -> torch.Tensor:
+    """[T, N, N, 3] uint8 crops -> [T, 3, size, size]: the box (x0, y0, width, height), resized to
+    size x size (antialiased) unless it already is; mirrored if ``flip``. A view when not resized."""
+    x0, y0, w, h = box
+    video = crops.permute(0, 3, 1, 2)[..., y0:y0 + h, x0:x0 + w]
+    if (h, w) != (size, size):
         video = F.resize(video, [size, size], antialias=True)
     return video.flip(-1) if flip else video
 
@@ -281,9 +299,9 @@ def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
     batch = dict(batch)
     if "crops" in batch:
         crops, flips = batch.pop("crops"), batch.pop("flip").tolist()
-        if "clip_at" in batch:
-            at = batch.pop("clip_at").tolist()
-            batch["clip"] = torch.stack([cut_clip(c, x, y, cfg.clip_size, f) for c, (x, y), f in zip(crops, at, flips)])
+        if "clip_box" in batch:
+            boxes = batch.pop("clip_box").tolist()
+            batch["clip"] = torch.stack([cut_clip(c, b, cfg.clip_size, f) for c, b, f in zip(crops, boxes, flips)])
         hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=crops.shape[-2], out_size=64)
         maps = heatmap_volume_torch(batch.pop("heatmap_points"), hcfg, crops if cfg.heatmap_mode == "rgb_weighted" else None)
         at = batch.pop("heatmap_at").tolist()

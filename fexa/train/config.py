@@ -142,6 +142,7 @@ def _is_number(v: Any) -> bool:
 def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     """(key, value, what is allowed) for every setting that is out of range."""
     from fexa.data.adapters import DATASETS
+    from fexa.extract import ExtractConfig
     from fexa.train.inputs import MODEL_INPUTS
 
     d, t, o, e, sc = cfg.data, cfg.train, cfg.optim, cfg.eval, cfg.data.samples
@@ -170,6 +171,16 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
          "a list of class indices (-1 drops a class)")
     need("data.samples.crop_scale", sc.crop_scale, len(sc.crop_scale) == 2 and all(map(_is_number, sc.crop_scale))
          and 0 < sc.crop_scale[0] <= sc.crop_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
+    need("data.samples.clip_scale", sc.clip_scale, len(sc.clip_scale) == 2 and all(map(_is_number, sc.clip_scale))
+         and 0 < sc.clip_scale[0] <= sc.clip_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
+    need("data.samples.clip_train", sc.clip_train, sc.clip_train in ("crop", "resized_crop"), "crop or resized_crop")
+    need("data.samples.clip_test", sc.clip_test, sc.clip_test in ("center", "resize"), "center or resize")
+    side = ExtractConfig().crop_size  # a window much smaller than the face crop cuts off brows and chin
+    for key in ("clip_train", "clip_test"):
+        if getattr(sc, key) in ("crop", "center") and isinstance(sc.clip_size, int):
+            need(f"data.samples.{key}", getattr(sc, key), sc.clip_size >= 0.75 * side,
+                 f"{'resized_crop' if key == 'clip_train' else 'resize'} for a {sc.clip_size}-px clip: a "
+                 f"{sc.clip_size}-px window of the {side}-px face crop cuts off the brows and chin")
     for key in ("image_size", "clip_size", "num_subclips", "trajectory_length", "test_clips"):
         v = getattr(sc, key)
         need(f"data.samples.{key}", v, isinstance(v, int) and v >= 1, "an integer >= 1")
