@@ -24,7 +24,8 @@ from fexa.train.config import load_config
 
 KINDS = {  # item kind -> (model, sample settings, frame items, batch size: the configs' for clips of 80 frames)
     "STT clip 16x112": ("stt", ["data.samples.sampling=segments", "data.samples.clip_size=112",
-                                "data.samples.normalize=none"], False, 8),
+                                "data.samples.normalize=none", "data.samples.clip_train=resized_crop",
+                                "data.samples.clip_test=resize"], False, 8),
     "Swin-S frame 224": ("swin_s", ["data.samples.image_size=224"], True, 8),
     "PCDA frame 112": ("pcda", ["data.samples.image_size=112"], True, 8),
     "QAFE-Net 80x224 + heatmaps": ("qafe_net", ["data.samples.num_subclips=5", "data.samples.clip_size=224"], False, 4),

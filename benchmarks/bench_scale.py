@@ -82,7 +82,8 @@ def main() -> None:
     res = {"entries": len(linked), "dropped": len(dropped), "frames": frames, "long_entries": a.long,
            "build_s_incl_verification": build, "startup_s": startup, "store_gb": sum(sizes) / 1e9,
            "kb_per_frame": sum(sizes) / frames / 1024, "workers": a.workers}
-    clips = FaceSamples(linked, ("clip",), SampleConfig(sampling="segments", clip_size=112, normalize="none"), True,
+    clips = FaceSamples(linked, ("clip",), SampleConfig(sampling="segments", clip_size=112, normalize="none",
+                                                        clip_train="resized_crop", clip_test="resize"), True,
                         uint8=True)
     res["clip_epoch_s"] = epoch_time(clips, a.workers, 32)
     rng = np.random.default_rng(0)

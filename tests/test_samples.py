@@ -23,7 +23,8 @@ def test_items_have_the_papers_shapes(table):
     assert item["trajectory"].shape == (64, 63, 5) and item["time_index"].shape == (64,)
     assert item["image"].shape == (3, 112, 112) and item["landmarks"].shape == (73, 2)
     assert item["target"].item() == 2.0
-    stt = FaceSamples(table, ("clip",), SampleConfig(sampling="segments", clip_size=112, normalize="none"))[0]
+    stt_cfg = SampleConfig(sampling="segments", clip_size=112, normalize="none", clip_test="resize")
+    stt = FaceSamples(table, ("clip",), stt_cfg)[0]
     assert stt["clip"].shape == (16, 3, 112, 112) and 0 <= stt["clip"].min() and stt["clip"].max() <= 1
 
 

@@ -32,7 +32,8 @@ MEAN_LEVELS, P99_LEVELS = 2.0, 10.0
 KINDS = {  # sample kind -> (inputs, settings)
     "image 112 (PCDA)": (("image",), SampleConfig(image_size=112)),
     "image 224 (Swin-S, IR)": (("image",), SampleConfig(image_size=224)),
-    "clip 16x112 segments (STT)": (("clip",), SampleConfig(sampling="segments", clip_size=112, normalize="none")),
+    "clip 16x112 segments (STT)": (("clip",), SampleConfig(sampling="segments", clip_size=112, normalize="none",
+                                                          clip_train="resized_crop", clip_test="resize")),
     "clip 80x224 + heatmaps (QAFE-Net)": (("clip", "heatmaps"), SampleConfig(num_subclips=5)),
     "clip + trajectory (TraMP-Former)": (("clip", "trajectory"), SampleConfig(num_subclips=1, trajectory_length=64)),
     "trajectory 2 channels, scaled motion": (("trajectory",), SampleConfig(trajectory_channels=2)),
@@ -252,7 +253,7 @@ def test_bench_loader_on_a_manifest_of_windows(tmp_path):
 name: bench
 out: {tmp_path / "runs"}
 data: {{dataset: manifest, root: {tmp_path / "m.csv"}, cache: {tmp_path / "cache"}, split: fixed, val_fraction: 0,
-        samples: {{sampling: segments, clip_size: 112, normalize: none}}}}
+        samples: {{sampling: segments, clip_size: 112, normalize: none, clip_train: resized_crop, clip_test: resize}}}}
 model: {{name: stt}}
 train: {{batch_size: 2, loss: mse}}
 """)
