@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import shared_file
 from fexa.data.adapters import DATASETS, load_dataset, read_affwild2_labels
-from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
+from fexa.data.splits import assert_subject_disjoint, fixed_split, split_fold, subject_folds, validation_split
 from fexa.data.tables import make_table
 from fexa.errors import FexaError
 
@@ -58,14 +58,14 @@ def test_ferplus_majority_and_affectnet(tmp_path):
                                              "PrivateTest,d.png,0,0,0,0,0,0,7,0,3,0\n")
     t = load_dataset("ferplus", tmp_path)  # b is tied, c is not a face
     assert t["id"].tolist() == ["Training_a", "PrivateTest_d"] and t["target"].tolist() == [1, 6]
-    assert t["path"][1].endswith("FER2013Test/d.png")
+    assert t["path"][1].endswith("FER2013Test/d.png") and t["fold"].tolist() == ["train", "test"]
     lists = tmp_path / "Manually_Annotated_file_lists"
     lists.mkdir()
     head = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n"
     (lists / "training.csv").write_text(head + "1/a.jpg,0,0,1,1,x,3,0,0\n1/b.jpg,0,0,1,1,x,7,0,0\n")
     (lists / "validation.csv").write_text(head + "2/c.jpg,0,0,1,1,x,0,0,0\n")
     t = load_dataset("affectnet7", tmp_path)
-    assert t["target"].tolist() == [3, 0] and t["fold"].tolist() == ["train", "val"]  # contempt (7) left out
+    assert t["target"].tolist() == [3, 0] and t["fold"].tolist() == ["train", "test"]  # contempt (7) left out
 
 
 def test_affwild2_labels(tmp_path):
@@ -154,3 +154,14 @@ def test_affwild2_per_frame_rows_follow_the_frame_folder(tmp_path):
     t = load_dataset("affwild2", tmp_path, labels={"train": "Train_Set"}, per_frame=True)
     assert t["id"].tolist() == ["v1_00001", "v1_00004"] and t["target"].tolist() == [1, 2]
     assert t["start"].tolist() == [0, 2] and t["end"].tolist() == [1, 3]
+
+
+def test_fixed_split_keeps_the_datasets_validation_set_apart():
+    """FERPlus: Training trains, PublicTest validates, PrivateTest is the test set (the paper's)."""
+    t = pd.DataFrame({"id": list("abcdef"), "subject": list("abcdef"),
+                      "fold": ["train", "train", "val", "test", "test", "fold1"]})
+    train, val, test = fixed_split(t)
+    assert train["id"].tolist() == ["a", "b"] and val["id"].tolist() == ["c"] and test["id"].tolist() == ["d", "e", "f"]
+    t.loc[2, "subject"] = "a"  # a training subject in the validation set
+    with pytest.raises(FexaError, match="validation split: 1 subject"):
+        fixed_split(t)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from conftest import DEMO, REPO
@@ -66,18 +67,16 @@ def test_config_is_strict(tiny):
     assert not (wrong.run_dir / "checkpoints").exists()  # refused before any training
 
 
-def test_class_names_follow_the_target_map(tiny):
+def test_class_names_follow_the_target_map():
     from fexa.data.adapters import AFFWILD2_CLASSES
     from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE
     from fexa.train.trainer import class_names
 
-    coarse = load_config(tiny, [f"data.target_map={list(TO_COARSE)}"])
-    assert class_names(coarse, AFFWILD2_CLASSES, 5) == ["Neutral", "Happiness", "Surprise", "Other",
-                                                        "Anger/Disgust/Fear/Sadness"]
-    negative = load_config(tiny, [f"data.target_map={list(TO_NEGATIVE)}"])
-    assert class_names(negative, AFFWILD2_CLASSES, 4) == ["Anger", "Disgust", "Fear", "Sadness"]
-    assert class_names(load_config(tiny), AFFWILD2_CLASSES, 8) == list(AFFWILD2_CLASSES)
-    assert class_names(load_config(tiny), (), 3) == []
+    assert class_names("affwild2", list(TO_COARSE), 5) == ["Neutral", "Happiness", "Surprise", "Other",
+                                                          "Anger/Disgust/Fear/Sadness"]
+    assert class_names("affwild2", list(TO_NEGATIVE), 4) == ["Anger", "Disgust", "Fear", "Sadness"]
+    assert class_names("affwild2", [], 8) == list(AFFWILD2_CLASSES)
+    assert class_names("manifest", [], 3) == []
 
 
 def test_training_lowers_the_loss_and_writes_a_run(tiny):
@@ -210,3 +209,37 @@ def test_missing_media_are_an_error_unless_allowed(tiny, tmp_path):
     train(cfg, progress=False)
     dropped = pd.read_csv(cfg.run_dir / "dropped.csv")
     assert list(dropped["id"]) == ["w0_s0"] and dropped.loc[0, "status"] == "missing"
+
+
+def test_fine_tuning_from_another_dataset_matches_the_classifier_by_class_name(tmp_path):
+    """STT on AFEW from a DFEW run (configs/stt/afew.yaml): the two datasets order their 7 classes
+    differently, so each AFEW class row must come from the DFEW row of the same emotion."""
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    from fexa.data.adapters import AFEW_CLASSES, DFEW_CLASSES
+    from fexa.train.config import to_dict
+    from fexa.train.trainer import build_model, class_heads
+
+    dfew_cfg = load_config(REPO / "configs/stt/dfew.yaml")
+    torch.manual_seed(0)
+    dfew = build_model(dfew_cfg, 7)
+    src = tmp_path / "best_val"
+    src.mkdir()
+    save_file({k: v.contiguous() for k, v in dfew.state_dict().items()}, str(src / "model.safetensors"))
+    (src / "config.json").write_text(json.dumps(to_dict(dfew_cfg)))
+    afew_cfg = load_config(REPO / "configs/stt/afew.yaml")
+    afew_cfg = replace(afew_cfg, model=replace(afew_cfg.model, pretrained={"": {"source": "fexa", "path": str(src)}}))
+    report = []
+    afew = build_model(afew_cfg, 7, report)
+    heads = class_heads(afew_cfg, 7, "")
+    assert heads and all(k.split(".")[-1] in ("weight", "bias") for k in heads)
+    a, d = afew.state_dict(), dfew.state_dict()
+    for k in heads:
+        for i, name in enumerate(AFEW_CLASSES):
+            j = [c.lower() for c in DFEW_CLASSES].index(name.lower())
+            assert torch.equal(a[k][i], d[k][j]), (k, name)
+        assert not torch.equal(a[k], d[k])  # the same rows, in the AFEW order
+    assert all(torch.equal(a[k], d[k]) for k in a if k not in heads)
+    assert len(report) == 1 and "classifier rows loaded by class name (angry, disgust, fear, happy" in report[0]

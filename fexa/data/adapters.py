@@ -197,7 +197,7 @@ def afew(root: Path, splits: tuple[str, ...] = ("Train", "Val")) -> pd.DataFrame
             for f in sorted((root / split / emotion).glob("*")):
                 if f.is_file() or f.is_dir():
                     rows.append({"id": f"{split}_{f.stem}", "path": str(f), "subject": f.stem, "target": k,
-                                 "fold": split.lower()})
+                                 "fold": "train" if split.lower() == "train" else "test"})  # Val: the papers' test set
     return make_table(rows, "afew")
 
 
@@ -224,6 +224,7 @@ def rafdb(root: Path, labels: str = "EmoLabel/list_patition_label.txt", images: 
 
 FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 _FERPLUS_DIRS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+_FERPLUS_FOLDS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}  # the papers' test set: PrivateTest
 
 
 @register("ferplus", "classification", FERPLUS_CLASSES, neutral=0)
@@ -239,7 +240,7 @@ def ferplus(root: Path, labels: str = "fer2013new.csv") -> pd.DataFrame:
     unique = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
     keep = unique & (top < len(FERPLUS_CLASSES))
     rows = [{"id": f"{u}_{Path(n).stem}", "path": str(root / _FERPLUS_DIRS.get(u, u) / n), "subject": f"{u}_{Path(n).stem}",
-             "target": int(t), "fold": u}
+             "target": int(t), "fold": _FERPLUS_FOLDS.get(u, u)}
             for u, n, t in zip(df["Usage"][keep], df["Image name"][keep], top[keep])]
     return make_table(rows, "ferplus")
 
@@ -251,7 +252,7 @@ AFFECTNET7_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", 
 def affectnet7(root: Path, lists: str = "Manually_Annotated_file_lists",
                images: str = "Manually_Annotated_Images") -> pd.DataFrame:
     rows = []
-    for fold, csv in (("train", "training.csv"), ("val", "validation.csv")):
+    for fold, csv in (("train", "training.csv"), ("test", "validation.csv")):  # its validation set is the papers' test set
         df = read_csv(root / lists / csv, "affectnet7")
         if not {"subDirectory_filePath", "expression"} <= set(df.columns):
             raise FexaError(f"affectnet7: {csv} lacks subDirectory_filePath/expression columns")

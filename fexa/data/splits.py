@@ -58,3 +58,15 @@ def validation_split(train: pd.DataFrame, fraction: float, seed: int = 0,
         raise FexaError("a validation split needs at least 2 training subjects")
     folds = subject_folds(train, min(k, n_subjects), seed, stratify)
     return split_fold(train, folds, 0)
+
+
+def fixed_split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, val, test) from the dataset's own ``fold`` column: "train" rows train, "val" rows are
+    the dataset's validation set (e.g. FERPlus PublicTest; empty when it has none), every other row
+    is a test row (e.g. "test", PFED5's "fold1")."""
+    fold = table["fold"].astype(str)
+    masks = (fold == "train", fold == "val", ~fold.isin(["train", "val"]))
+    train, val, test = (table[m].reset_index(drop=True) for m in masks)
+    assert_subject_disjoint(train, test, "the dataset's train/test split")
+    assert_subject_disjoint(train, val, "the dataset's train/validation split")
+    return train, val, test

@@ -24,7 +24,7 @@ class DataConfig:
     options: dict = field(default_factory=dict)  # adapter options (file names, ...)
     cache: str = "cache"  # fexa extract output folder shared by runs
     task: str = ""  # keep only this task (e.g. a PFED5 action)
-    split: str = "folds"  # "fixed" (the dataset's own train/test column) or "folds" (subject k-fold)
+    split: str = "folds"  # "fixed" (the dataset's own fold column: train / val / test) or "folds" (subject k-fold)
     folds: int = 5
     fold: int = 0
     stratify: str = ""  # a column to balance folds over (e.g. Toronto NeuroFace's group)

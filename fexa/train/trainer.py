@@ -13,11 +13,13 @@ subjects; the test set is evaluated once, with those weights). Both come with bo
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from fexa.data.adapters import DATASETS, load_dataset
 from fexa.data.loading import make_loader, to_device
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.store import StoreConfig, StoredEntry
-from fexa.data.splits import assert_subject_disjoint, split_fold, subject_folds, validation_split
+from fexa.data.splits import assert_subject_disjoint, fixed_split, split_fold, subject_folds, validation_split
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_scheme
 from fexa.io.atomic import write_json, write_text
@@ -113,16 +115,17 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         counts = ", ".join(f"{v} {k}" for k, v in dropped["status"].value_counts().items())
         print(f"fexa: warning: {len(dropped)} of {len(table) + len(absent)} samples not used ({counts}); "
               f"listed in {cfg.run_dir / 'dropped.csv'}", file=sys.stderr)
+    val = linked.iloc[0:0]
     if d.split == "fixed":
-        train, test = linked[linked["fold"] == "train"], linked[linked["fold"] != "train"]
-        assert_subject_disjoint(train, test, "the dataset's train/test split")
+        train, val, test = fixed_split(linked)
     elif d.split == "folds":
         folds = subject_folds(linked, d.folds, cfg.train.seed, d.stratify or None)
         train, test = split_fold(linked, folds, d.fold)
     else:
         raise FexaError(f"data.split must be 'fixed' or 'folds', got {d.split!r}")
-    train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
-    assert_subject_disjoint(train, val, "the validation split")
+    if val.empty:  # no validation set of the dataset's own: hold out training subjects
+        train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
+        assert_subject_disjoint(train, val, "the validation split")
     if train.empty or test.empty:
         raise FexaError(f"empty split: {len(train)} training and {len(test)} test samples")
     return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
@@ -142,11 +145,12 @@ def _check_media(table: pd.DataFrame, allow_missing: bool) -> tuple[pd.DataFrame
     return table[exists], absent
 
 
-def class_names(cfg: ExperimentConfig, names: tuple[str, ...], num_classes: int) -> list[str]:
-    """The trained classes' names: the dataset's, or after ``data.target_map`` the names mapped onto
+def class_names(dataset: str, target_map: list[int], num_classes: int) -> list[str]:
+    """The trained classes' names: the dataset's, or after a ``target_map`` the names mapped onto
     each target joined by '/' (e.g. CFC-SP's coarse 'Anger/Disgust/Fear/Sadness'); [] if unknown."""
-    if cfg.data.target_map and len(names) == len(cfg.data.target_map):
-        return ["/".join(n for n, t in zip(names, cfg.data.target_map) if t == k) for k in range(num_classes)]
+    names = DATASETS[dataset].classes if dataset in DATASETS else ()
+    if target_map and len(names) == len(target_map):
+        return ["/".join(n for n, t in zip(names, target_map) if t == k) for k in range(num_classes)]
     return list(names) if len(names) == num_classes else []
 
 
@@ -175,7 +179,57 @@ def mirror_of(train: pd.DataFrame) -> np.ndarray:
 
 
 # -- model, loss, optimiser -------------------------------------------------------------------------
-def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
+def class_heads(cfg: ExperimentConfig, num_classes: int, sub: str) -> set[str]:
+    """Keys of submodule ``sub``'s state dict whose shape follows the number of classes (the
+    classifier), found by building the model with one class more on the meta device (no memory)."""
+    with torch.device("meta"):
+        bare = replace(cfg, model=replace(cfg.model, pretrained={}))
+        a, b = (build_model(bare, n) for n in (num_classes, num_classes + 1))
+    sa = (a.get_submodule(sub) if sub else a).state_dict()
+    sb = (b.get_submodule(sub) if sub else b).state_dict()
+    return {k for k in sa if sa[k].shape != sb[k].shape}
+
+
+def load_fexa_weights(module: nn.Module, spec: dict, heads: set[str], classes: list[str]) -> str:
+    """Load a fexa run's checkpoint (``spec["path"]``, a checkpoint folder) into ``module``: every
+    tensor of the same name and shape, except the classifier (``heads``), whose rows are copied by
+    class name from the source run's classes; rows of classes it lacks stay newly initialised.
+    Returns one line saying what was done with the classifier."""
+    folder = Path(spec["path"])
+    state = read_weights(folder / "model.safetensors")
+    prefix = spec.get("prefix", "")
+    own = module.state_dict()
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    body = {k: v for k, v in state.items() if k in own and k not in heads and own[k].shape == v.shape}
+    module.load_state_dict(body, strict=False)
+    found = [k for k in heads if k in state]
+    if not found:
+        return f"{folder}: no classifier loaded (it has none under these names)"
+    try:
+        data = json.loads((folder / "config.json").read_text()).get("data", {})
+        source = [c.lower() for c in class_names(data.get("dataset", ""), data.get("target_map") or [],
+                                                 len(state[found[0]]))]
+    except (OSError, ValueError, AttributeError):
+        source = []
+    classes = [c.lower() for c in classes]
+    if not source or not classes:
+        return f"{folder}: classifier not loaded (class names unknown on one side): newly initialised"
+    bad = [k for k in found if state[k].shape[1:] != own[k].shape[1:] or state[k].shape[0] != len(source)]
+    if bad:
+        return f"{folder}: classifier not loaded ({bad[0]} has shape {tuple(state[bad[0]].shape)}): newly initialised"
+    pairs = [(i, source.index(c)) for i, c in enumerate(classes) if c in source]
+    with torch.no_grad():
+        for k in found:
+            for i, j in pairs:
+                own[k][i].copy_(state[k][j])  # state-dict tensors share the parameters' storage
+    missing = [c for c in classes if c not in source]
+    return (f"{folder}: classifier rows loaded by class name ({', '.join(classes[i] for i, _ in pairs)})"
+            + (f"; newly initialised: {', '.join(missing)}" if missing else ""))
+
+
+def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | None = None) -> nn.Module:
+    """The config's model with its pretrained weights; what was done with loaded classifiers is
+    appended to ``report``."""
     options = dict(cfg.model.options)
     fields = make_config(cfg.model.name).__dataclass_fields__
     if num_classes and "num_classes" in fields and "num_classes" not in options:
@@ -186,12 +240,10 @@ def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
     for sub, spec in cfg.model.pretrained.items():
         module = model.get_submodule(sub) if sub else model
         if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
-            state = read_weights(Path(spec["path"]) / "model.safetensors")
-            prefix = spec.get("prefix", "")
-            own = module.state_dict()
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}  # new heads stay
-            module.load_state_dict(state, strict=False)
+            heads = class_heads(cfg, num_classes, sub) if num_classes else set()
+            line = load_fexa_weights(module, spec, heads, class_names(cfg.data.dataset, cfg.data.target_map, num_classes))
+            if report is not None:
+                report.append(line)
         else:
             load_reference_weights(module, spec["path"], spec["source"])
     return model
@@ -344,12 +396,18 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror, uint8=True)
     val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed, uint8=True) if len(data["val"]) else None
     test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed, uint8=True)
+    init: list[str] = []  # what each fexa checkpoint the model starts from gave it
+    model = build_model(cfg, num_classes, init).to(device)
     if rank == 0:
-        classes = class_names(cfg, info.classes if info else (), num_classes) if kind == "classification" else []
+        for line in init:
+            print(f"fexa: initialised from {line}", file=sys.stderr)
+        classes = class_names(cfg.data.dataset, cfg.data.target_map, num_classes) if kind == "classification" else []
         targets = data["train"]["target"]
         write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
                                         "classes": classes, "inputs": list(keys),
-                                        "target_range": [float(targets.min()), float(targets.max())]})
+                                        "target_range": [float(targets.min()), float(targets.max())],
+                                        "pretrained": {k: v["path"] for k, v in cfg.model.pretrained.items()},
+                                        "initialisation": init})
         parts = [data[k].assign(split=k)[["id", "subject", "target", "task", "split"]] for k in ("train", "val", "test")]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
         if len(data["dropped"]):
@@ -359,7 +417,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
     loader = make_loader(train_ds, cfg.train.batch_size // world, cfg.data.workers, device, sampler, cfg.train.drop_last)
 
-    model = build_model(cfg, num_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
