@@ -89,3 +89,25 @@ def test_torch_heatmaps_take_batches():
     for b in range(2):
         np.testing.assert_allclose(batched[b].numpy(), landmark_heatmaps(pts[b]), atol=1e-7)
     assert not batched[1, 2].any() and batched[1, 1].max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("cfg", [HeatmapConfig(skip_first=True), HeatmapConfig(subpixel=True),
+                                 HeatmapConfig(skip_first=True, subpixel=True, sigma=2.0, out_size=56)])
+def test_the_released_codes_options_equal_the_literal_recipe(cfg):
+    pts = np.random.default_rng(2).uniform(-10, cfg.src_size + 10, size=(3, 73, 2))
+    np.testing.assert_allclose(landmark_heatmaps(pts, cfg), render_reference(pts, cfg), atol=1e-5)
+
+
+def test_skip_first_drops_point_0_and_subpixel_moves_the_peak():
+    raw = dict(src_size=21, out_size=21, blur=0)
+    pts = np.array([[[3.0, 3.0], [15.0, 10.0]]])
+    assert landmark_heatmaps(pts, HeatmapConfig(**raw))[0, 3, 3] == pytest.approx(1.0)
+    skipped = landmark_heatmaps(pts, HeatmapConfig(skip_first=True, **raw))[0]
+    assert skipped[3, 3] == 0.0 and skipped[10, 15] == pytest.approx(1.0)
+    half = landmark_heatmaps(np.array([[[10.4, 10.0]]]), HeatmapConfig(subpixel=True, **raw))[0]
+    # centre 10.4: pixel 10 is 0.4 away, pixel 11 is 0.6 away; normalised by the patch maximum (pixel 10)
+    assert half[10, 10] == pytest.approx(1.0)
+    assert half[10, 11] == pytest.approx(math.exp(-(0.6**2 - 0.4**2) / 2), rel=1e-6)
+    assert half[10, 9] == pytest.approx(math.exp(-(1.4**2 - 0.4**2) / 2), rel=1e-6)
+    pixel = landmark_heatmaps(np.array([[[10.4, 10.0]]]), HeatmapConfig(**raw))[0]
+    assert pixel[10, 11] == pytest.approx(pixel[10, 9])  # rounded: symmetric about pixel 10

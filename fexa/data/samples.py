@@ -63,6 +63,8 @@ class SampleConfig:
     normalize: str = "imagenet"  # "imagenet" or "none" (Former-DFER's DFEW models use [0, 1])
     heatmap_mode: str = "rgb_weighted"
     heatmap_sigma: float = 1.0
+    heatmap_skip_first: bool = False  # the released code's 72 maps (its loop skips point 0); paper: all 73
+    heatmap_subpixel: bool = False  # Gaussians at the exact coordinates; paper: at the landmark's pixel
     trajectory_length: int = 128
     trajectory_channels: int = 5
     trajectory_origin: str = "first"
@@ -302,7 +304,8 @@ def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
         if "clip_box" in batch:
             boxes = batch.pop("clip_box").tolist()
             batch["clip"] = torch.stack([cut_clip(c, b, cfg.clip_size, f) for c, b, f in zip(crops, boxes, flips)])
-        hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=crops.shape[-2], out_size=64)
+        hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=crops.shape[-2], out_size=64,
+                             skip_first=cfg.heatmap_skip_first, subpixel=cfg.heatmap_subpixel)
         maps = heatmap_volume_torch(batch.pop("heatmap_points"), hcfg, crops if cfg.heatmap_mode == "rgb_weighted" else None)
         at = batch.pop("heatmap_at").tolist()
         batch["heatmaps"] = torch.stack([m[..., y:y + 56, x:x + 56].flip(-1) if f else m[..., y:y + 56, x:x + 56]

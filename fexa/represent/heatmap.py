@@ -32,6 +32,11 @@ class HeatmapConfig:
     src_size: int = 256  # crop size the landmarks refer to
     out_size: int = 64
     mode: str = "rgb_weighted"
+    # the paper's text: all 73 points, Gaussians at their pixel positions; the released code's loop
+    # skips point 0 (72 maps). subpixel: patch weights from the exact coordinate (the 11 x 11 patch
+    # still covers the pixels around the nearest one), each patch divided by its own maximum.
+    skip_first: bool = False
+    subpixel: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -74,29 +79,45 @@ def area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
+def smooth_matrix(src_size: int, out_size: int, blur: int) -> np.ndarray:
+    """[src_size, out_size]: a 1D profile's blur then area resize, as one matrix."""
+    return blur_matrix(src_size, blur).T @ area_matrix(src_size, out_size).T
+
+
 @lru_cache(maxsize=16)
 def axis_table(src_size: int, out_size: int, sigma: float, kernel: int, blur: int) -> np.ndarray:
     """[src_size, out_size]: the 1D profile, after patch, blur and resize, of a landmark at each pixel."""
     c = np.arange(src_size)[:, None]
     x = np.arange(src_size)[None, :]
     patch = np.exp(-((x - c) ** 2) / (2 * sigma**2)) * (np.abs(x - c) <= kernel // 2)
-    return (patch @ blur_matrix(src_size, blur).T @ area_matrix(src_size, out_size).T).astype(np.float32)
+    return (patch @ smooth_matrix(src_size, out_size, blur)).astype(np.float32)
 
 
-def _pixel_indices(points, src_size: int):
-    """Round landmarks to pixels and clip them to the crop, as the reference does (numpy or torch)."""
-    if isinstance(points, torch.Tensor):
-        p = torch.nan_to_num(points[..., :2], nan=0.0).round().clamp(0, src_size - 1).long()
-    else:
-        p = np.clip(np.rint(np.nan_to_num(points[..., :2], nan=0.0)), 0, src_size - 1).astype(np.int64)
+def _pixel_indices(points: np.ndarray, src_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Round landmarks to pixels and clip them to the crop, as the reference does."""
+    p = np.clip(np.rint(np.nan_to_num(points[..., :2], nan=0.0)), 0, src_size - 1).astype(np.int64)
     return p[..., 0], p[..., 1]
 
 
 @lru_cache(maxsize=32)
 def _on(device: torch.device, name: str, *args) -> torch.Tensor:
     """A constant table (``axis_table``, ``area_matrix`` or the jet colours) as a float32 tensor on ``device``."""
-    table = {"axis": axis_table, "area": area_matrix, "jet": _jet_lut}[name](*args)
+    table = {"axis": axis_table, "area": area_matrix, "smooth": smooth_matrix, "jet": _jet_lut}[name](*args)
     return torch.as_tensor(table, dtype=torch.float32, device=device)
+
+
+def _axis_profiles(coord: torch.Tensor, cfg: HeatmapConfig) -> torch.Tensor:
+    """[..., P] coordinates along one axis -> [..., P, out_size]: each landmark's patch profile along
+    that axis, blurred and resized (the heatmap is their outer product, summed over landmarks)."""
+    n = cfg.src_size
+    if not cfg.subpixel:  # pixel centres: a lookup in the precomputed table
+        idx = torch.nan_to_num(coord, nan=0.0).round().clamp(0, n - 1).long()
+        return _on(coord.device, "axis", n, cfg.out_size, float(cfg.sigma), cfg.kernel, cfg.blur)[idx]
+    c = torch.nan_to_num(coord.float(), nan=0.0).clamp(0, n - 1)[..., None]
+    x = torch.arange(n, device=coord.device, dtype=torch.float32)
+    prof = torch.exp(-((x - c) ** 2) / (2 * cfg.sigma**2)) * ((x - c.round()).abs() <= cfg.kernel // 2)
+    prof = prof / prof.amax(dim=-1, keepdim=True)  # the patch's maximum is the product of the axes' maxima
+    return prof @ _on(coord.device, "smooth", n, cfg.out_size, cfg.blur)
 
 
 def landmark_heatmaps_torch(points: torch.Tensor, cfg: HeatmapConfig = HeatmapConfig(),
@@ -106,9 +127,9 @@ def landmark_heatmaps_torch(points: torch.Tensor, cfg: HeatmapConfig = HeatmapCo
     draw a batch's heatmaps on the GPU. Frames with any NaN landmark give all-zero maps."""
     if points.ndim < 3 or points.shape[-1] < 2:
         raise ValueError(f"points must be [..., T, P, 2], got shape {tuple(points.shape)}")
-    table = _on(points.device, "axis", cfg.src_size, cfg.out_size, float(cfg.sigma), cfg.kernel, cfg.blur)
-    xi, yi = _pixel_indices(points, cfg.src_size)
-    gx, gy = table[xi], table[yi]  # [..., P, S]
+    if cfg.skip_first:
+        points = points[..., 1:, :]
+    gx, gy = _axis_profiles(points[..., 0], cfg), _axis_profiles(points[..., 1], cfg)  # [..., P, S]
     maps = gy[..., :, None] * gx[..., None, :] if per_landmark else gy.transpose(-1, -2) @ gx
     maps = maps / maps.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)
     maps[~torch.isfinite(points[..., :2]).all(dim=-1).all(dim=-1)] = 0.0
@@ -177,16 +198,20 @@ def heatmap_volume(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig(), fra
 def render_reference(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig()) -> np.ndarray:
     """The literal recipe (patches on a src_size map, sum, cv2 blur, normalise, area resize,
     normalise). Slow; for tests and for checking :func:`landmark_heatmaps`."""
-    points = np.asarray(points, np.float64)
+    points = np.asarray(points, np.float64)[:, 1:] if cfg.skip_first else np.asarray(points, np.float64)
     n, r = cfg.src_size, cfg.kernel // 2
     xi, yi = _pixel_indices(points, n)
+    exact = np.clip(np.nan_to_num(points[..., :2], nan=0.0), 0, n - 1)
     d = np.arange(-r, r + 1)
-    patch = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * cfg.sigma**2))
     out = []
     for t in range(len(points)):
         acc = np.zeros((n, n))
-        for x, y in zip(xi[t], yi[t]):
+        for x, y, (cx, cy) in zip(xi[t], yi[t], exact[t]):
             ys, xs = np.meshgrid(y + d, x + d, indexing="ij")
+            if cfg.subpixel:
+                patch = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * cfg.sigma**2))
+            else:
+                patch = np.exp(-(d[None, :] ** 2 + d[:, None] ** 2) / (2 * cfg.sigma**2))
             inside = (ys >= 0) & (ys < n) & (xs >= 0) & (xs < n)
             p = np.where(inside, patch, 0.0)
             np.add.at(acc, (ys[inside], xs[inside]), (p / p.max())[inside])
