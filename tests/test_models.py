@@ -5,7 +5,7 @@ import torch
 
 from fexa.models import count_parameters, create_model, get_entry, list_models
 from fexa.models.blocks import CrossAttentionBlock, CrossFusionBlock
-from fexa.models.cfc_sp import cascade, compose_probabilities, smooth_predicting
+from fexa.models.cfc_sp import cascade, compose_probabilities, smooth_predicting, sp_gain
 from fexa.models.skateformer import PartitionAttention, _partition, _reverse
 
 torch.manual_seed(0)
@@ -137,13 +137,29 @@ def test_trajectory_stream_learns():
 
 
 def test_smooth_predicting_by_hand():
+    """Eq. 1 with w = 2: x_i + (x_{i-1} + x_i + x_{i+1}) / 2; at the ends and around a faceless frame
+    the frames present are averaged and scaled to the window's 3 frames (x 3/2)."""
     x = torch.tensor([[0.0], [3.0], [6.0], [9.0]])
-    out = smooth_predicting(x, window=2)  # neighbours within 1 frame, clipped at the ends
-    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 1.5, 3 + 3.0, 6 + 6.0, 9 + 7.5]))
+    out = smooth_predicting(x, window=2)
+    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 1.5 * 1.5, 3 + 9 / 2, 6 + 18 / 2, 9 + 1.5 * 7.5]))
     valid = torch.tensor([True, False, True, True])
     out = smooth_predicting(x, window=2, valid=valid)
-    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 0.0, 3.0, 6 + 7.5, 9 + 7.5]))
+    torch.testing.assert_close(out[:, 0], torch.tensor([0 + 0.0, 3.0, 6 + 1.5 * 7.5, 9 + 1.5 * 7.5]))
     torch.testing.assert_close(smooth_predicting(x, 0), x)
+    assert sp_gain(256) == 257 / 256 and sp_gain(0) == 0
+
+
+def test_smooth_predicting_acts_on_logits_as_the_paper_says():
+    """A member whose classifier outputs only its bias b: SP on logits gives b + (5/4) b with w = 4
+    (the bias is part of the smoothed logits); smoothing features before the classifier gave b."""
+    from fexa.models.cfc_sp import _Member
+
+    m = _Member("ir50", 5).eval()
+    with torch.no_grad():
+        m.classifier.weight.zero_()
+        m.classifier.bias.copy_(torch.arange(5.0))
+        out = m(torch.randn(6, 3, 112, 112), window=4)
+    torch.testing.assert_close(out, torch.arange(5.0).expand(6, 5) * (1 + 5 / 4))
 
 
 def test_cascade_maps_back_to_eight_classes():

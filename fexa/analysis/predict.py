@@ -23,7 +23,7 @@ from fexa.data.samples import FaceSamples
 from fexa.data.store import StoreConfig, ensure_stores
 from fexa.errors import FexaError
 from fexa.io.trackfile import TrackData
-from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting
+from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE, cascade, compose_probabilities, smooth_predicting, sp_gain
 from fexa.train.checkpoint import read_weights
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
@@ -156,8 +156,8 @@ class TrainedModel:
         smoothed = smooth_predicting(full, self.smooth_window, valid)
         if self.kind == "classification":  # the paper smooths logits: unique + universal parts
             values, names = smoothed.softmax(-1).numpy(), [f"{self.name}_p_{c}" for c in self.classes]
-        else:  # a score keeps its scale: the mean of the unique and universal parts
-            values, names = (smoothed / (2 if self.smooth_window > 0 else 1)).numpy(), [f"{self.name}_score"]
+        else:  # a score keeps its scale: the unique and universal parts' weighted mean
+            values, names = (smoothed / (1 + sp_gain(self.smooth_window))).numpy(), [f"{self.name}_score"]
         values[~track.usable] = np.nan
         per_frame = pd.DataFrame(values, columns=names)
         if self.kind == "classification":

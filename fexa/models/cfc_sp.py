@@ -4,8 +4,8 @@ on Aff-Wild2's 8 classes (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Sur
 Coarse net: an ensemble of backbones over 5 classes (Neutral, Happy, Surprise, Other, Negative)
 whose softmax scores are summed. Negative net: 4 classes (Anger, Disgust, Fear, Sadness). A frame
 keeps its coarse class unless that is Negative, in which case the negative net decides.
-Smooth Predicting: f'_i = f_i + mean of f_j over the window j = i - w/2 .. i + w/2, applied to each
-network's per-frame features before its classifier (``smooth_predicting`` also works on logits).
+Smooth Predicting (the paper's Eq. 1, on each network's per-frame logits, as the paper's "feature
+logits" and the reference spec say): f'_i = f_i + (1/w) sum of f_j over j = i - w/2 .. i + w/2.
 """
 
 from __future__ import annotations
@@ -25,12 +25,19 @@ COARSE_TO_8 = (0, 4, 6, 7, -1)
 NEGATIVE_TO_8 = (1, 2, 3, 5)
 
 
-def smooth_predicting(x: Tensor, window: int, valid: Tensor | None = None) -> Tensor:
-    """[T, ...] per-frame features -> x_i + mean(x_j, |j - i| <= window / 2) along time.
+def sp_gain(window: int) -> float:
+    """How much Smooth Predicting adds of a constant signal: the paper sums w + 1 frames (w // 2 on
+    each side and the frame itself) and divides by w. 0 when SP is off."""
+    return (2 * (window // 2) + 1) / window if window > 0 else 0.0
 
-    At the clip's ends the window is clipped and the mean taken over the frames it holds; frames
-    with ``valid`` False (no face) neither contribute nor change. (The paper divides the sum of
-    w + 1 frames by w; the mean used here differs by the factor (w + 1) / w.) window 0 = identity."""
+
+def smooth_predicting(x: Tensor, window: int, valid: Tensor | None = None) -> Tensor:
+    """[T, ...] per-frame logits -> x_i + (1/w) sum(x_j, |j - i| <= w / 2) along time (the paper's Eq. 1).
+
+    Where the window is not full (the clip's ends; frames with ``valid`` False, which neither
+    contribute nor change) the sum is over the frames it holds, scaled up to the window's count:
+    x_i + sp_gain(w) * mean(x_j present). In a full window this is the paper's formula exactly.
+    window 0 = identity."""
     if window <= 0:
         return x
     t = x.shape[0]
@@ -42,7 +49,7 @@ def smooth_predicting(x: Tensor, window: int, valid: Tensor | None = None) -> Te
     lo = (torch.arange(t, device=x.device) - half).clamp(min=0)
     hi = (torch.arange(t, device=x.device) + half + 1).clamp(max=t)
     mean = (csum[hi] - csum[lo]) / (ccount[hi] - ccount[lo]).clamp(min=1)[:, None]
-    out = x + mean.reshape(x.shape)
+    out = x + sp_gain(window) * mean.reshape(x.shape)
     if valid is not None:
         out = torch.where(valid.reshape(-1, *([1] * (x.dim() - 1))).bool(), out, x)
     return out
@@ -90,7 +97,7 @@ class _Member(nn.Module):
         return f.mean(dim=(2, 3)) if f.dim() == 4 else f
 
     def forward(self, x: Tensor, window: int = 0, valid: Tensor | None = None) -> Tensor:
-        return self.classifier(smooth_predicting(self._features(x), window, valid))
+        return smooth_predicting(self.classifier(self._features(x)), window, valid)
 
 
 class CFCSP(nn.Module):
