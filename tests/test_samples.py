@@ -90,3 +90,55 @@ def test_training_clips_of_the_former_dfer_recipe_are_random_boxes_resized(table
             want = F.resize(_crops_of(ds, i)[..., y0:y0 + h, x0:x0 + w], [112, 112], antialias=True)
             assert torch.equal(ds[i]["clip"], want)
     assert min(areas) < 0.4 and max(areas) > 0.7  # the boxes vary
+
+
+class _DotsEntry:
+    """A fake store entry: one 64-px frame, grey with white 3 x 3 dots at its three landmarks."""
+
+    def __init__(self):
+        self.pts = np.array([[[12.0, 14.0], [40.0, 20.0], [30.0, 50.0]]], np.float32)
+        img = np.full((1, 64, 64, 3), 60, np.uint8)
+        for x, y in self.pts[0].astype(int):
+            img[0, y - 1:y + 2, x - 1:x + 2] = 255
+        self.img, self.usable_frames, self.crop_size = img, np.array([0]), 64
+        self.heatmap73, self.traj63, self.nose = self.pts, self.pts, self.pts[:, 0]
+
+    def frames(self, idx):
+        return self.img[np.asarray(idx)]
+
+
+def _dots_item(cfg: SampleConfig, seed: int = 0) -> dict:
+    table = pd.DataFrame([{"id": "d", "path": "x", "subject": "s", "target": 0.0, "entry": "fake"}])
+    ds = FaceSamples(table, ("image",), cfg, train=True, seed=seed, uint8=True)
+    entry = _DotsEntry()
+    ds.entries = lambda _: entry
+    return ds[0]
+
+
+def test_rotated_images_keep_their_landmarks_on_the_face():
+    cfg = SampleConfig(image_size=64, crop_scale=(1.0, 1.0), flip=False, rotation=40.0)
+    moved = []
+    for seed in range(4):
+        item = _dots_item(cfg, seed)
+        img, kp = item["image"].float(), item["landmarks"]
+        moved.append(float((kp - torch.from_numpy(_DotsEntry().pts[0])).abs().max()))
+        for x, y in kp.round().long().tolist():  # each landmark sits on its (rotated) dot
+            assert img[:, y - 1:y + 2, x - 1:x + 2].max() > 150, (seed, x, y)
+    assert max(moved) > 5  # the angles drawn turned the face
+
+
+def test_photometric_augmentations_by_hand():
+    base = dict(image_size=64, crop_scale=(1.0, 1.0), flip=False)
+    gray = _dots_item(SampleConfig(grayscale=1.0, color_jitter=0.4, **base))["image"]
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    plain = _dots_item(SampleConfig(**base))["image"]
+    blurred = _dots_item(SampleConfig(blur=1.0, blur_sigma=(1.5, 1.5), **base))["image"]
+    assert (blurred > 60).sum() > 3 * (plain > 60).sum() and blurred.max() < 255  # the dots spread
+    for normalize, fill in (("imagenet", [124, 116, 104]), ("none", [0, 0, 0])):
+        erased = _dots_item(SampleConfig(erasing=1.0, normalize=normalize, **base))["image"]
+        filled = (erased == torch.tensor(fill, dtype=torch.uint8)[:, None, None]).all(0)
+        changed = (erased != plain).any(0) | (filled & (plain == erased).all(0))
+        assert 0.02 * 64 * 64 * 0.8 <= filled.sum() and changed.sum() <= 0.33 * 64 * 64 * 1.2, normalize
+        ys, xs = torch.nonzero(filled, as_tuple=True)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert box >= filled.sum() * 0.9  # one rectangle

@@ -243,3 +243,12 @@ def test_fine_tuning_from_another_dataset_matches_the_classifier_by_class_name(t
         assert not torch.equal(a[k], d[k])  # the same rows, in the AFEW order
     assert all(torch.equal(a[k], d[k]) for k in a if k not in heads)
     assert len(report) == 1 and "classifier rows loaded by class name (angry, disgust, fear, happy" in report[0]
+
+
+def test_lr_scales_with_the_batch_when_given_for_another_batch():
+    """CFC-SP's released recipe: 5e-4 for batches of 512; fexa's one-process batch of 128 gets 1.25e-4."""
+    from fexa.train.trainer import learning_rate
+
+    cfg = load_config(REPO / "configs/cfc_sp/affwild2_coarse_swin_s.yaml")
+    assert cfg.optim.lr_batch == 512 and learning_rate(cfg) == pytest.approx(5e-4 * 128 / 512)
+    assert learning_rate(load_config(REPO / "configs/stt/dfew.yaml")) == 0.01

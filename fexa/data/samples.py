@@ -80,6 +80,16 @@ class SampleConfig:
     clip_test: str = "center"
     clip_scale: tuple[float, float] = (0.08, 1.0)
     time_reverse: float = 0.5  # training: probability of reversing trajectories
+    # training augmentations of images (0: off), each drawn from the item's generator. CFC-SP's
+    # released recipe: rotation 6, grayscale 0.8, color_jitter 0.4 at 0.2, blur 0.1-2 sigma, erasing
+    # 0.25; PCDA (POSTER): erasing 0.5. Erasing fills with the colour normalisation maps to 0.
+    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation] (landmarks follow)
+    grayscale: float = 0.0  # probability
+    color_jitter: float = 0.0  # brightness, contrast and saturation factors in [1 - j, 1 + j], random order
+    color_jitter_p: float = 1.0  # probability of jittering
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # Gaussian blur sigma range
+    blur: float = 0.0  # probability of blurring
+    erasing: float = 0.0  # probability of erasing a box of 2-33 % of the image, aspect 0.3-3.3
     test_clips: int = 1  # clips averaged per sample at test time (UNBC-McMaster: 10 random clips)
 
 
@@ -220,6 +230,9 @@ class FaceSamples(Dataset):
         pts = np.array(points["heatmap73"][t], np.float32)
         img = tv_tensors.Image(torch.from_numpy(crop).permute(2, 0, 1))
         kp = tv_tensors.KeyPoints(torch.from_numpy(pts), canvas_size=(n, n))
+        if self.train and self.cfg.rotation:
+            angle = float(rng.uniform(-self.cfg.rotation, self.cfg.rotation))
+            img, kp = F.rotate(img, angle), F.rotate(kp, angle)
         if self.train:  # random resized crop (square), parameters from the item's generator
             side = int(round(n * np.sqrt(rng.uniform(*self.cfg.crop_scale))))
             x0, y0 = (int(v) for v in rng.integers(0, n - side + 1, size=2))
@@ -231,7 +244,10 @@ class FaceSamples(Dataset):
             img, kp = F.horizontal_flip(img), F.horizontal_flip(kp)
             if self.mirror is not None:  # the subject's left points become right points
                 kp = kp[self.mirror]
-        return {"image": img.as_subclass(torch.Tensor), "landmarks": kp.as_subclass(torch.Tensor).float()}
+        img = img.as_subclass(torch.Tensor)
+        if self.train:
+            img = photometric(img, self.cfg, rng)
+        return {"image": img, "landmarks": kp.as_subclass(torch.Tensor).float()}
 
     def _frame_indices(self, n: int, rng) -> np.ndarray:
         if self.cfg.sampling == "segments":
@@ -281,6 +297,41 @@ def normalize_pixels(frames: torch.Tensor, mode: str) -> torch.Tensor:
     """uint8 [..., 3, H, W] -> float, ImageNet-normalised (``mode="imagenet"``) or in [0, 1] ("none")."""
     x = F.to_dtype(frames, torch.float32, scale=True)
     return F.normalize(x, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist()) if mode == "imagenet" else x
+
+
+def photometric(img: torch.Tensor, cfg: SampleConfig, rng) -> torch.Tensor:
+    """A uint8 [3, H, W] image through the enabled training augmentations of ``cfg`` (grayscale,
+    colour jitter, blur, erasing), in that order, with parameters from ``rng``."""
+    if cfg.grayscale and rng.random() < cfg.grayscale:
+        img = F.rgb_to_grayscale(img, num_output_channels=3)
+    if cfg.color_jitter and rng.random() < cfg.color_jitter_p:
+        j = cfg.color_jitter
+        factors = rng.uniform(1 - j, 1 + j, size=3)
+        adjust = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation)
+        for k in rng.permutation(3):
+            img = adjust[k](img, float(factors[k]))
+    if cfg.blur and rng.random() < cfg.blur:
+        sigma = float(rng.uniform(*cfg.blur_sigma))
+        k = 2 * int(np.ceil(3 * sigma)) + 1
+        img = F.gaussian_blur(img, [k, k], [sigma, sigma])
+    if cfg.erasing and rng.random() < cfg.erasing:
+        h, w = img.shape[-2:]
+        for _ in range(10):  # torchvision's RandomErasing: area 2-33 %, log-uniform aspect 0.3-3.3
+            area = h * w * rng.uniform(0.02, 0.33)
+            aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3)))
+            eh, ew = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+            if eh < h and ew < w:
+                y, x = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
+                img = img.clone()
+                img[:, y:y + eh, x:x + ew] = erase_fill(cfg.normalize)[:, None, None]
+                break
+    return img
+
+
+def erase_fill(normalize: str) -> torch.Tensor:
+    """[3] uint8 colour that normalisation maps to (about) 0: the ImageNet mean, or black."""
+    mean = IMAGENET_MEAN if normalize == "imagenet" else np.zeros(3, np.float32)
+    return torch.from_numpy(np.rint(mean * 255).astype(np.uint8))
 
 
 def cut_clip(crops: torch.Tensor, box: list[int], size: int, flip: bool) -> torch.Tensor:

@@ -49,6 +49,7 @@ class ModelConfig:
 class OptimConfig:
     name: str = "sgd"  # sgd | adam | adamw
     lr: float = 1e-3
+    lr_batch: int = 0  # >0: lr is for batches of this size and scales linearly with train.batch_size (CFC-SP: 512)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     scheduler: str = "step"  # step | cosine | none
@@ -184,7 +185,12 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     for key in ("image_size", "clip_size", "num_subclips", "trajectory_length", "test_clips"):
         v = getattr(sc, key)
         need(f"data.samples.{key}", v, isinstance(v, int) and v >= 1, "an integer >= 1")
-    for key in ("time_reverse",):
+    need("data.samples.blur_sigma", sc.blur_sigma, len(sc.blur_sigma) == 2 and all(map(_is_number, sc.blur_sigma))
+         and 0 < sc.blur_sigma[0] <= sc.blur_sigma[1], "[low, high] with 0 < low <= high")
+    need("data.samples.rotation", sc.rotation, _is_number(sc.rotation) and 0 <= sc.rotation <= 180, "degrees, 0..180")
+    need("data.samples.color_jitter", sc.color_jitter, _is_number(sc.color_jitter) and 0 <= sc.color_jitter < 1,
+         "0 <= j < 1")
+    for key in ("time_reverse", "grayscale", "color_jitter_p", "blur", "erasing"):
         v = getattr(sc, key)
         need(f"data.samples.{key}", v, _is_number(v) and 0 <= v <= 1, "a probability, 0 <= p <= 1")
     need("model.name", cfg.model.name, cfg.model.name in MODEL_INPUTS, f"one of {', '.join(sorted(MODEL_INPUTS))}")
@@ -193,6 +199,7 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("train.repeats", t.repeats, isinstance(t.repeats, int) and t.repeats >= 1, "an integer >= 1")
     need("optim.name", o.name, o.name in ("sgd", "adam", "adamw"), "sgd, adam or adamw")
     need("optim.lr", o.lr, _is_number(o.lr) and o.lr > 0, "> 0")
+    need("optim.lr_batch", o.lr_batch, isinstance(o.lr_batch, int) and o.lr_batch >= 0, "an integer >= 0 (0: lr as given)")
     need("optim.weight_decay", o.weight_decay, _is_number(o.weight_decay) and o.weight_decay >= 0, ">= 0")
     need("optim.scheduler", o.scheduler, o.scheduler in ("step", "cosine", "none"), "step, cosine or none")
     need("optim.step_size", o.step_size, isinstance(o.step_size, int) and o.step_size >= 1, "an integer >= 1")

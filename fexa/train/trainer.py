@@ -270,13 +270,19 @@ def build_loss(cfg: ExperimentConfig, kind: str, train_targets: np.ndarray, neut
     return lambda p, y, f: L.pcda_loss(f, p, y, n, opts.get("lambda", 0.01))
 
 
-def build_optimizer(cfg: ExperimentConfig, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def learning_rate(cfg: ExperimentConfig) -> float:
+    """optim.lr, scaled by train.batch_size / optim.lr_batch when that is set (the linear scaling rule)."""
     o = cfg.optim
+    return o.lr * cfg.train.batch_size / o.lr_batch if o.lr_batch else o.lr
+
+
+def build_optimizer(cfg: ExperimentConfig, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    o, lr = cfg.optim, learning_rate(cfg)
     if o.name == "sgd":
-        opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        opt = torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
     elif o.name in ("adam", "adamw"):
         cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-        opt = cls(params, lr=o.lr, weight_decay=o.weight_decay)
+        opt = cls(params, lr=lr, weight_decay=o.weight_decay)
     else:
         raise FexaError(f"optim.name must be sgd, adam or adamw, got {o.name!r}")
     epochs = cfg.train.epochs
