@@ -102,8 +102,9 @@ def test_batches_finished_on_the_device_equal_items_finished_in_the_worker(demo_
     args = (_table(demo_entry), inputs, cfg, True, 0, 3)
     floats = default_collate([FaceSamples(*args)[i] for i in range(3)])
     raw = default_collate([FaceSamples(*args, uint8=True)[i] for i in range(3)])
-    assert ("crops" in raw) == ("heatmaps" in inputs) and all(v.dtype == torch.uint8 for k, v in raw.items()
-                                                              if k in ("image", "clip", "crops"))
+    needs_crops = "heatmaps" in inputs and ("clip" in inputs or cfg.heatmap_mode == "rgb_weighted")
+    assert ("crops" in raw) == needs_crops  # jet heatmaps alone decode no frame
+    assert all(v.dtype == torch.uint8 for k, v in raw.items() if k in ("image", "clip", "crops"))
     done = finish_batch(raw, cfg)
     assert done.keys() == floats.keys()
     for k in floats:
@@ -117,12 +118,13 @@ def test_finish_batch_cuts_and_mirrors_each_item_where_it_says():
     points = torch.from_numpy(rng.uniform(0, 8, (2, 2, 73, 2)).astype(np.float32))
     cfg = SampleConfig(clip_size=5, normalize="none")
     batch = {"crops": crops, "heatmap_points": points, "flip": torch.tensor([False, True]),
-             "clip_box": torch.tensor([[1, 2, 5, 5], [3, 0, 5, 5]]), "heatmap_at": torch.tensor([[0, 8], [8, 1]])}
+             "clip_box": torch.tensor([[1, 2, 5, 5], [3, 0, 5, 5]]), "heatmap_at": torch.tensor([[0, 8], [8, 1]]),
+             "heatmap_src": torch.tensor([8, 8])}
     with pytest.raises(ValueError, match="out_size"):  # 64-px heatmaps need crops of at least 64 px
         finish_batch(batch, cfg)
     crops = torch.from_numpy(rng.integers(0, 256, (2, 2, 64, 64, 3), dtype=np.uint8))
     points = points * 8
-    out = finish_batch({**batch, "crops": crops, "heatmap_points": points}, cfg)
+    out = finish_batch({**batch, "crops": crops, "heatmap_points": points, "heatmap_src": torch.tensor([64, 64])}, cfg)
     clip = normalize_pixels(crops.permute(0, 1, 4, 2, 3), "none")
     assert torch.equal(out["clip"][0], clip[0, ..., 2:7, 1:6])
     assert torch.equal(out["clip"][1], clip[1, ..., 0:5, 3:8].flip(-1))

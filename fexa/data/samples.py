@@ -20,7 +20,8 @@ they follow the image), applied with those drawn parameters.
 
 Training items (``uint8=True``) leave part of the work to :func:`finish_batch`, run on the device
 on whole batches: pixel normalisation, and for heatmap items the clip crop and the heatmap volume,
-which the item carries as its uint8 ``crops``, ``heatmap_points`` and drawn offsets and flip.
+which the item carries as its uint8 ``crops`` (when the clip or the heatmap colours need them),
+``heatmap_points`` and drawn offsets and flip.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 INPUT_KEYS = ("image", "clip", "heatmaps", "trajectory")
-HOST_KEYS = ("flip", "clip_box", "heatmap_at")  # small values that steer finish_batch: not copied to the device
+HOST_KEYS = ("flip", "clip_box", "heatmap_at", "heatmap_src")  # steer finish_batch: not copied to the device
 
 
 @dataclass(frozen=True)
@@ -256,15 +257,18 @@ class FaceSamples(Dataset):
 
     def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
-        crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
         out = {}
         if "clip" in self.inputs:
-            out["clip_box"] = torch.tensor(self._clip_box(crops.shape[1], rng))
+            out["clip_box"] = torch.tensor(self._clip_box(entry.crop_size, rng))
         if "heatmaps" not in self.inputs:
+            crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
             return {"clip": cut_clip(crops, out["clip_box"].tolist(), self.cfg.clip_size, flip)}
         # finished by finish_batch (on the device when training): the clip is cut from the same crops;
-        # heatmaps are drawn at 64 and cut to 56, a random window in training, the centre in testing
-        out.update(crops=crops, flip=torch.tensor(flip),
+        # heatmaps are drawn at 64 and cut to 56, a random window in training, the centre in testing.
+        # Crops travel only when something needs them (gray and jet heatmaps alone decode nothing).
+        if "clip" in self.inputs or self.cfg.heatmap_mode == "rgb_weighted":
+            out["crops"] = torch.from_numpy(entry.frames(idx))
+        out.update(flip=torch.tensor(flip), heatmap_src=torch.tensor(entry.crop_size),
                    heatmap_points=torch.from_numpy(np.asarray(points["heatmap73"][idx], np.float32)))
         out["heatmap_at"] = torch.tensor([int(v) for v in rng.integers(0, 9, size=2)] if self.train else [4, 4])
         return out
@@ -350,13 +354,13 @@ def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
     a QAFE-Net item's CPU time in a worker), then pixels normalised. Items with ``uint8=False`` are
     finished by this same function, one at a time."""
     batch = dict(batch)
-    if "crops" in batch:
-        crops, flips = batch.pop("crops"), batch.pop("flip").tolist()
+    if "heatmap_points" in batch:
+        crops, flips = batch.pop("crops", None), batch.pop("flip").tolist()
         if "clip_box" in batch:
             boxes = batch.pop("clip_box").tolist()
             batch["clip"] = torch.stack([cut_clip(c, b, cfg.clip_size, f) for c, b, f in zip(crops, boxes, flips)])
-        hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=crops.shape[-2], out_size=64,
-                             skip_first=cfg.heatmap_skip_first, subpixel=cfg.heatmap_subpixel)
+        hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=int(batch.pop("heatmap_src")[0]),
+                             out_size=64, skip_first=cfg.heatmap_skip_first, subpixel=cfg.heatmap_subpixel)
         maps = heatmap_volume_torch(batch.pop("heatmap_points"), hcfg, crops if cfg.heatmap_mode == "rgb_weighted" else None)
         at = batch.pop("heatmap_at").tolist()
         batch["heatmaps"] = torch.stack([m[..., y:y + 56, x:x + 56].flip(-1) if f else m[..., y:y + 56, x:x + 56]
