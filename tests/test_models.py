@@ -212,3 +212,24 @@ def test_torch_compile_does_not_break_the_models():
         m = create_model(name, **kw).eval()
         with torch.no_grad():
             torch.testing.assert_close(torch.compile(m)(*args), m(*args), atol=1e-4, rtol=1e-4)
+
+
+def test_stt_classifies_the_class_token_as_eq_13_says():
+    """p = FC(z_(0,0)): no LayerNorm before the classifier unless asked (head_norm adds 2 x 512)."""
+    paper, normed = create_model("stt", depth=1), create_model("stt", depth=1, head_norm=True)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert isinstance(paper.norm, torch.nn.Identity) and count(normed) - count(paper) == 2 * 512
+    seen = {}
+    paper.head.register_forward_hook(lambda mod, inp, out: seen.update(x=inp[0]))
+    paper.blocks.register_forward_hook(lambda mod, inp, out: seen.update(z=out[:, 0, 0]))
+    with torch.no_grad():
+        paper.eval()(torch.randn(1, 16, 3, 112, 112))
+    assert torch.equal(seen["x"], seen["z"])
+
+
+def test_pcda_normalises_tokens_only_where_eqs_3_to_5_do():
+    """Q_lm = t_lm W_q_lm and the class token goes to the FC as is; token_norms adds 3 x 2 x 768."""
+    paper, normed = create_model("pcda"), create_model("pcda", token_norms=True)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(normed) - count(paper) == 3 * 2 * 768
+    assert isinstance(paper.norm, torch.nn.Identity) and all(isinstance(b.norm_lm, torch.nn.Identity) for b in paper.blocks)

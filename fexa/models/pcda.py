@@ -51,6 +51,9 @@ class PCDAConfig:
     ir_units: tuple[int, ...] = (3, 4, 14)
     ir_channels: tuple[int, ...] = (64, 128, 256)
     landmark_channels: int = 128
+    # LayerNorms on the landmark tokens (before W_q_lm) and on the class token (before the FC): not
+    # in the paper's Eqs. 3-5, which normalise only inside the MLP branch; an option for stability
+    token_norms: bool = False
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -83,10 +86,11 @@ class GaussianLandmarkTrunk(nn.Module):
 
 
 class CrossFeatureBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop: float, norm_lm: bool = False):
         super().__init__()
         self.heads = heads
-        self.norm_lm, self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm_lm = nn.LayerNorm(dim) if norm_lm else nn.Identity()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.q_lm = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -124,8 +128,9 @@ class PCDA(nn.Module):
         self.cls_f, self.cls_lm = nn.Parameter(torch.zeros(1, 1, d)), nn.Parameter(torch.zeros(1, 1, d))
         nn.init.trunc_normal_(self.cls_f, std=0.02)
         nn.init.trunc_normal_(self.cls_lm, std=0.02)
-        self.blocks = nn.ModuleList(CrossFeatureBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.drop) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(d)
+        self.blocks = nn.ModuleList(CrossFeatureBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.drop, cfg.token_norms)
+                                    for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d) if cfg.token_norms else nn.Identity()
         self.head = nn.Linear(d, cfg.num_classes)
 
     def train(self, mode: bool = True) -> "PCDA":

@@ -5,7 +5,8 @@ a learnable spatial position embedding over the 49 tokens, a CLS "frame" (one le
 copied to all 49 positions) prepended in time and a learnable temporal embedding over F + 1.
 Four blocks of [spatial multi-head attention over the 49 tokens of a frame -> temporal multi-head
 attention over the F + 1 tokens at one position -> MLP], each pre-norm and residual, 8 heads.
-The CLS token at (t = 0, p = 0) goes through a LayerNorm and the classifier.
+The CLS token at (t = 0, p = 0) of the last block goes to the classifier (Eq. 13: p = FC(z_(0,0));
+``head_norm=True`` puts a LayerNorm before it, as pre-norm ViTs do, an option the paper does not use).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class STTConfig:
     num_heads: int = 8
     mlp_ratio: float = 4.0
     drop: float = 0.0
+    head_norm: bool = False  # a LayerNorm on the class token before the FC; the paper's Eq. 13 has none
 
 
 class SpatioTemporalBlock(nn.Module):
@@ -66,7 +68,7 @@ class STT(nn.Module):
             nn.init.trunc_normal_(p, std=0.02)
         self.blocks = nn.Sequential(*[SpatioTemporalBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.drop)
                                       for _ in range(cfg.depth)])
-        self.norm = nn.LayerNorm(cfg.dim)
+        self.norm = nn.LayerNorm(cfg.dim) if cfg.head_norm else nn.Identity()
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, clip: Tensor) -> Tensor:
