@@ -85,6 +85,8 @@ def test_training_lowers_the_loss_and_writes_a_run(tiny):
     hist = pd.read_csv(cfg.run_dir / "metrics.csv")
     assert hist["train_loss"].iloc[-1] < 0.7 * hist["train_loss"].iloc[0]
     assert results["paper"]["metric"] == "spearman" and "honest" not in results  # no validation subjects
+    assert results["initialisation"] == ["from scratch (model.pretrained is empty)"]
+    assert "Initialised: from scratch" in (cfg.run_dir / "results.md").read_text()
     for f in ("results.md", "results.json", "curves.png", "splits.csv", "checkpoints/last/model.safetensors"):
         assert (cfg.run_dir / f).exists(), f
     splits = pd.read_csv(cfg.run_dir / "splits.csv")
@@ -252,3 +254,10 @@ def test_lr_scales_with_the_batch_when_given_for_another_batch():
     cfg = load_config(REPO / "configs/cfc_sp/affwild2_coarse_swin_s.yaml")
     assert cfg.optim.lr_batch == 512 and learning_rate(cfg) == pytest.approx(5e-4 * 128 / 512)
     assert learning_rate(load_config(REPO / "configs/stt/dfew.yaml")) == 0.01
+
+
+def test_pretrained_none_trains_from_scratch_and_a_wrong_value_is_named():
+    cfg = load_config(REPO / "configs/stt/afew.yaml", ["model.pretrained=none"])
+    assert cfg.model.pretrained == {}
+    with pytest.raises(FexaError, match="model.pretrained=.*must be a mapping, or none"):
+        load_config(REPO / "configs/stt/afew.yaml", ["model.pretrained=scratch"])

@@ -119,6 +119,12 @@ def _build(cls: type, data: Any, where: str) -> Any:
             if not isinstance(v, (list, tuple)):
                 raise FexaError(f"config {path}={v!r} is not allowed: must be a list, e.g. [0.8, 1.0]")
             kw[k] = tuple(v)
+        elif t is dict:  # "none" (e.g. --set model.pretrained=none): empty
+            if v is None or v == "none":
+                v = {}
+            if not isinstance(v, dict):
+                raise FexaError(f"config {path}={v!r} is not allowed: must be a mapping, or none")
+            kw[k] = v
         elif t in (int, float, str, bool) and v is not None and not isinstance(v, t):
             kw[k] = _coerce(t, v, path)
         else:

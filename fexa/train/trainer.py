@@ -548,6 +548,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
                "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(data["test"]),
                "test_subjects": int(data["test"]["subject"].nunique()),
+               "initialisation": _initialisation(cfg, run),
                "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
     best = run / "checkpoints" / "best_val"
     if best.is_dir():
@@ -582,6 +583,20 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     return _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
 
 
+def _initialisation(cfg: ExperimentConfig, run: Path) -> list[str]:
+    """What the run's model started from: each pretrained source (and, for fexa checkpoints, what its
+    classifier got), or 'from scratch'."""
+    if not cfg.model.pretrained:
+        return ["from scratch (model.pretrained is empty)"]
+    try:
+        loaded = json.loads((run / "model.json").read_text()).get("initialisation", [])
+    except (OSError, ValueError):
+        loaded = []
+    refs = [f"{sub or 'whole model'}: {spec['source']} weights from {spec['path']}"
+            for sub, spec in cfg.model.pretrained.items() if spec.get("source") != "fexa"]
+    return refs + list(loaded)
+
+
 def _read_predictions(path: Path, kind: str) -> np.ndarray:
     df = pd.read_csv(path)
     if kind == "regression":
@@ -593,6 +608,7 @@ def _markdown(r: dict) -> str:
     lines = [f"# {r['name']}: {r['model']} on {r['dataset']}{' / ' + r['task'] if r['task'] else ''}", "",
              f"{r['train_samples']} training, {r['val_samples']} validation and {r['test_samples']} test samples "
              f"({r['test_subjects']} test subjects).", "",
+             "Initialised: " + "; ".join(r.get("initialisation", [])), "",
              "| protocol | epoch | metric | value | 95% CI | note |", "|---|---|---|---|---|---|"]
     for p in ("paper", "honest"):
         if p in r:
