@@ -165,3 +165,26 @@ def test_fixed_split_keeps_the_datasets_validation_set_apart():
     t.loc[2, "subject"] = "a"  # a training subject in the validation set
     with pytest.raises(FexaError, match="validation split: 1 subject"):
         fixed_split(t)
+
+
+def test_balanced_sampler_oversamples_rare_classes_the_same_way_everywhere():
+    """90 items of class 0, 10 of class 1: balanced draws give each class about half; the list is a
+    function of (seed, epoch) only, and two processes split it without overlap."""
+    from fexa.data.loading import BalancedSampler
+    from fexa.data.samples import FaceSamples
+
+    table = pd.DataFrame({"id": range(100), "subject": range(100), "target": [0.0] * 90 + [1.0] * 10,
+                          "entry": "unused"})
+    ds = FaceSamples(table, ("image",), train=True, repeats=2)
+    s = BalancedSampler(ds, seed=3)
+    s.set_epoch(1)
+    a = list(s)
+    assert len(a) == len(ds) == 200
+    rare = np.mean([ds.row_of(i) >= 90 for i in a])
+    assert 0.4 < rare < 0.6  # uniform sampling would give 0.1
+    assert a == list(s) and a != (s.set_epoch(2) or list(s))
+    s.set_epoch(1)
+    r0, r1 = BalancedSampler(ds, 2, 0, seed=3), BalancedSampler(ds, 2, 1, seed=3)
+    for r in (r0, r1):
+        r.set_epoch(1)
+    assert len(r0) == len(r1) == 100 and sorted(list(r0) + list(r1)) == sorted(a)

@@ -3,7 +3,10 @@ pinned for asynchronous copies, finished on the device (heatmaps, clip crops, no
 
 from __future__ import annotations
 
+import math
+
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -14,6 +17,31 @@ def worker_init(_: int = 0) -> None:
     """DataLoader workers: one compute thread each (the loader's parallelism is its workers)."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+
+
+class BalancedSampler(Sampler):
+    """Class-balanced oversampling (POSTER's ImbalancedDatasetSampler, used for AffectNet): each
+    epoch draws len(dataset) items with replacement, an item's weight 1 / (its class's count), from
+    a generator seeded by (seed, epoch), so every process, worker and resume draws the same list;
+    process ``rank`` of ``world`` takes every world-th item of it."""
+
+    def __init__(self, ds: FaceSamples, world: int = 1, rank: int = 0, seed: int = 0):
+        targets = ds.table["target"].to_numpy()[[ds.row_of(i) for i in range(len(ds))]].astype(np.int64)
+        counts = np.bincount(targets)
+        self.weights = torch.from_numpy(1.0 / counts[targets])
+        self.world, self.rank, self.seed, self.epoch = world, rank, seed, 0
+        self.per_rank = math.ceil(len(ds) / world)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.multinomial(self.weights, self.per_rank * self.world, replacement=True, generator=g)
+        return iter(order[self.rank::self.world].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
 
 
 def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,

@@ -72,6 +72,7 @@ class TrainConfig:
     channels_last: bool = False  # image models and their 4-D inputs in channels-last layout
     device: str = "auto"
     drop_last: bool = True  # BMC is identically zero on a batch of one
+    sampler: str = "uniform"  # "uniform" (shuffled passes) or "balanced" (class-balanced oversampling, AffectNet)
 
 
 @dataclass
@@ -202,6 +203,7 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("model.name", cfg.model.name, cfg.model.name in MODEL_INPUTS, f"one of {', '.join(sorted(MODEL_INPUTS))}")
     need("train.epochs", t.epochs, isinstance(t.epochs, int) and t.epochs >= 1, "an integer >= 1")
     need("train.batch_size", t.batch_size, isinstance(t.batch_size, int) and t.batch_size >= 1, "an integer >= 1")
+    need("train.sampler", t.sampler, t.sampler in ("uniform", "balanced"), "uniform or balanced")
     need("train.repeats", t.repeats, isinstance(t.repeats, int) and t.repeats >= 1, "an integer >= 1")
     need("optim.name", o.name, o.name in ("sgd", "adam", "adamw"), "sgd, adam or adamw")
     need("optim.lr", o.lr, _is_number(o.lr) and o.lr > 0, "> 0")

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from fexa import losses as L
 from fexa import metrics as M
 from fexa.data.adapters import DATASETS, load_dataset
-from fexa.data.loading import make_loader, to_device
+from fexa.data.loading import BalancedSampler, make_loader, to_device
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.store import StoreConfig, StoredEntry
 from fexa.data.splits import assert_subject_disjoint, fixed_split, split_fold, subject_folds, validation_split
@@ -420,7 +420,12 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
             write_text(run / "dropped.csv", data["dropped"].to_csv(index=False))
     if cfg.train.batch_size % world:
         raise FexaError(f"train.batch_size {cfg.train.batch_size} must be divisible by the {world} processes")
-    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
+    if cfg.train.sampler == "balanced":
+        if kind != "classification":
+            raise FexaError("train.sampler=balanced balances classes: it needs a classification dataset")
+        sampler = BalancedSampler(train_ds, world, rank, cfg.train.seed)
+    else:
+        sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
     loader = make_loader(train_ds, cfg.train.batch_size // world, cfg.data.workers, device, sampler, cfg.train.drop_last)
 
     if cfg.train.channels_last:
