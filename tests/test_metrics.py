@@ -67,3 +67,8 @@ def test_bootstrap_interval_contains_the_value_and_narrows_with_data(reg):
     groups = np.repeat(np.arange(12), 5)
     _, glo, ghi = M.bootstrap_ci(M.mae, y, p, n_boot=300, groups=groups)
     assert glo < M.mae(y, p) < ghi
+
+
+def test_no_bootstrap_gives_the_value_without_an_interval():
+    v, lo, hi = M.bootstrap_ci(M.accuracy, [0, 1, 1, 0], [0, 1, 0, 0], n_boot=0)
+    assert v == 0.75 and np.isnan(lo) and np.isnan(hi)

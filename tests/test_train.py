@@ -261,3 +261,15 @@ def test_pretrained_none_trains_from_scratch_and_a_wrong_value_is_named():
     assert cfg.model.pretrained == {}
     with pytest.raises(FexaError, match="model.pretrained=.*must be a mapping, or none"):
         load_config(REPO / "configs/stt/afew.yaml", ["model.pretrained=scratch"])
+
+
+def test_a_classification_run_trains_with_balanced_sampling(tiny):
+    small = ("{img_size: 64, ir_units: [1, 1, 1], ir_channels: [16, 32, 64], landmark_channels: 16, dim: 32, "
+             "depth: 1, num_heads: 2, mlp_ratio: 2.0}")
+    cfg = load_config(tiny, ["name=balanced", "train.epochs=1", "train.loss=ce", "train.sampler=balanced",
+                             "eval.metric=accuracy", "eval.bootstrap=0", "model.name=pcda_gaussian",
+                             f"model.options={small}", "data.samples.image_size=64"])
+    results = train(cfg, progress=False)
+    assert results["paper"]["metric"] == "accuracy" and len(pd.read_csv(cfg.run_dir / "metrics.csv")) == 1
+    with pytest.raises(FexaError, match="sampler=balanced balances classes"):
+        train(load_config(tiny, ["name=balanced_regression", "train.sampler=balanced"]), progress=False)

@@ -158,5 +158,7 @@ def bootstrap_ci(metric: Callable, y_true, y_pred, n_boot: int = 1000, alpha: fl
         for _ in range(n_boot):
             idx = np.concatenate([units[k] for k in rng.integers(0, len(units), len(units))])
             stats_.append(metric(a[idx], b[idx]))
+    if not stats_:  # n_boot = 0 (eval.bootstrap: 0): no interval
+        return float(value), float("nan"), float("nan")
     low, high = np.nanpercentile(stats_, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(value), float(low), float(high)
