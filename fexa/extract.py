@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 import fexa
 from fexa.errors import FexaError, MediaError
-from fexa.face.align import apply_transform, crop_transforms, warp_crop
+from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
 from fexa.face.detector import FaceTracker, TrackerConfig, native_output_silenced, points_box
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
@@ -60,7 +60,7 @@ MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on 
 class ExtractConfig:
     """How inputs are turned into tracks and crops."""
 
-    crop_size: int = 256
+    crop_size: int = CROP_SIZE
     crop_margin: float = 1.0
     rotate: bool = True  # level the eyes in the crops
     smooth: int = 5  # frames over which the crop transform is averaged

@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import default_collate
 
 from conftest import DEMO, REPO
-from fexa.data.samples import IMAGENET_STD, link_cache, FaceSamples, SampleConfig, finish_batch, normalize_pixels
+from fexa.data.samples import (IMAGENET_STD, FaceSamples, SampleConfig, finish_batch, finish_item, link_cache,
+                               normalize_pixels)
 from fexa.data.store import STORE_FILE, DecodedEntry, StoredEntry, StoreConfig, ensure_stores, read_header
 from fexa.errors import FexaError
 from fexa.io.atomic import _owner
@@ -49,10 +50,6 @@ def _levels(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (a.float() - b.float()).abs().numpy()
 
 
-def _finish(item: dict, cfg: SampleConfig) -> dict:
-    return {k: v[0] for k, v in finish_batch({k: v[None] for k, v in item.items()}, cfg).items()}
-
-
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("train", [True, False])
 def test_store_items_equal_the_whole_video_path(demo_entry, kind, train):
@@ -66,7 +63,8 @@ def test_store_items_equal_the_whole_video_path(demo_entry, kind, train):
     for i in range(len(store)):
         raw_a, raw_b = store[i], video[i]
         assert raw_a.keys() == raw_b.keys()
-        for a, b in ((raw_a, raw_b), (_finish(raw_a, cfg), _finish(raw_b, cfg))):  # as loaded, and as the model sees them
+        finished = (finish_item(raw_a, cfg), finish_item(raw_b, cfg))
+        for a, b in ((raw_a, raw_b), finished):  # as loaded, and as the model sees them
             for k in a:
                 if k in ("image", "clip", "crops", "heatmaps"):  # pixels within JPEG error, in grey levels
                     assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape

@@ -219,9 +219,7 @@ class FaceSamples(Dataset):
             out.update(self._clip(entry, points, frames, rng, flip))
         if "trajectory" in self.inputs:
             out.update(self._trajectory(entry, points, frames, rng))
-        if self.uint8:
-            return out
-        return {k: v[0] for k, v in finish_batch({k: v[None] for k, v in out.items()}, self.cfg).items()}
+        return out if self.uint8 else finish_item(out, self.cfg)
 
     # -- per input --------------------------------------------------------------------------------
     def _image(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
@@ -257,16 +255,17 @@ class FaceSamples(Dataset):
 
     def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
-        out = {}
-        if "clip" in self.inputs:
-            out["clip_box"] = torch.tensor(self._clip_box(entry.crop_size, rng))
+        box = self._clip_box(entry.crop_size, rng) if "clip" in self.inputs else None
         if "heatmaps" not in self.inputs:
             crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
-            return {"clip": cut_clip(crops, out["clip_box"].tolist(), self.cfg.clip_size, flip)}
+            return {"clip": cut_clip(crops, box, self.cfg.clip_size, flip)}
         # finished by finish_batch (on the device when training): the clip is cut from the same crops;
         # heatmaps are drawn at 64 and cut to 56, a random window in training, the centre in testing.
         # Crops travel only when something needs them (gray and jet heatmaps alone decode nothing).
-        if "clip" in self.inputs or self.cfg.heatmap_mode == "rgb_weighted":
+        out = {}
+        if box is not None:
+            out["clip_box"] = torch.tensor(box)
+        if box is not None or self.cfg.heatmap_mode == "rgb_weighted":
             out["crops"] = torch.from_numpy(entry.frames(idx))
         out.update(flip=torch.tensor(flip), heatmap_src=torch.tensor(entry.crop_size),
                    heatmap_points=torch.from_numpy(np.asarray(points["heatmap73"][idx], np.float32)))
@@ -367,3 +366,8 @@ def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
                                          for m, (x, y), f in zip(maps, at, flips)])
     return {k: normalize_pixels(v, cfg.normalize) if k in ("image", "clip") and v.dtype == torch.uint8 else v
             for k, v in batch.items()}
+
+
+def finish_item(item: dict, cfg: SampleConfig) -> dict:
+    """One uint8 item finished as :func:`finish_batch` finishes a batch (a batch of one)."""
+    return {k: v[0] for k, v in finish_batch({k: v[None] for k, v in item.items()}, cfg).items()}

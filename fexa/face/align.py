@@ -14,6 +14,8 @@ from scipy.ndimage import uniform_filter1d
 
 from fexa.face.landmarks import get_scheme
 
+CROP_SIZE = 256  # side of the aligned face crops (pixels), the size the papers' 224/112 inputs are cut from
+
 
 def _interp_missing(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Fill rows of ``x`` [T, D] where ``ok`` is False from the nearest usable rows (linear inside)."""
@@ -25,7 +27,7 @@ def crop_transforms(
     points: np.ndarray,
     layout: str,
     usable: np.ndarray,
-    size: int = 256,
+    size: int = CROP_SIZE,
     margin: float = 1.0,
     rotate: bool = True,
     smooth: int = 5,

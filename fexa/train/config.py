@@ -150,7 +150,7 @@ def _is_number(v: Any) -> bool:
 def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     """(key, value, what is allowed) for every setting that is out of range."""
     from fexa.data.adapters import DATASETS
-    from fexa.extract import ExtractConfig
+    from fexa.face.align import CROP_SIZE
     from fexa.train.inputs import MODEL_INPUTS
 
     d, t, o, e, sc = cfg.data, cfg.train, cfg.optim, cfg.eval, cfg.data.samples
@@ -183,7 +183,7 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
          and 0 < sc.clip_scale[0] <= sc.clip_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
     need("data.samples.clip_train", sc.clip_train, sc.clip_train in ("crop", "resized_crop"), "crop or resized_crop")
     need("data.samples.clip_test", sc.clip_test, sc.clip_test in ("center", "resize"), "center or resize")
-    side = ExtractConfig().crop_size  # a window much smaller than the face crop cuts off brows and chin
+    side = CROP_SIZE  # a window much smaller than the face crop cuts off brows and chin
     for key in ("clip_train", "clip_test"):
         if getattr(sc, key) in ("crop", "center") and isinstance(sc.clip_size, int):
             need(f"data.samples.{key}", getattr(sc, key), sc.clip_size >= 0.75 * side,

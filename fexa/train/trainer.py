@@ -228,8 +228,8 @@ def load_fexa_weights(module: nn.Module, spec: dict, heads: set[str], classes: l
 
 
 def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | None = None) -> nn.Module:
-    """The config's model with its pretrained weights; what was done with loaded classifiers is
-    appended to ``report``."""
+    """The config's model with its pretrained weights; one line per weights source loaded (for fexa
+    checkpoints, what their classifier gave) is appended to ``report``."""
     options = dict(cfg.model.options)
     fields = make_config(cfg.model.name).__dataclass_fields__
     if num_classes and "num_classes" in fields and "num_classes" not in options:
@@ -242,10 +242,11 @@ def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | Non
         if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
             heads = class_heads(cfg, num_classes, sub) if num_classes else set()
             line = load_fexa_weights(module, spec, heads, class_names(cfg.data.dataset, cfg.data.target_map, num_classes))
-            if report is not None:
-                report.append(line)
         else:
             load_reference_weights(module, spec["path"], spec["source"])
+            line = f"{sub or 'whole model'}: {spec['source']} weights from {spec['path']}"
+        if report is not None:
+            report.append(line)
     return model
 
 
@@ -329,6 +330,13 @@ METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or 
 }
 
 
+def _evaluate(cfg: ExperimentConfig, model: nn.Module, ds: FaceSamples, argfn, device: torch.device,
+              kind: str) -> np.ndarray:
+    """:func:`predict` with the run's batch size, precision, workers and memory layout."""
+    return predict(model, ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers,
+                   cfg.train.channels_last)
+
+
 def score(kind: str, table: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
     """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
     y = table["target"].to_numpy()
@@ -402,7 +410,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror, uint8=True)
     val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed, uint8=True) if len(data["val"]) else None
     test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed, uint8=True)
-    init: list[str] = []  # what each fexa checkpoint the model starts from gave it
+    init: list[str] = []  # what each weights source the model starts from gave it
     model = build_model(cfg, num_classes, init).to(device)
     if rank == 0:
         for line in init:
@@ -412,7 +420,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
                                         "classes": classes, "inputs": list(keys),
                                         "target_range": [float(targets.min()), float(targets.max())],
-                                        "pretrained": {k: v["path"] for k, v in cfg.model.pretrained.items()},
                                         "initialisation": init})
         parts = [data[k].assign(split=k)[["id", "subject", "target", "task", "split"]] for k in ("train", "val", "test")]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
@@ -487,12 +494,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         losses = torch.stack(losses).float().cpu().tolist() if losses else []
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
-            ev = (max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers, cfg.train.channels_last)
-            test_pred = predict(model, test_ds, argfn, device, kind, *ev)
+            test_pred = _evaluate(cfg, model, test_ds, argfn, device, kind)
             row.update({f"test_{k}": v for k, v in score(kind, data["test"], test_pred).items()})
             _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", data["test"], test_pred, kind)
             if val_ds is not None:
-                val_pred = predict(model, val_ds, argfn, device, kind, *ev)
+                val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind)
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
                 improved = _better(metric, row[f"val_{metric}"], best_val)
                 best_val = row[f"val_{metric}"] if improved else best_val
@@ -560,8 +566,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
         weights, state = load_checkpoint(best)
         model.load_state_dict(weights)
         epoch = int(state["epoch"])
-        pred = predict(model, test_ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers,
-                       cfg.train.channels_last)
+        pred = _evaluate(cfg, model, test_ds, argfn, device, kind)
         _save_predictions(run / "predictions" / "honest.csv", data["test"], pred, kind)
         results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
     write_json(run / "results.json", results)
@@ -589,17 +594,13 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
 
 
 def _initialisation(cfg: ExperimentConfig, run: Path) -> list[str]:
-    """What the run's model started from: each pretrained source (and, for fexa checkpoints, what its
-    classifier got), or 'from scratch'."""
+    """What the run's model started from: the lines build_model recorded in model.json, or 'from scratch'."""
     if not cfg.model.pretrained:
         return ["from scratch (model.pretrained is empty)"]
     try:
-        loaded = json.loads((run / "model.json").read_text()).get("initialisation", [])
-    except (OSError, ValueError):
-        loaded = []
-    refs = [f"{sub or 'whole model'}: {spec['source']} weights from {spec['path']}"
-            for sub, spec in cfg.model.pretrained.items() if spec.get("source") != "fexa"]
-    return refs + list(loaded)
+        return list(json.loads((run / "model.json").read_text())["initialisation"])
+    except (OSError, ValueError, KeyError):
+        return ["not recorded (model.json predates fexa recording it)"]
 
 
 def _read_predictions(path: Path, kind: str) -> np.ndarray:
