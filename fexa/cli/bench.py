@@ -12,7 +12,7 @@ def run_bench_loader(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     r = bench_loader(cfg, workers=args.workers, items=args.items, with_model=args.model, source=args.source,
-                     steps=args.steps, progress=not args.json)
+                     steps=args.steps, progress=not args.json, cache_mb=args.cache_mb)
     print(json.dumps(r) if args.json else describe(r))
     return 0
 
@@ -33,5 +33,8 @@ def add_parser(sub) -> None:
     ld.add_argument("--steps", type=int, default=20, help="model steps timed (default 20)")
     ld.add_argument("--source", choices=("store", "video"), default="store",
                     help="read frames from the training store (default) or decode whole crop videos (the old path)")
+    ld.add_argument("--cache-mb", type=int, default=256, metavar="MB",
+                    help="each process's cache of opened store entries (default 256, as in training; 0: every item "
+                    "opens its entry, as in a dataset far larger than the cache)")
     ld.add_argument("--json", action="store_true", help="print one JSON object")
     ld.set_defaults(func=run_bench_loader)

@@ -33,12 +33,19 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402  (opencv-contrib ships with mediapipe)
-import mediapipe as mp  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from fexa.face.pose import eye_line_roll  # noqa: E402
 
 NUM_MESH_POINTS = 478
+
+
+def _mediapipe():
+    """mediapipe, imported when faces are first tracked: reading a built cache (training on an
+    extracted dataset, e.g. on a GPU node without mediapipe) does not need it."""
+    import mediapipe
+
+    return mediapipe
 
 
 _LIBC = ctypes.CDLL(None)
@@ -156,7 +163,7 @@ class FaceTracker:
         self.static = static
         # full range (faces up to ~5 m) first; the short-range model (< 2 m) finds close-ups it
         # misses, e.g. a face filling the frame at 45 degrees of yaw
-        self._detectors = [mp.solutions.face_detection.FaceDetection(
+        self._detectors = [_mediapipe().solutions.face_detection.FaceDetection(
             model_selection=m, min_detection_confidence=self.cfg.min_detection_confidence) for m in (1, 0)]
         self._tracks: list[_Track] = []
         self._next_id = 0
@@ -275,7 +282,7 @@ class FaceTracker:
         for c in np.argsort([-s for _, s in dets]):
             if c in matched or len(self._tracks) >= self.cfg.max_faces:
                 continue
-            mesh = mp.solutions.face_mesh.FaceMesh(
+            mesh = _mediapipe().solutions.face_mesh.FaceMesh(
                 static_image_mode=self.static,
                 max_num_faces=1,
                 refine_landmarks=True,

@@ -6,17 +6,19 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from fexa.data.loading import make_loader, to_device, worker_init
+from fexa.data.loading import make_loader, worker_init
 from fexa.data.samples import HOST_KEYS, FaceSamples, finish_batch
 from fexa.train.config import ExperimentConfig
-from fexa.train.inputs import model_inputs, split_output
-from fexa.train.trainer import build_model, mirror_of, prepare_data, task_kind
+from fexa.train.inputs import model_inputs
+from fexa.train.trainer import (build_model, build_training, mirror_of, prepare_data, task_kind, training_device,
+                                training_step)
 
 
 class _Order(Sampler):
@@ -77,10 +79,13 @@ def _sync(device: torch.device) -> None:
 
 def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float]:
     """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB). Workers
-    are spawned, not forked, so that their memory is their own and not a copy of this process's."""
+    are spawned, not forked, so that their memory is their own and not a copy of this process's.
+    Timing starts once every worker has delivered a batch: ``order`` should hold many batches per
+    worker, or the rate is that of the few batches left."""
     loader = make_loader(ds, batch_size, workers, torch.device("cpu"), _Order(order), persistent=False, start="spawn")
     it = iter(loader)
-    next(it)  # workers started, first batch ready: not timed
+    for _ in range(max(workers, 1)):  # each worker's first batch (batches come round-robin): start-up is not timed
+        next(it)
     pids = [w.pid for w in getattr(it, "_workers", [])] or [os.getpid()]
     t0, n, rss = time.perf_counter(), 0, float("nan")
     for batch in it:
@@ -90,24 +95,10 @@ def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: in
     return n / max(t1 - t0, 1e-9) if n else float("nan"), rss
 
 
-def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn, device: torch.device, steps: int,
-               loader=None) -> float:
-    """Training items/s of ``model`` (forward, backward, SGD step) on ``batch`` repeated, or on
-    the batches of ``loader`` when given."""
-    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
-    model.train()
+def model_rate(step, batch: dict, device: torch.device, steps: int, loader=None) -> float:
+    """Training items/s of ``step`` (the trainer's: forward, the config's loss, backward, update) on
+    ``batch`` repeated, or on the batches of ``loader`` when given."""
     source = iter(loader) if loader is not None else None
-
-    def step(b: dict) -> int:
-        b = to_device(b, device, cfg.data.samples, cfg.train.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
-            pred, _ = split_output(model(*argfn(b)))
-        loss = pred.float().square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return len(b["index"])
-
     for _ in range(2):  # warm-up (kernels, allocator, workers)
         step(next(source) if source else batch)
     _sync(device)
@@ -116,7 +107,8 @@ def model_rate(cfg: ExperimentConfig, model: torch.nn.Module, batch: dict, argfn
         b = next(source, None) if source else batch
         if b is None:
             break
-        n += step(b)
+        step(b)
+        n += len(b["index"])
     _sync(device)
     return n / max(time.perf_counter() - t0, 1e-9)
 
@@ -146,20 +138,28 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     if len(keys) > 1:
         out["input_ms"] = {k: item_ms(dataset((k,)), order[: max(20, len(order) // 4)]) for k in keys}
     torch.set_num_threads(torch_threads)
-    device = torch.device(cfg.train.device if cfg.train.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = training_device(cfg)
     out.update(device=str(device), device_ms=finish_ms(ds, order, max(1, cfg.train.batch_size), device))
-    rate, rss = loader_rate(ds, order, max(1, cfg.train.batch_size), workers)
+    batch_size = max(1, cfg.train.batch_size)
+    if workers > 1 and len(order) < 8 * workers * batch_size:
+        print(f"fexa: warning: {len(order)} items are {len(order) // batch_size} batches for {workers} workers: the "
+              f"loader rate needs about 8 batches per worker after their start-up (--items {8 * workers * batch_size})",
+              file=sys.stderr)
+    rate, rss = loader_rate(ds, order, batch_size, workers)
     out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
     if with_model:
-        _, num_classes = task_kind(cfg, data)
+        kind, num_classes = task_kind(cfg, data)
         model = build_model(cfg, num_classes).to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        model.train()
+        criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
+        step = training_step(cfg, kind, torch.compile(model) if cfg.train.compile else model, criterion, opt, params,
+                             device, argfn)
         loader = make_loader(ds, max(1, cfg.train.batch_size), workers, device, _Order(order), drop_last=True)
         batch = next(iter(make_loader(ds, max(1, cfg.train.batch_size), 0, device, _Order(order))))
-        synthetic = model_rate(cfg, model, batch, argfn, device, steps)
-        fed = model_rate(cfg, model, batch, argfn, device, steps, loader)
+        synthetic = model_rate(step, batch, device, steps)
+        fed = model_rate(step, batch, device, steps, loader)
         need = math.ceil(synthetic / max(out["items_per_s"], 1e-9))
         out.update(model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic,
                    workers_to_feed=need, limit="loader" if rate < synthetic else "model")

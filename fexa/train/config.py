@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool = False  # bfloat16 autocast (CUDA or CPU)
     compile: bool = False  # torch.compile the training step's model
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its kernels for the fixed input sizes (faster; not bitwise repeatable)
     channels_last: bool = False  # image models and their 4-D inputs in channels-last layout
     device: str = "auto"
     drop_last: bool = True  # BMC is identically zero on a batch of one

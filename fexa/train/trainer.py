@@ -73,12 +73,18 @@ def _mean_over_processes(values: list[float], world: int) -> float:
     return float(t[0] / t[1]) if t[1] else float("nan")
 
 
-def _device(cfg: ExperimentConfig, rank: int) -> torch.device:
+def training_device(cfg: ExperimentConfig, rank: int = 0) -> torch.device:
+    """The device ``train.device`` names ('auto': this process's GPU, else the CPU); on CUDA,
+    cuDNN picks its fastest kernels for the fixed input sizes when ``train.cudnn_benchmark``."""
     if cfg.train.device != "auto":
-        return torch.device(cfg.train.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", rank % torch.cuda.device_count())
-    return torch.device("cpu")
+        device = torch.device(cfg.train.device)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
+    return device
 
 
 def _seed_everything(seed: int) -> None:
@@ -271,6 +277,45 @@ def build_loss(cfg: ExperimentConfig, kind: str, train_targets: np.ndarray, neut
     return lambda p, y, f: L.pcda_loss(f, p, y, n, opts.get("lambda", 0.01))
 
 
+def build_training(cfg: ExperimentConfig, kind: str, data: dict, model: nn.Module, device: torch.device):
+    """(criterion, parameters it trains, optimiser, scheduler) for ``model``: the config's loss on
+    ``device`` (BMC's noise scale and GAI's prior are trained with the model)."""
+    info = data["info"]
+    train_targets = data["train"]["target"].to_numpy(np.float32)
+    criterion = build_loss(cfg, kind, train_targets, info.neutral if info else None)
+    if isinstance(criterion, nn.Module):
+        criterion = criterion.to(device)
+    params = list(model.parameters()) + (list(criterion.parameters()) if isinstance(criterion, nn.Module) else [])
+    opt, sched = build_optimizer(cfg, [p for p in params if p.requires_grad])
+    return criterion, params, opt, sched
+
+
+def training_step(cfg: ExperimentConfig, kind: str, net: nn.Module, criterion, opt: torch.optim.Optimizer,
+                  params: list[nn.Parameter], device: torch.device, argfn):
+    """The function that takes one optimisation step on a loader batch: finish it on ``device``,
+    forward (bf16 autocast when ``train.amp``), the config's loss in float32, backward, gradient
+    clipping, update. It returns the detached loss without waiting for the device."""
+    sc = cfg.data.samples
+
+    def step(batch: dict) -> torch.Tensor:
+        batch = to_device(batch, device, sc, cfg.train.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
+            pred, feats = split_output(net(*argfn(batch)))
+        y, pred = batch["target"], pred.float()
+        if kind == "classification":
+            loss = criterion(pred, y.long(), feats.float()) if cfg.train.loss == "pcda" else criterion(pred, y.long())
+        else:
+            loss = criterion(pred.reshape(-1), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.clip_grad:
+            nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad)
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
 def learning_rate(cfg: ExperimentConfig) -> float:
     """optim.lr, scaled by train.batch_size / optim.lr_batch when that is set (the linear scaling rule)."""
     o = cfg.optim
@@ -382,7 +427,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     ``resume_from`` (e.g. ``best_val``); ``overwrite``: delete an existing run first.
     ``config_hint``: how the user named the config, for the commands suggested in errors."""
     rank, world = _dist()
-    device = _device(cfg, rank)
+    device = training_device(cfg, rank)
     _seed_everything(cfg.train.seed)
     run = cfg.run_dir
     checkpoints = run / "checkpoints"
@@ -402,7 +447,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     data = prepare_data(cfg, rank, world, progress and rank == 0)
-    info = data["info"]
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
     mirror = mirror_of(data["train"]) if "image" in keys else None
@@ -439,12 +483,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     step_net = torch.compile(net) if cfg.train.compile else net
-    train_targets = data["train"]["target"].to_numpy(np.float32)
-    criterion = build_loss(cfg, kind, train_targets, info.neutral if info else None)
-    if isinstance(criterion, nn.Module):
-        criterion = criterion.to(device)
-    params = list(model.parameters()) + (list(criterion.parameters()) if isinstance(criterion, nn.Module) else [])
-    opt, sched = build_optimizer(cfg, [p for p in params if p.requires_grad])
+    criterion, params, opt, sched = build_training(cfg, kind, data, model, device)
+    step = training_step(cfg, kind, step_net, criterion, opt, params, device, argfn)
     metric = selection_metric(cfg, kind)
 
     start, history, best_val = 0, [], None
@@ -475,21 +515,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         losses, improved = [], False
         steps = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress or rank != 0)
         for batch in steps:
-            batch = to_device(batch, device, sc, cfg.train.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
-                pred, feats = split_output(step_net(*argfn(batch)))
-            y = batch["target"]
-            pred = pred.float()
-            if kind == "classification":
-                loss = criterion(pred, y.long(), feats.float()) if cfg.train.loss == "pcda" else criterion(pred, y.long())
-            else:
-                loss = criterion(pred.reshape(-1), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.clip_grad:
-                nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad)
-            opt.step()
-            losses.append(loss.detach())  # no per-step device sync: read once per epoch
+            losses.append(step(batch))  # no per-step device sync: read once per epoch
         sched.step()
         losses = torch.stack(losses).float().cpu().tolist() if losses else []
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
@@ -582,7 +608,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
 def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     """Recompute a finished run's results (both protocols) from its checkpoints and predictions."""
     run = cfg.run_dir
-    device = _device(cfg, 0)
+    device = training_device(cfg)
     data = prepare_data(cfg, progress=progress)
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
