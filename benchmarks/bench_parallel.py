@@ -20,15 +20,13 @@ from fexa.data.loading import worker_init
 from fexa.data.samples import FaceSamples
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import mirror_of, prepare_data
+from fexa.train.trainer import prepare_data, training_samples
 
 
 def _dataset(config: str, sets: list[str]) -> FaceSamples:
     cfg = load_config(config, sets)
-    train = prepare_data(cfg, progress=False)["train"]
-    keys, _ = model_inputs(cfg.model.name)
-    mirror = mirror_of(train) if "image" in keys else None
-    return FaceSamples(train, keys, cfg.data.samples, True, cfg.train.seed, 1000, mirror, uint8=True, cache_mb=0)
+    return training_samples(cfg, prepare_data(cfg, progress=False)["train"], model_inputs(cfg.model.name)[0], 1000,
+                            cache_mb=0)
 
 
 def _run(config: str, sets: list[str], items: int, seed: int, start, out) -> None:

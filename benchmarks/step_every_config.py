@@ -25,11 +25,11 @@ import torch
 
 from fexa.data.adapters import DATASETS
 from fexa.data.loading import make_loader
-from fexa.data.samples import FaceSamples
+from fexa.train.bench import sync
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import (CLASSIFICATION_LOSSES, build_model, build_training, mirror_of, prepare_data, task_kind,
-                                training_device, training_step)
+from fexa.train.trainer import (CLASSIFICATION_LOSSES, build_training, prepare_data, task_kind, training_device,
+                                training_model, training_samples, training_step)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,24 +66,19 @@ def one_step(config: Path, sets: list[str]) -> dict:
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
     device = training_device(cfg)
-    model = build_model(cfg, num_classes).to(device)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.train()
+    model = training_model(cfg, num_classes, device)
     criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
     step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
-    mirror = mirror_of(data["train"]) if "image" in keys else None
-    ds = FaceSamples(data["train"], keys, cfg.data.samples, True, cfg.train.seed, 1, mirror, uint8=True)
+    ds = training_samples(cfg, data["train"], keys, 1)
     loader = iter(make_loader(ds, cfg.train.batch_size, 0, device, drop_last=True))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     first = float(step(next(loader)))
     batch = next(loader)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
+    sync(device)
     t0 = time.perf_counter()
     second = float(step(batch))
-    sync()
+    sync(device)
     ms = (time.perf_counter() - t0) * 1e3
     grads = [p.grad for p in params if p.requires_grad]
     return {"config": str(config.relative_to(REPO)), "model": cfg.model.name, "kind": kind, "classes": num_classes,

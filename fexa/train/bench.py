@@ -17,8 +17,8 @@ from fexa.data.loading import make_loader, worker_init
 from fexa.data.samples import HOST_KEYS, FaceSamples, finish_batch
 from fexa.train.config import ExperimentConfig
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import (build_model, build_training, mirror_of, prepare_data, task_kind, training_device,
-                                training_step)
+from fexa.train.trainer import (build_training, prepare_data, task_kind, training_device, training_model,
+                                training_samples, training_step)
 
 
 class _Order(Sampler):
@@ -63,16 +63,17 @@ def finish_ms(ds: FaceSamples, order: np.ndarray, batch_size: int, device: torch
     times = []
     for i, batch in enumerate(loader):
         batch = {k: v if k in HOST_KEYS else v.to(device) for k, v in batch.items()}
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         finish_batch(batch, ds.cfg)
-        _sync(device)
+        sync(device)
         if i:  # the first batch warms up kernels and tables
             times.append((time.perf_counter() - t0) * 1e3 / len(batch["index"]))
     return statistics.median(times) if times else float("nan")
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op elsewhere."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -101,7 +102,7 @@ def model_rate(step, batch: dict, device: torch.device, steps: int, loader=None)
     source = iter(loader) if loader is not None else None
     for _ in range(2):  # warm-up (kernels, allocator, workers)
         step(next(source) if source else batch)
-    _sync(device)
+    sync(device)
     t0, n = time.perf_counter(), 0
     for _ in range(steps):
         b = next(source, None) if source else batch
@@ -109,7 +110,7 @@ def model_rate(step, batch: dict, device: torch.device, steps: int, loader=None)
             break
         step(b)
         n += len(b["index"])
-    _sync(device)
+    sync(device)
     return n / max(time.perf_counter() - t0, 1e-9)
 
 
@@ -121,13 +122,10 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     data = prepare_data(cfg, progress=progress)  # extraction and the store build are not timed
     keys, argfn = model_inputs(cfg.model.name)
     train = data["train"]
-    mirror = mirror_of(train) if "image" in keys else None
     repeats = max(1, math.ceil(items / len(train)))
-    sc = cfg.data.samples
 
     def dataset(inputs: tuple[str, ...]) -> FaceSamples:
-        return FaceSamples(train, inputs, sc, True, cfg.train.seed, repeats, mirror, source=source, uint8=True,
-                           cache_mb=cache_mb)
+        return training_samples(cfg, train, inputs, repeats, source=source, cache_mb=cache_mb)
 
     ds = dataset(keys)
     order = np.random.default_rng(cfg.train.seed).permutation(len(ds))[:items]
@@ -149,13 +147,9 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
     if with_model:
         kind, num_classes = task_kind(cfg, data)
-        model = build_model(cfg, num_classes).to(device)
-        if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        model.train()
+        model = training_model(cfg, num_classes, device)
         criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
-        step = training_step(cfg, kind, torch.compile(model) if cfg.train.compile else model, criterion, opt, params,
-                             device, argfn)
+        step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
         loader = make_loader(ds, max(1, cfg.train.batch_size), workers, device, _Order(order), drop_last=True)
         batch = next(iter(make_loader(ds, max(1, cfg.train.batch_size), 0, device, _Order(order))))
         synthetic = model_rate(step, batch, device, steps)

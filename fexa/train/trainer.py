@@ -185,6 +185,25 @@ def mirror_of(train: pd.DataFrame) -> np.ndarray:
 
 
 # -- model, loss, optimiser -------------------------------------------------------------------------
+def training_samples(cfg: ExperimentConfig, table: pd.DataFrame, keys: tuple[str, ...], repeats: int | None = None,
+                     **options) -> FaceSamples:
+    """The training items of ``table`` for a model taking ``keys``: the config's sampling and seed,
+    uint8 batches finished on the device, image items mirrored by the table's mean face;
+    ``repeats`` (default ``train.repeats``) passes per epoch, ``options`` to FaceSamples."""
+    mirror = mirror_of(table) if "image" in keys else None
+    repeats = cfg.train.repeats if repeats is None else repeats
+    return FaceSamples(table, keys, cfg.data.samples, True, cfg.train.seed, repeats, mirror, uint8=True, **options)
+
+
+def training_model(cfg: ExperimentConfig, num_classes: int, device: torch.device,
+                   report: list[str] | None = None) -> nn.Module:
+    """:func:`build_model` on ``device`` in training mode, channels-last when ``train.channels_last``."""
+    model = build_model(cfg, num_classes, report).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.train()
+
+
 def class_heads(cfg: ExperimentConfig, num_classes: int, sub: str) -> set[str]:
     """Keys of submodule ``sub``'s state dict whose shape follows the number of classes (the
     classifier), found by building the model with one class more on the meta device (no memory)."""
@@ -294,8 +313,9 @@ def training_step(cfg: ExperimentConfig, kind: str, net: nn.Module, criterion, o
                   params: list[nn.Parameter], device: torch.device, argfn):
     """The function that takes one optimisation step on a loader batch: finish it on ``device``,
     forward (bf16 autocast when ``train.amp``), the config's loss in float32, backward, gradient
-    clipping, update. It returns the detached loss without waiting for the device."""
-    sc = cfg.data.samples
+    clipping, update (``net`` compiled when ``train.compile``). It returns the detached loss without
+    waiting for the device."""
+    sc, net = cfg.data.samples, torch.compile(net) if cfg.train.compile else net
 
     def step(batch: dict) -> torch.Tensor:
         batch = to_device(batch, device, sc, cfg.train.channels_last)
@@ -449,13 +469,12 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     data = prepare_data(cfg, rank, world, progress and rank == 0)
     kind, num_classes = task_kind(cfg, data)
     keys, argfn = model_inputs(cfg.model.name)
-    mirror = mirror_of(data["train"]) if "image" in keys else None
     sc = cfg.data.samples
-    train_ds = FaceSamples(data["train"], keys, sc, True, cfg.train.seed, cfg.train.repeats, mirror, uint8=True)
+    train_ds = training_samples(cfg, data["train"], keys)
     val_ds = FaceSamples(data["val"], keys, sc, False, cfg.train.seed, uint8=True) if len(data["val"]) else None
     test_ds = FaceSamples(data["test"], keys, sc, False, cfg.train.seed, uint8=True)
     init: list[str] = []  # what each weights source the model starts from gave it
-    model = build_model(cfg, num_classes, init).to(device)
+    model = training_model(cfg, num_classes, device, init)
     if rank == 0:
         for line in init:
             print(f"fexa: initialised from {line}", file=sys.stderr)
@@ -479,12 +498,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
     loader = make_loader(train_ds, cfg.train.batch_size // world, cfg.data.workers, device, sampler, cfg.train.drop_last)
 
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    step_net = torch.compile(net) if cfg.train.compile else net
     criterion, params, opt, sched = build_training(cfg, kind, data, model, device)
-    step = training_step(cfg, kind, step_net, criterion, opt, params, device, argfn)
+    step = training_step(cfg, kind, net, criterion, opt, params, device, argfn)
     metric = selection_metric(cfg, kind)
 
     start, history, best_val = 0, [], None
