@@ -15,17 +15,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+# Spawned loader workers import this script again (as __mp_main__): only the standard library at
+# its top, so that their memory is what building items takes, as under `fexa train`.
 
-from fexa.data.store import StoredEntry
-from fexa.train.bench import bench_loader
-from fexa.train.config import load_config
-
-KINDS = {  # item kind -> (model, sample settings, frame items, batch size: the configs' for clips of 80 frames)
+KINDS = {  # item kind -> (model, sample settings, frame items, batch size: the configs' for clips, 8 for frames)
     "STT clip 16x112": ("stt", ["data.samples.sampling=segments", "data.samples.clip_size=112",
                                 "data.samples.normalize=none", "data.samples.clip_train=resized_crop",
-                                "data.samples.clip_test=resize"], False, 8),
+                                "data.samples.clip_test=resize"], False, 32),
     "Swin-S frame 224": ("swin_s", ["data.samples.image_size=224"], True, 8),
     "PCDA frame 112": ("pcda", ["data.samples.image_size=112"], True, 8),
     "QAFE-Net 80x224 + heatmaps": ("qafe_net", ["data.samples.num_subclips=5", "data.samples.clip_size=224"], False, 4),
@@ -37,6 +33,11 @@ KINDS = {  # item kind -> (model, sample settings, frame items, batch size: the 
 def manifest(folder: Path, video: str, entry: Path, per_frame: bool, rows: int = 64) -> Path:
     """One source video as a manifest: whole-video samples, or single-frame samples spread over
     its frames with a face."""
+    import numpy as np
+    import pandas as pd
+
+    from fexa.data.store import StoredEntry
+
     if per_frame:
         usable = StoredEntry(entry).usable_frames
         ks = np.random.default_rng(0).choice(usable, size=min(rows, len(usable)), replace=False)
@@ -52,7 +53,7 @@ def manifest(folder: Path, video: str, entry: Path, per_frame: bool, rows: int =
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cache", type=Path)
-    ap.add_argument("--items", type=int, default=100)
+    ap.add_argument("--items", type=int, default=100, help="items per run (at least 10 batches)")
     ap.add_argument("--video-items", type=int, default=5, help="items per run on the old path (slow)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
@@ -62,6 +63,11 @@ def main() -> None:
                     "dataset far larger than the cache)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
+    import pandas as pd
+
+    from fexa.train.bench import bench_loader
+    from fexa.train.config import load_config
+
     man = pd.read_csv(a.cache / "manifest.csv")
     man = man[man["status"] == "ok"].sort_values("frames")
     results = []
@@ -71,7 +77,7 @@ def main() -> None:
             for src in man.itertuples():
                 csv = manifest(Path(tmp), src.path, a.cache / src.id, per_frame)
                 for source in ("store", "video") if kind in a.video_kinds else ("store",):
-                    items = a.items if source == "store" else a.video_items
+                    items = max(a.items, 10 * batch) if source == "store" else a.video_items
                     cfg = load_config(None, [f"name=bench_{model}", "data.dataset=manifest", f"data.root={csv}",
                                              f"data.cache={a.cache}", "data.split=fixed", "data.val_fraction=0",
                                              "train.loss=ce", f"model.name={model}", f"train.batch_size={batch}", *sets])

@@ -89,6 +89,8 @@ class ExtractConfig:
         """What the results depend on (not e.g. the frame-cache budget), with the cache version."""
         d = asdict(self)
         d.pop("frame_cache_mb")
+        if not d["tracker"]["whole_image_fallback"]:  # added later: left out when off, so older caches stay valid
+            d["tracker"].pop("whole_image_fallback")
         return {"cache_version": CACHE_VERSION, **d}
 
     def digest(self) -> str:
@@ -181,7 +183,8 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
                     cache = cache if budget >= 0 else None
                 bar.update()
             counts = {"detector_calls": tracker.detector_calls, "orientation_rejects": tracker.orientation_rejects,
-                      "turned_tracks": tracker.turned_tracks, "misfitted_frames": 0}
+                      "turned_tracks": tracker.turned_tracks, "misfitted_frames": 0,
+                      "whole_image_faces": tracker.whole_image_faces}
             for track_id, first, end in tracker.misfitted:  # meshed the wrong way up: the face counts as lost there
                 for t in range(first, end):
                     kept = [o for o in observations[t] if o.track_id != track_id]
@@ -251,6 +254,9 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
             if counts["turned_tracks"]:
                 meta["warnings"].append("a face was found turned by 90 degrees or more (e.g. upside down): its "
                                         "region is turned upright before the landmarks are fitted")
+            if counts["whole_image_faces"]:
+                meta["warnings"].append("no face was detected: the landmarks were fitted with the whole image as the face "
+                                        "(whole_image_fallback, for datasets of face crops)")
             if counts["misfitted_frames"]:
                 meta["warnings"].append(f"{counts['misfitted_frames']} frame(s) fitted before the face was found turned "
                                         "over are marked face lost")

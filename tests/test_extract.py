@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import DEMO, by_stem, entry_of, shared_file, write_video
-from fexa.extract import MANIFEST_COLUMNS, extract_many, input_ids, parse_shard
+from fexa.extract import MANIFEST_COLUMNS, ExtractConfig, extract_many, input_ids, parse_shard
 from fexa.errors import FexaError
 from fexa.face.detector import FaceTracker
 from fexa.face.landmarks import interocular
@@ -170,3 +170,13 @@ def test_two_workers_give_the_same_result_as_one(tmp_path):
     ta = TrackData.load(entry_of(tmp_path / "a/out", clip) / "track.npz")
     tb = TrackData.load(entry_of(tmp_path / "b/out", clip) / "track.npz")
     np.testing.assert_allclose(ta.points, tb.points, atol=1e-3)
+
+
+def test_the_whole_image_fallback_is_part_of_the_settings_only_when_on():
+    from fexa.data.adapters import DATASETS
+    from fexa.face.detector import TrackerConfig
+
+    on = ExtractConfig(tracker=TrackerConfig(whole_image_fallback=True))
+    assert "whole_image_fallback" not in ExtractConfig().settings()["tracker"]  # caches made before it stay valid
+    assert on.digest() != ExtractConfig().digest()  # ... and entries made with it are not mixed with them
+    assert {n for n, d in DATASETS.items() if d.face_crops} == {"rafdb", "ferplus", "affectnet7", "ckplus48", "fer2013"}

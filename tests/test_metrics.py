@@ -72,3 +72,16 @@ def test_bootstrap_interval_contains_the_value_and_narrows_with_data(reg):
 def test_no_bootstrap_gives_the_value_without_an_interval():
     v, lo, hi = M.bootstrap_ci(M.accuracy, [0, 1, 1, 0], [0, 1, 0, 0], n_boot=0)
     assert v == 0.75 and np.isnan(lo) and np.isnan(hi)
+
+
+def test_no_prediction_counts_wrong_for_its_class_and_as_no_other_class():
+    # class 0: one right, one without prediction; class 1: one right, one predicted 0 (hand-computed)
+    y, p = np.array([0, 0, 1, 1]), np.array([0, M.NO_PREDICTION, 1, 0])
+    assert M.accuracy(y, p) == 0.5
+    assert M.uar(y, p, 2) == 0.5  # recalls 1/2 and 1/2
+    # F1 class 0: tp 1, predicted 2, true 2 -> 0.5; class 1: tp 1, predicted 1, true 2 -> 2/3; no third "class"
+    assert M.macro_f1(y, p, 2) == pytest.approx((0.5 + 2 / 3) / 2)
+    with pytest.raises(ValueError, match="labels must lie in 0..1"):
+        M.confusion_matrix(y, p, 2)  # a confusion matrix has no column for it
+    with pytest.raises(ValueError, match="labels must lie in 0..1"):
+        M.uar(np.array([0, -1]), np.array([0, 0]), 2)  # a target is never missing

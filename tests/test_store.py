@@ -2,6 +2,7 @@
 and resumable, no video decoded by training, and `fexa bench loader` on a manifest of windows."""
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,18 @@ def test_training_items_decode_no_video(demo_entry, monkeypatch):
     for inputs, cfg in KINDS.values():
         item = FaceSamples(_table(demo_entry), inputs, cfg, True, 0)[0]
         assert item["target"].item() == 1.0
+
+
+def test_a_loader_worker_imports_only_what_items_need(demo_entry, tmp_path):
+    """Per-worker memory: a worker (a fresh interpreter unpickling the dataset, as a spawned one does)
+    builds every kind of item without pandas, OpenCV, PyAV or SciPy (~140 MB of each worker's RSS)."""
+    datasets = [FaceSamples(_table(demo_entry), inputs, cfg, True, 0, uint8=True) for inputs, cfg in KINDS.values()]
+    (tmp_path / "ds.pkl").write_bytes(pickle.dumps(datasets))
+    code = ("import pickle, sys; from fexa.data.loading import worker_init; worker_init(); "
+            f"[ds[0] for ds in pickle.loads(open({str(tmp_path / 'ds.pkl')!r}, 'rb').read())]; "
+            "print(sorted(m for m in ('pandas', 'cv2', 'av', 'scipy', 'mediapipe') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 @pytest.fixture

@@ -298,3 +298,42 @@ def test_every_shipped_config_takes_a_training_step_that_reaches_every_parameter
     r = m.one_step(path, m.stand_in(path, DEMO, demo_entry.parent, tmp_path, 2, "cpu", False))
     assert np.isfinite(r["loss_first"]) and np.isfinite(r["loss_second"]) and r["grads_finite"]
     assert r["params_with_grad"] == r["params"] > 0  # no parameter left out of the loss
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_test_samples_without_a_usable_face_stay_in_the_test_list_as_failures(tiny, tmp_path, loss):
+    """Each subject gets a faceless image (black): it cannot be predicted, so the test metric is over
+    the whole test list with it scored as wrong (classes) or as the training mean (scores), and counted."""
+    from PIL import Image
+
+    black = tmp_path / "black.png"
+    Image.new("RGB", (128, 128)).save(black)
+    rows = pd.read_csv(tiny.parent / "manifest.csv")
+    faceless = pd.DataFrame([{"id": f"{s}_black", "path": str(black), "subject": s, "score": 2}
+                             for s in rows["subject"].unique()])
+    pd.concat([rows, faceless]).to_csv(tmp_path / "manifest.csv", index=False)
+    small = ("{img_size: 64, ir_units: [1, 1, 1], ir_channels: [16, 32, 64], landmark_channels: 16, dim: 32, "
+             "depth: 1, num_heads: 2, mlp_ratio: 2.0}")
+    over = [f"data.root={tmp_path / 'manifest.csv'}", f"name=faceless_{loss}", "train.epochs=1", f"train.loss={loss}",
+            "eval.bootstrap=0"]
+    if loss == "ce":
+        over += ["eval.metric=accuracy", "model.name=pcda_gaussian", f"model.options={small}", "data.samples.image_size=64"]
+    cfg = load_config(tiny, over)
+    results = train(cfg, progress=False)
+    assert (results["test_samples"], results["test_unusable"]) == (4, 1)  # 3 windows of the test subject + its black image
+    pred = pd.read_csv(cfg.run_dir / "predictions" / "epoch_000.csv")
+    assert len(pred) == 4 and list(pred["usable"]) == [True, True, True, False]
+    missing = pred.iloc[-1]
+    assert missing["id"].endswith("_black")
+    if loss == "ce":
+        assert missing["prediction"] == -1  # no class: wrong whatever the target
+        hand = float((pred["prediction"] == pred["target"]).mean())  # over all 4, the faceless one wrong
+        assert results["paper"]["accuracy"] == pytest.approx(hand) and hand <= 0.75
+    else:
+        splits = pd.read_csv(cfg.run_dir / "splits.csv")
+        train_mean = splits[(splits["split"] == "train") & splits["usable"]]["target"].mean()
+        assert missing["prediction"] == pytest.approx(train_mean)
+        assert results["paper"]["mae"] == pytest.approx(float((pred["prediction"] - pred["target"]).abs().mean()))
+    dropped = pd.read_csv(cfg.run_dir / "dropped.csv")
+    assert sorted(dropped["id"]) == sorted(faceless["id"]) and set(dropped["status"]) == {"no_face"}
+    assert "1 test sample(s) had no usable face" in (cfg.run_dir / "results.md").read_text()

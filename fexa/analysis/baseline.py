@@ -29,7 +29,7 @@ def sample_features(row: pd.Series) -> pd.Series:
 
 
 def _fold_result(cfg: ExperimentConfig, fold: int, trees: int) -> dict:
-    from fexa.train.trainer import prepare_data, score, task_kind
+    from fexa.train.trainer import full_test, prepare_data, score, task_kind
 
     cfg.data.fold = fold
     data = prepare_data(cfg, progress=False)
@@ -45,8 +45,10 @@ def _fold_result(cfg: ExperimentConfig, fold: int, trees: int) -> dict:
         model = RandomForestClassifier(trees, random_state=cfg.train.seed).fit(x_train, y.astype(int))
         pred = np.zeros((len(x_test), num_classes))
         pred[:, model.classes_] = model.predict_proba(x_test)
-    out = {"fold": fold, "test_subjects": int(data["test"]["subject"].nunique()), "test_samples": len(data["test"])}
-    out.update(score(kind, data["test"], pred))
+    table, pred = full_test(kind, data, pred)  # the whole test list: no usable face scores as a failure
+    out = {"fold": fold, "test_subjects": int(table["subject"].nunique()), "test_samples": len(table),
+           "test_unusable": len(data["unusable_test"])}
+    out.update(score(kind, table, pred))
     return out
 
 

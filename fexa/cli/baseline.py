@@ -10,8 +10,8 @@ def run(args: argparse.Namespace) -> int:
 
     df = cross_validate(args.config, args.folds, args.set, args.trees)
     print(df.to_string(index=False))
-    print("mean: " + ", ".join(f"{c} {df[c].mean():.4f}" for c in df.columns if c not in ("fold", "test_subjects",
-                                                                                            "test_samples")))
+    counts = ("fold", "test_subjects", "test_samples", "test_unusable")
+    print("mean: " + ", ".join(f"{c} {df[c].mean():.4f}" for c in df.columns if c not in counts))
     return 0
 
 

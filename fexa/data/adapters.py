@@ -45,15 +45,16 @@ class DatasetInfo:
     classes: tuple[str, ...] = ()
     neutral: int | None = None  # index of the neutral class (NeAA)
     tasks: tuple[str, ...] = ()
+    face_crops: bool = False  # images that are face crops already: extraction falls back to the whole image
 
 
 DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register(name: str, kind: str, classes: tuple[str, ...] = (), neutral: int | None = None,
-             tasks: tuple[str, ...] = ()) -> Callable:
+             tasks: tuple[str, ...] = (), face_crops: bool = False) -> Callable:
     def wrap(fn: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
-        DATASETS[name] = DatasetInfo(name, fn, kind, classes, neutral, tasks)
+        DATASETS[name] = DatasetInfo(name, fn, kind, classes, neutral, tasks, face_crops)
         return fn
 
     return wrap
@@ -204,7 +205,7 @@ def afew(root: Path, splits: tuple[str, ...] = ("Train", "Val")) -> pd.DataFrame
 RAFDB_CLASSES = ("Surprise", "Fear", "Disgust", "Happy", "Sad", "Anger", "Neutral")
 
 
-@register("rafdb", "classification", RAFDB_CLASSES, neutral=6)
+@register("rafdb", "classification", RAFDB_CLASSES, neutral=6, face_crops=True)
 def rafdb(root: Path, labels: str = "EmoLabel/list_patition_label.txt", images: str = "Image/aligned") -> pd.DataFrame:
     path = root / labels
     if not path.is_file():
@@ -227,7 +228,7 @@ _FERPLUS_DIRS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "Priv
 _FERPLUS_FOLDS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}  # the papers' test set: PrivateTest
 
 
-@register("ferplus", "classification", FERPLUS_CLASSES, neutral=0)
+@register("ferplus", "classification", FERPLUS_CLASSES, neutral=0, face_crops=True)
 def ferplus(root: Path, labels: str = "fer2013new.csv") -> pd.DataFrame:
     """FERPlus majority labels; images whose top vote is 'unknown'/'NF' or tied are left out."""
     df = read_csv(root / labels, "ferplus")
@@ -248,7 +249,7 @@ def ferplus(root: Path, labels: str = "fer2013new.csv") -> pd.DataFrame:
 AFFECTNET7_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger")
 
 
-@register("affectnet7", "classification", AFFECTNET7_CLASSES, neutral=0)
+@register("affectnet7", "classification", AFFECTNET7_CLASSES, neutral=0, face_crops=True)
 def affectnet7(root: Path, lists: str = "Manually_Annotated_file_lists",
                images: str = "Manually_Annotated_Images") -> pd.DataFrame:
     rows = []
@@ -343,7 +344,7 @@ def jaffe(root: Path) -> pd.DataFrame:
 CKPLUS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 
 
-@register("ckplus48", "classification", CKPLUS_CLASSES)
+@register("ckplus48", "classification", CKPLUS_CLASSES, face_crops=True)
 def ckplus48(root: Path) -> pd.DataFrame:
     """CK+48: 48 px grayscale crops, the last 3 (apex) frames of each labelled sequence."""
     csv = root / "labels.csv"
@@ -375,7 +376,7 @@ def yale(root: Path, expressions_only: bool = True) -> pd.DataFrame:
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
-@register("fer2013", "classification", FER2013_CLASSES, neutral=4)
+@register("fer2013", "classification", FER2013_CLASSES, neutral=4, face_crops=True)
 def fer2013(root: Path) -> pd.DataFrame:
     """FER2013 PrivateTest images (no subject ids: each image is its own subject)."""
     csv = root / "labels.csv"

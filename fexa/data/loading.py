@@ -4,8 +4,9 @@ pinned for asynchronous copies, finished on the device (heatmaps, clip crops, no
 from __future__ import annotations
 
 import math
+import os
+import sys
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -14,9 +15,12 @@ from fexa.data.samples import HOST_KEYS, FaceSamples, SampleConfig, finish_batch
 
 
 def worker_init(_: int = 0) -> None:
-    """DataLoader workers: one compute thread each (the loader's parallelism is its workers)."""
+    """DataLoader workers: one compute thread each (the loader's parallelism is its workers). OpenCV,
+    imported only by the items that use it, reads its thread count at import."""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(1)
 
 
 class BalancedSampler(Sampler):

@@ -31,9 +31,7 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
@@ -45,6 +43,8 @@ from fexa.represent.sampling import clip_indices, segment_indices
 from fexa.represent.trajectory import TrajectoryConfig, trajectory
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from fexa.extract import ExtractConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -126,6 +126,8 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
 def mirror_permutation(points: np.ndarray) -> np.ndarray:
     """For a roughly frontal mean shape [P, 2], the index of each point's mirror image (found by
     matching the horizontally mirrored shape to the original)."""
+    from scipy.optimize import linear_sum_assignment
+
     cx = points[:, 0].mean()
     mirrored = points.copy()
     mirrored[:, 0] = 2 * cx - mirrored[:, 0]
@@ -181,8 +183,8 @@ class FaceSamples(Dataset):
         self.mirror = mirror
         self.uint8 = uint8
         self.entries = EntryCache(source, max_bytes=cache_mb << 20, max_entries=128 if cache_mb else 0)
-        t = self.table  # per-row values as arrays: an item reads no pandas
-        n = len(t)
+        t = self.table  # per-row values as arrays: an item reads no pandas (workers do not import it)
+        self.rows = n = len(t)
         self._entry = t["entry"].astype(str).to_numpy()
         self._ids = t["id"].astype(str).to_numpy() if "id" in t else np.arange(n).astype(str)
         self._target = t["target"].to_numpy(np.float32)
@@ -193,11 +195,14 @@ class FaceSamples(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __getstate__(self) -> dict:  # loader workers get the arrays, not the table: no pandas there
+        return {k: v for k, v in self.__dict__.items() if k != "table"}
+
     def __len__(self) -> int:
-        return len(self.table) * self.repeats * self.clips
+        return self.rows * self.repeats * self.clips
 
     def row_of(self, item: int) -> int:
-        return (item // self.clips) % len(self.table)
+        return (item // self.clips) % self.rows
 
     def __getitem__(self, item: int) -> dict:
         row = self.row_of(item)

@@ -39,7 +39,6 @@ from tqdm.auto import tqdm
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_layout, get_scheme
 from fexa.io.atomic import atomic_path, remove_stale_temporaries
-from fexa.io.media import Media, read_all
 from fexa.io.trackfile import TrackData
 from fexa.represent.trajectory import landmark_colours
 
@@ -110,6 +109,7 @@ def build_store(entry: str | Path, cfg: StoreConfig = StoreConfig()) -> dict:
 
     The crops are decoded once, in order; memory stays at one frame whatever the video's length."""
     from fexa.extract import verify_entry  # imports the face models: not at a loader worker's start
+    from fexa.io.media import Media
 
     entry = Path(entry)
     meta = json.loads((entry / "meta.json").read_text())
@@ -291,6 +291,8 @@ class DecodedEntry(_Entry):
     training used before the store; kept to compare against and for benchmarks)."""
 
     def __init__(self, entry: str | Path):
+        from fexa.io.media import read_all  # the decoders: loader workers of the store path do not import them
+
         entry = Path(entry)
         track = TrackData.load(entry / "track.npz")
         self.path = entry

@@ -33,8 +33,7 @@ def make_table(rows: list[dict] | pd.DataFrame, name: str) -> pd.DataFrame:
     if df.empty:
         raise FexaError(f"{name}: no samples found")
     for col, default in (("task", ""), ("start", 0), ("end", -1), ("fold", "")):
-        if col not in df:
-            df[col] = default
+        df[col] = df[col].fillna(default) if col in df else default  # empty cells: the default (whole video)
     missing = [c for c in COLUMNS if c not in df]
     if missing:
         raise FexaError(f"{name}: samples lack columns {missing}")

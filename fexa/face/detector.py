@@ -102,6 +102,9 @@ class TrackerConfig:
     orientation_margin: float = 0.05  # a turned region must beat the upright one's detection score by this
     orientation_min_score: float = 0.75  # ... and reach this score (weak false detections are not turned)
     orientation_every: int = 30  # frames between orientation checks of a held face (also when a detection is unsure)
+    # still images that are face crops already (RAF-DB aligned, FERPlus, AffectNet): where no face is
+    # detected, the landmarks are fitted with the whole image as the face (counted as whole_image_faces)
+    whole_image_fallback: bool = False
 
 
 @dataclass
@@ -172,12 +175,17 @@ class FaceTracker:
         self.orientation_rejects = 0  # meshes rejected for a roll beyond max_roll (see module docstring)
         self.turned_tracks = 0  # faces found turned by 90 degrees or more (at start, or turning over later)
         self.misfitted: list[tuple[int, int, int]] = []  # (track id, first, end frame): meshed before a turn was found
+        self.whole_image_faces = 0  # images fitted with the whole image as the face (whole_image_fallback)
 
     # -- public -----------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
         if self.static and min(rgb.shape[:2]) < self.cfg.small_image:
-            return self._small_image(rgb)
-        return self._process(rgb)
+            obs = self._small_image(rgb)
+        else:
+            obs = self._process(rgb)
+        if not obs and self.static and self.cfg.whole_image_fallback:
+            obs = self._whole_image(rgb)
+        return obs
 
     def _process(self, rgb: np.ndarray) -> list[FaceObservation]:
         h, w = rgb.shape[:2]
@@ -242,6 +250,25 @@ class FaceTracker:
             o.points[:, 2] /= s
             o.box = points_box(o.points)
         return obs
+
+    def _whole_image(self, rgb: np.ndarray) -> list[FaceObservation]:
+        """A pre-cropped face the detectors missed: fit the landmarks in the region around the whole
+        image, as around a detection box (score 0, not detected); [] if the fit fails too."""
+        h, w = rgb.shape[:2]
+        box = np.array([0.0, 0.0, w, h])
+        mesh = _mediapipe().solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                                       min_detection_confidence=self.cfg.min_detection_confidence)
+        t = _Track(self._next_id, mesh, box, seed=box)
+        self._next_id += 1
+        try:
+            pts = self._landmark(t, rgb)
+        finally:
+            mesh.close()
+        box = None if pts is None else points_box(pts)
+        if box is None or min(box[2] - box[0], box[3] - box[1]) < 0.4 * min(h, w):
+            return []  # the face of a face crop fills most of it: a much smaller fit is something else
+        self.whole_image_faces += 1
+        return [FaceObservation(t.id, box, pts, 0.0, False)]
 
     def _needs_detection(self) -> bool:
         return (

@@ -3,6 +3,10 @@
 Defined behaviour for degenerate input: a correlation with a constant input (all predictions, or
 all targets, equal) carries no ranking information and is returned as 0.0 with a
 ``ConstantInputWarning``; NaN or infinite values are an error, never silently dropped.
+
+A predicted class label of -1 (``NO_PREDICTION``) is a sample the model could not be run on (no
+usable face): accuracy, UAR and macro-F1 count it as wrong for its true class and as a prediction
+of no other class, so an evaluation stays over the whole test list.
 """
 
 from __future__ import annotations
@@ -80,13 +84,19 @@ def rmse(y_true, y_pred) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def _labels(y_true, y_pred, name: str, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+NO_PREDICTION = -1  # predicted label of a sample the model could not be run on
+
+
+def _labels(y_true, y_pred, name: str, num_classes: int | None,
+            missing: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     a, b = _pair(y_true, y_pred, name, numeric=False)
     if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
         raise ValueError(f"{name}: class labels must be integers, got {a.dtype} and {b.dtype}")
     n = int(max(a.max(), b.max()) + 1) if num_classes is None else num_classes
-    if min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n:
-        raise ValueError(f"{name}: labels must lie in 0..{n - 1}")
+    low = NO_PREDICTION if missing else 0
+    if a.min() < 0 or b.min() < low or max(a.max(), b.max()) >= n:
+        also = f" ({NO_PREDICTION}: no prediction)" if missing else ""
+        raise ValueError(f"{name}: labels must lie in 0..{n - 1}{also}")
     return a, b, n
 
 
@@ -94,6 +104,13 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     """[C, C] counts, rows = true class, columns = predicted class."""
     a, b, n = _labels(y_true, y_pred, "confusion_matrix", num_classes)
     return np.bincount(a * n + b, minlength=n * n).reshape(n, n)
+
+
+def _counts(y_true, y_pred, name: str, num_classes: int | None) -> np.ndarray:
+    """[C, C + 1] counts, rows = true class, columns = predicted class and last "no prediction"."""
+    a, b, n = _labels(y_true, y_pred, name, num_classes, missing=True)
+    b = np.where(b == NO_PREDICTION, n, b)
+    return np.bincount(a * (n + 1) + b, minlength=n * (n + 1)).reshape(n, n + 1)
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -107,7 +124,7 @@ war = accuracy
 
 def uar(y_true, y_pred, num_classes: int | None = None) -> float:
     """Unweighted average recall: the mean over the classes present in y_true of their recall."""
-    cm = confusion_matrix(y_true, y_pred, num_classes)
+    cm = _counts(y_true, y_pred, "uar", num_classes)
     support = cm.sum(axis=1)
     present = support > 0
     return float(np.mean(np.diag(cm)[present] / support[present]))
@@ -115,9 +132,9 @@ def uar(y_true, y_pred, num_classes: int | None = None) -> float:
 
 def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
     """Mean F1 over the classes that occur in y_true or y_pred (F1 = 0 where precision+recall = 0)."""
-    cm = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    cm = _counts(y_true, y_pred, "macro_f1", num_classes).astype(np.float64)
     tp = np.diag(cm)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
+    denom = cm[:, :-1].sum(axis=0) + cm.sum(axis=1)
     present = denom > 0
     return float(np.mean(np.where(denom[present] > 0, 2 * tp[present] / denom[present], 0.0)))
 

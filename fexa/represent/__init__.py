@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from fexa.face.landmarks import get_layout, get_scheme
-from fexa.io.media import read_all
 from fexa.io.trackfile import TrackData
 from fexa.represent.heatmap import HeatmapConfig, heatmap_volume
 from fexa.represent.sampling import clip_indices, segment_indices
@@ -22,6 +21,8 @@ __all__ = [
 
 def load_crops(entry: str | Path) -> np.ndarray:
     """[T, S, S, 3] uint8 aligned crops of an extract entry (from its crops.mp4)."""
+    from fexa.io.media import read_all  # the decoders: not imported by loader workers
+
     return read_all(Path(entry) / "crops.mp4")[1]
 
 

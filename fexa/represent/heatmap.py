@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 import torch
 
@@ -62,6 +61,8 @@ def blur_matrix(n: int, ksize: int) -> np.ndarray:
     """[n, n] matrix of a 1D Gaussian blur as cv2.GaussianBlur(ksize, sigma=0) applies it per axis."""
     if ksize <= 1:
         return np.eye(n)
+    import cv2  # imported where used: loader workers that do not need it stay smaller
+
     k = cv2.getGaussianKernel(ksize, 0).ravel()
     m = np.zeros((n, n))
     r = ksize // 2
@@ -147,6 +148,8 @@ def landmark_heatmaps(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig(), 
 @lru_cache(maxsize=1)
 def _jet_lut() -> np.ndarray:
     """[256, 3] RGB floats of OpenCV's COLORMAP_JET (what the released heatmap files contain)."""
+    import cv2
+
     bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0, :]
     return bgr[:, ::-1].astype(np.float32) / 255.0
 
@@ -157,6 +160,8 @@ def area_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
     times faster than torch; two matrix products elsewhere (equal to 1e-6, tested)."""
     lead, (h, w, c) = frames.shape[:-3], frames.shape[-3:]
     if frames.device.type == "cpu":
+        import cv2
+
         flat = frames.reshape(-1, h, w, c).numpy()
         out = np.stack([cv2.resize(f.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for f in flat])
         out = torch.from_numpy(out.reshape(*lead, size, size, c)).movedim(-1, -3)
@@ -198,6 +203,8 @@ def heatmap_volume(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig(), fra
 def render_reference(points: np.ndarray, cfg: HeatmapConfig = HeatmapConfig()) -> np.ndarray:
     """The literal recipe (patches on a src_size map, sum, cv2 blur, normalise, area resize,
     normalise). Slow; for tests and for checking :func:`landmark_heatmaps`."""
+    import cv2
+
     points = np.asarray(points, np.float64)[:, 1:] if cfg.skip_first else np.asarray(points, np.float64)
     n, r = cfg.src_size, cfg.kernel // 2
     xi, yi = _pixel_indices(points, n)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 PADDINGS = ("loop", "zero", "duplicate", "interp")
 ORIGINS = ("first", "frame", "point_mean")
@@ -122,6 +121,8 @@ def trajectory(
         parts.append(colours.astype(np.float32) / 255.0 if colours.dtype == np.uint8 else colours)
     feats = np.concatenate(parts, axis=-1, dtype=np.float64)
     if interp:
+        from scipy.interpolate import CubicSpline  # the ablation's padding only
+
         pos = np.linspace(0, t - 1, cfg.length)
         out = CubicSpline(np.arange(t), feats, axis=0)(pos) if t >= 2 else np.repeat(feats, cfg.length, axis=0)
         index = time_index(pos, cfg.length)

@@ -110,32 +110,62 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     if d.limit:
         table = table.iloc[: d.limit]
     table, absent = _check_media(table, d.allow_missing)
+    from fexa.extract import ExtractConfig  # the face models' module: not where a worker imports this
+    from fexa.face.detector import TrackerConfig
+
     store = StoreConfig(d.store_quality)
+    extract = ExtractConfig(tracker=TrackerConfig(whole_image_fallback=True)) if info and info.face_crops else None
     if rank == 0:  # one process extracts and builds the training store; the others then find both complete
-        linked, dropped = link_cache(table, d.cache, workers=d.extract_workers, progress=progress, store=store)
+        linked, dropped = link_cache(table, d.cache, extract, workers=d.extract_workers, progress=progress, store=store)
     _barrier(world)
     if rank != 0:
-        linked, dropped = link_cache(table, d.cache, progress=False, store=store)
+        linked, dropped = link_cache(table, d.cache, extract, progress=False, store=store)
     dropped = pd.concat([absent, dropped], ignore_index=True)
-    if len(dropped) and rank == 0:
-        counts = ", ".join(f"{v} {k}" for k, v in dropped["status"].value_counts().items())
-        print(f"fexa: warning: {len(dropped)} of {len(table) + len(absent)} samples not used ({counts}); "
-              f"listed in {cfg.run_dir / 'dropped.csv'}", file=sys.stderr)
-    val = linked.iloc[0:0]
+    # every sample is split, usable or not: the splits do not depend on face detection, and the test
+    # list stays the dataset's whole list (its unusable samples are scored as wrong, see full_test)
+    rows = pd.concat([linked, dropped], ignore_index=True)
+    val = rows.iloc[0:0]
     if d.split == "fixed":
-        train, val, test = fixed_split(linked)
+        train, val, test = fixed_split(rows)
     elif d.split == "folds":
-        folds = subject_folds(linked, d.folds, cfg.train.seed, d.stratify or None)
-        train, test = split_fold(linked, folds, d.fold)
+        folds = subject_folds(rows, d.folds, cfg.train.seed, d.stratify or None)
+        train, test = split_fold(rows, folds, d.fold)
     else:
         raise FexaError(f"data.split must be 'fixed' or 'folds', got {d.split!r}")
     if val.empty:  # no validation set of the dataset's own: hold out training subjects
         train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
         assert_subject_disjoint(train, val, "the validation split")
-    if train.empty or test.empty:
-        raise FexaError(f"empty split: {len(train)} training and {len(test)} test samples")
-    return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
-            "test": test.reset_index(drop=True), "dropped": dropped, "info": info}
+    usable = {k: df[df["entry"].notna()].drop(columns=["status", "reason"], errors="ignore").reset_index(drop=True)
+              for k, df in (("train", train), ("val", val), ("test", test))}
+    unusable_test = test[test["entry"].isna()].reset_index(drop=True)
+    if len(dropped) and rank == 0:
+        counts = ", ".join(f"{v} {k}" for k, v in dropped["status"].value_counts().items())
+        print(f"fexa: warning: {len(dropped)} of {len(rows)} samples have no usable face or media ({counts}); "
+              f"{len(unusable_test)} of them are test samples, scored as wrong predictions; all are listed in "
+              f"{cfg.run_dir / 'dropped.csv'}", file=sys.stderr)
+    if usable["train"].empty or usable["test"].empty:
+        raise FexaError(f"empty split: {len(usable['train'])} training and {len(usable['test'])} test samples "
+                        f"with a usable face")
+    return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info}
+
+
+def test_list(data: dict) -> pd.DataFrame:
+    """The dataset's whole test list: the samples with a usable face (``data["test"]``, which the
+    model sees), then those without a usable face or media (``data["unusable_test"]``)."""
+    missing = data["unusable_test"]
+    return pd.concat([data["test"], missing[data["test"].columns.intersection(missing.columns)]], ignore_index=True)
+
+
+def full_test(kind: str, data: dict, pred: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """(:func:`test_list`, predictions for it): the model's for the usable samples, and failures
+    for the others: no class (NaN scores, counted wrong by every metric) or, for scores, the
+    training mean (a prediction without information)."""
+    n = len(data["unusable_test"])
+    if kind == "classification":
+        fill = np.full((n, pred.shape[1]), np.nan)
+    else:
+        fill = np.full(n, float(data["train"]["target"].mean()))
+    return test_list(data), np.concatenate([pred, fill.astype(pred.dtype)])
 
 
 def _check_media(table: pd.DataFrame, allow_missing: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -387,11 +417,17 @@ def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind
     return np.stack([sums[i] / counts[i] for i in range(len(ds.table))])
 
 
+def predicted_class(scores: np.ndarray) -> np.ndarray:
+    """[N] argmax of [N, C] class scores; M.NO_PREDICTION where a row is NaN (no usable face)."""
+    missing = np.isnan(scores).any(axis=1)
+    return np.where(missing, M.NO_PREDICTION, np.nan_to_num(scores, nan=0.0).argmax(axis=1))
+
+
 METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or [N, C] class scores)
     "regression": {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse},
-    "classification": {"accuracy": lambda y, p: M.accuracy(y.astype(int), p.argmax(1)),
-                       "uar": lambda y, p: M.uar(y.astype(int), p.argmax(1), p.shape[1]),
-                       "macro_f1": lambda y, p: M.macro_f1(y.astype(int), p.argmax(1), p.shape[1])},
+    "classification": {"accuracy": lambda y, p: M.accuracy(y.astype(int), predicted_class(p)),
+                       "uar": lambda y, p: M.uar(y.astype(int), predicted_class(p), p.shape[1]),
+                       "macro_f1": lambda y, p: M.macro_f1(y.astype(int), predicted_class(p), p.shape[1])},
 }
 
 
@@ -484,7 +520,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
                                         "classes": classes, "inputs": list(keys),
                                         "target_range": [float(targets.min()), float(targets.max())],
                                         "initialisation": init})
-        parts = [data[k].assign(split=k)[["id", "subject", "target", "task", "split"]] for k in ("train", "val", "test")]
+        parts = [df.assign(split=k, usable=df["entry"].notna())[["id", "subject", "target", "task", "split", "usable"]]
+                 for k, df in (("train", data["train"]), ("val", data["val"]), ("test", test_list(data)))]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
         if len(data["dropped"]):
             write_text(run / "dropped.csv", data["dropped"].to_csv(index=False))
@@ -536,9 +573,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         losses = torch.stack(losses).float().cpu().tolist() if losses else []
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
-            test_pred = _evaluate(cfg, model, test_ds, argfn, device, kind)
-            row.update({f"test_{k}": v for k, v in score(kind, data["test"], test_pred).items()})
-            _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", data["test"], test_pred, kind)
+            test_table, test_pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
+            row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred).items()})
+            _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
             if val_ds is not None:
                 val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind)
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
@@ -570,11 +607,13 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
 
 
 def _save_predictions(path: Path, table: pd.DataFrame, pred: np.ndarray, kind: str) -> None:
+    """One row per test sample; ``usable`` is false for those without a usable face (scored as failures)."""
     df = table[["id", "subject", "task", "target"]].copy()
+    df["usable"] = table["entry"].notna().to_numpy()
     if kind == "regression":
         df["prediction"] = pred
     else:
-        df["prediction"] = pred.argmax(axis=1)
+        df["prediction"] = predicted_class(pred)
         for c in range(pred.shape[1]):
             df[f"p{c}"] = pred[:, c]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -587,20 +626,25 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     evaluated = hist.dropna(subset=[f"test_{metric}"])
     pick = evaluated[f"test_{metric}"].idxmin() if metric in ("mae", "rmse") else evaluated[f"test_{metric}"].idxmax()
     paper_epoch = int(evaluated.loc[pick, "epoch"])
-    y = data["test"]["target"].to_numpy()
+    table = test_list(data)
+    y = table["target"].to_numpy()
     fn = METRICS[kind][metric]
-    groups = data["test"]["subject"].to_numpy()
+    groups = table["subject"].to_numpy()
 
     def protocol(pred: np.ndarray, epoch: int, note: str) -> dict:
         v, lo, hi = M.bootstrap_ci(fn, y, pred, cfg.eval.bootstrap, seed=cfg.train.seed, groups=groups)
         out = {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": note}
-        out.update({k: val for k, val in score(kind, data["test"], pred).items()})
+        out.update({k: val for k, val in score(kind, table, pred).items()})
         return out
 
     pred_paper = _read_predictions(run / "predictions" / f"epoch_{paper_epoch:03d}.csv", kind)
+    if len(pred_paper) != len(table):
+        raise FexaError(f"{run / 'predictions'} holds {len(pred_paper)} test predictions for {len(table)} test samples: "
+                        "the run was made with an older fexa or other data; train it again (--overwrite)")
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
-               "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(data["test"]),
-               "test_subjects": int(data["test"]["subject"].nunique()),
+               "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(table),
+               "test_unusable": len(table) - len(data["test"]),
+               "test_subjects": int(table["subject"].nunique()),
                "initialisation": _initialisation(cfg, run),
                "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
     best = run / "checkpoints" / "best_val"
@@ -608,8 +652,8 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
         weights, state = load_checkpoint(best)
         model.load_state_dict(weights)
         epoch = int(state["epoch"])
-        pred = _evaluate(cfg, model, test_ds, argfn, device, kind)
-        _save_predictions(run / "predictions" / "honest.csv", data["test"], pred, kind)
+        _, pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
+        _save_predictions(run / "predictions" / "honest.csv", table, pred, kind)
         results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
     write_json(run / "results.json", results)
     rows = [{"protocol": p, **{k: v for k, v in results[p].items()}} for p in ("paper", "honest") if p in results]
@@ -656,6 +700,8 @@ def _markdown(r: dict) -> str:
     lines = [f"# {r['name']}: {r['model']} on {r['dataset']}{' / ' + r['task'] if r['task'] else ''}", "",
              f"{r['train_samples']} training, {r['val_samples']} validation and {r['test_samples']} test samples "
              f"({r['test_subjects']} test subjects).", "",
+             *([f"{r['test_unusable']} test sample(s) had no usable face or media: scored as wrong predictions "
+                "(classes) or the training mean (scores); listed in dropped.csv.", ""] if r.get("test_unusable") else []),
              "Initialised: " + "; ".join(r.get("initialisation", [])), "",
              "| protocol | epoch | metric | value | 95% CI | note |", "|---|---|---|---|---|---|"]
     for p in ("paper", "honest"):
