@@ -55,7 +55,8 @@ def main() -> None:
         res = json.loads((cfg.run_dir / "results.json").read_text()) if done else train(
             cfg, resume=(cfg.run_dir / "checkpoints/last/state.pt").exists())
         runs.append(cfg.run_dir)
-        row = {"fold": fold, "test_subjects": res["test_subjects"], "test_samples": res["test_samples"]}
+        row = {"fold": fold, "test_subjects": res["test_subjects"], "test_samples": res["test_samples"],
+               "test_unusable": res.get("test_unusable", float("nan"))}  # scored as wrong; NaN: an older run, not known
         for p in ("paper", "honest"):
             if p in res:
                 row[f"{p}_{res[p]['metric']}"] = res[p]["value"]
@@ -73,7 +74,7 @@ def main() -> None:
     table += ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
     md = [f"# {base.name}: {k}-fold subject-wise cross-validation", "", *table, "",
           "mean: " + ", ".join(f"{c} {summary['mean'][c]:.4f} (SD {summary['sd'][c]:.4f})" for c in summary["mean"]
-                               if c not in ("test_subjects", "test_samples"))]
+                               if c not in ("test_subjects", "test_samples", "test_unusable"))]
     if "jaffe_rating_spearman" in summary:
         md.append(f"\nSpearman(predicted P(posed), raters' mean rating): {summary['jaffe_rating_spearman']:.4f}")
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
