@@ -149,7 +149,7 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info}
 
 
-def test_list(data: dict) -> pd.DataFrame:
+def whole_test_list(data: dict) -> pd.DataFrame:
     """The dataset's whole test list: the samples with a usable face (``data["test"]``, which the
     model sees), then those without a usable face or media (``data["unusable_test"]``)."""
     missing = data["unusable_test"]
@@ -157,7 +157,7 @@ def test_list(data: dict) -> pd.DataFrame:
 
 
 def full_test(kind: str, data: dict, pred: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """(:func:`test_list`, predictions for it): the model's for the usable samples, and failures
+    """(:func:`whole_test_list`, predictions for it): the model's for the usable samples, and failures
     for the others: no class (NaN scores, counted wrong by every metric) or, for scores, the
     training mean (a prediction without information)."""
     n = len(data["unusable_test"])
@@ -165,7 +165,7 @@ def full_test(kind: str, data: dict, pred: np.ndarray) -> tuple[pd.DataFrame, np
         fill = np.full((n, pred.shape[1]), np.nan)
     else:
         fill = np.full(n, float(data["train"]["target"].mean()))
-    return test_list(data), np.concatenate([pred, fill.astype(pred.dtype)])
+    return whole_test_list(data), np.concatenate([pred, fill.astype(pred.dtype)])
 
 
 def _check_media(table: pd.DataFrame, allow_missing: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -521,7 +521,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
                                         "target_range": [float(targets.min()), float(targets.max())],
                                         "initialisation": init})
         parts = [df.assign(split=k, usable=df["entry"].notna())[["id", "subject", "target", "task", "split", "usable"]]
-                 for k, df in (("train", data["train"]), ("val", data["val"]), ("test", test_list(data)))]
+                 for k, df in (("train", data["train"]), ("val", data["val"]), ("test", whole_test_list(data)))]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
         if len(data["dropped"]):
             write_text(run / "dropped.csv", data["dropped"].to_csv(index=False))
@@ -626,7 +626,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     evaluated = hist.dropna(subset=[f"test_{metric}"])
     pick = evaluated[f"test_{metric}"].idxmin() if metric in ("mae", "rmse") else evaluated[f"test_{metric}"].idxmax()
     paper_epoch = int(evaluated.loc[pick, "epoch"])
-    table = test_list(data)
+    table = whole_test_list(data)
     y = table["target"].to_numpy()
     fn = METRICS[kind][metric]
     groups = table["subject"].to_numpy()
