@@ -256,8 +256,7 @@ class FaceTracker:
         image, as around a detection box (score 0, not detected); [] if the fit fails too."""
         h, w = rgb.shape[:2]
         box = np.array([0.0, 0.0, w, h])
-        mesh = _mediapipe().solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                       min_detection_confidence=self.cfg.min_detection_confidence)
+        mesh = self._new_mesh()
         t = _Track(self._next_id, mesh, box, seed=box)
         self._next_id += 1
         try:
@@ -309,18 +308,22 @@ class FaceTracker:
         for c in np.argsort([-s for _, s in dets]):
             if c in matched or len(self._tracks) >= self.cfg.max_faces:
                 continue
-            mesh = _mediapipe().solutions.face_mesh.FaceMesh(
-                static_image_mode=self.static,
-                max_num_faces=1,
-                refine_landmarks=True,
-                min_detection_confidence=self.cfg.min_detection_confidence,
-                min_tracking_confidence=self.cfg.min_tracking_confidence,
-            )
+            mesh = self._new_mesh()
             turns = self._orientation(rgb, boxes[c], dets[c][1], 0)
             self.turned_tracks += turns != 0
             self._tracks.append(_Track(self._next_id, mesh, boxes[c], seed=boxes[c], score=dets[c][1], detected=True,
                                        turns=turns, checked=self._frame))
             self._next_id += 1
+
+    def _new_mesh(self):
+        """A one-face mesh graph of this tracker's mode (a graph per track: it keeps tracking state)."""
+        return _mediapipe().solutions.face_mesh.FaceMesh(
+            static_image_mode=self.static,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=self.cfg.min_detection_confidence,
+            min_tracking_confidence=self.cfg.min_tracking_confidence,
+        )
 
     def _region(self, rgb: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, float, float, float]:
         """The square region (``roi_size`` pixels) around ``box`` scaled by ``scale``: (image, x0, y0, side)."""

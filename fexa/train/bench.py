@@ -137,8 +137,8 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
         out["input_ms"] = {k: item_ms(dataset((k,)), order[: max(20, len(order) // 4)]) for k in keys}
     torch.set_num_threads(torch_threads)
     device = training_device(cfg)
-    out.update(device=str(device), device_ms=finish_ms(ds, order, max(1, cfg.train.batch_size), device))
     batch_size = max(1, cfg.train.batch_size)
+    out.update(device=str(device), device_ms=finish_ms(ds, order, batch_size, device))
     if workers > 1 and len(order) < 8 * workers * batch_size:
         print(f"fexa: warning: {len(order)} items are {len(order) // batch_size} batches for {workers} workers: the "
               f"loader rate needs about 8 batches per worker after their start-up (--items {8 * workers * batch_size})",
@@ -150,8 +150,8 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
         model = training_model(cfg, num_classes, device)
         criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
         step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
-        loader = make_loader(ds, max(1, cfg.train.batch_size), workers, device, _Order(order), drop_last=True)
-        batch = next(iter(make_loader(ds, max(1, cfg.train.batch_size), 0, device, _Order(order))))
+        loader = make_loader(ds, batch_size, workers, device, _Order(order), drop_last=True)
+        batch = next(iter(make_loader(ds, batch_size, 0, device, _Order(order))))
         synthetic = model_rate(step, batch, device, steps)
         fed = model_rate(step, batch, device, steps, loader)
         need = math.ceil(synthetic / max(out["items_per_s"], 1e-9))

@@ -643,7 +643,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
                         "the run was made with an older fexa or other data; train it again (--overwrite)")
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
                "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(table),
-               "test_unusable": len(table) - len(data["test"]),
+               "test_unusable": len(data["unusable_test"]),
                "test_subjects": int(table["subject"].nunique()),
                "initialisation": _initialisation(cfg, run),
                "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
