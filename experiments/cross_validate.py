@@ -31,7 +31,7 @@ def jaffe_rating_correlation(cfg, runs: list[Path]) -> float:
     labels = load_dataset("jaffe", cfg.data.root).set_index("id")
     pairs = []
     for run in runs:
-        pred = pd.read_csv(run / "predictions" / "honest.csv")
+        pred = pd.read_csv(run / "predictions" / "honest.csv")  # run: the honest protocol's run folder
         for r in pred.itertuples():
             cls = JAFFE_CLASSES[int(r.target)]
             if cls in _RATING and np.isfinite(labels.loc[r.id, _RATING[cls]]):
@@ -53,8 +53,9 @@ def main() -> None:
         cfg = load_config(args.config, args.set + [f"data.fold={fold}", f"data.folds={k}", f"name={base.name}_fold{fold}"])
         done = (cfg.run_dir / "results.json").exists()
         res = json.loads((cfg.run_dir / "results.json").read_text()) if done else train(
-            cfg, resume=(cfg.run_dir / "checkpoints/last/state.pt").exists())
-        runs.append(cfg.run_dir)
+            cfg, resume=any(cfg.run_dir.glob("**/checkpoints/last/state.pt")))
+        if "honest" in res:
+            runs.append(cfg.run_dir / res["honest"].get("run", "."))
         row = {"fold": fold, "test_subjects": res["test_subjects"], "test_samples": res["test_samples"],
                "test_unusable": res.get("test_unusable", float("nan"))}  # scored as wrong; NaN: an older run, not known
         for p in ("paper", "honest"):

@@ -138,7 +138,7 @@ def _train(tmp_path, name: str, rows: list[dict], overrides: list[str]):
     pd.DataFrame(rows).to_csv(tmp_path / f"{name}.csv", index=False)
     cfg = load_config(None, [f"out={tmp_path / 'runs'}", f"name={name}", "data.dataset=manifest",
                              f"data.root={tmp_path / f'{name}.csv'}", f"data.cache={tmp_path / 'cache'}",
-                             "data.folds=3", "data.val_fraction=0.0", "eval.bootstrap=10", *overrides])
+                             "data.folds=3", "eval.protocol=paper", "eval.bootstrap=10", *overrides])
     train(cfg, progress=False)
     return cfg.run_dir
 

@@ -1,8 +1,7 @@
 """Loading the authors' checkpoints: state dicts built from the reference key names and shapes
-(tests/data/reference_keys.json) go through the documented mappings into fexa's modules."""
+(fexa/models/reference_keys.json) go through the documented mappings into fexa's modules."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,9 @@ from safetensors.torch import save_file
 from fexa.errors import FexaError
 from fexa.models import create_model
 from fexa.models.checkpoints import MAPPERS, load_reference_weights, read_state_dict
+from fexa.models.weights import REFERENCE_KEYS
 
-KEYS = json.loads((Path(__file__).parent / "data" / "reference_keys.json").read_text())
+KEYS = json.loads(REFERENCE_KEYS.read_text())
 
 
 def _random_state_dict(name: str) -> dict[str, torch.Tensor]:

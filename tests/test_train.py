@@ -49,7 +49,7 @@ model:
     traj_encoder: {{embed_dim: 32, depths: [1], channels: [32], attn_drop: 0.0, drop_path: 0.0}}
 optim: {{name: adam, lr: 0.003, weight_decay: 0.0, scheduler: none}}
 train: {{epochs: 4, batch_size: 4, loss: mse, seed: 0}}
-eval: {{bootstrap: 20}}
+eval: {{bootstrap: 20, protocol: paper}}
 """)
     return cfg
 
@@ -149,7 +149,8 @@ def test_every_shipped_config_loads_and_names_a_trainable_model(path):
 
 def test_a_damaged_checkpoint_falls_back_or_names_the_file_and_the_way_on(tiny):
     def config(epochs: int):
-        return load_config(tiny, ["name=damaged", f"train.epochs={epochs}", "data.val_fraction=0.34", "train.batch_size=3"])
+        return load_config(tiny, ["name=damaged", f"train.epochs={epochs}", "data.val_fraction=0.34", "train.batch_size=3",
+                                  "eval.protocol=honest"])
 
     cfg = config(2)
     train(cfg, progress=False)
@@ -337,3 +338,48 @@ def test_test_samples_without_a_usable_face_stay_in_the_test_list_as_failures(ti
     dropped = pd.read_csv(cfg.run_dir / "dropped.csv")
     assert sorted(dropped["id"]) == sorted(faceless["id"]) and set(dropped["status"]) == {"no_face"}
     assert "1 test sample(s) had no usable face" in (cfg.run_dir / "results.md").read_text()
+
+
+def test_protocol_both_is_a_paper_run_on_every_training_subject_and_an_honest_run(tiny):
+    """eval.protocol=both: the paper number comes from a run trained on all training subjects (not
+    fewer, as when it was read off the honest run), the honest one from a run holding one out."""
+    from fexa.analysis.predict import find_run
+
+    sets = ["name=both", "train.epochs=2", "eval.protocol=both", "data.val_fraction=0.34", "train.batch_size=3"]
+    cfg = load_config(tiny, sets)
+    results = train(cfg, progress=False)
+    run = cfg.run_dir
+    paper, honest = (pd.read_csv(run / p / "splits.csv") for p in ("paper", "honest"))
+    subjects = lambda df, split: set(df[df.split == split].subject)  # noqa: E731
+    assert subjects(paper, "train") == subjects(honest, "train") | subjects(honest, "val")
+    assert len(subjects(paper, "train")) == 2 and len(subjects(honest, "val")) == 1 and not subjects(paper, "val")
+    assert subjects(paper, "test") == subjects(honest, "test")
+    used = {p: (results[p]["run"], results[p]["train_samples"], results[p]["val_samples"]) for p in ("paper", "honest")}
+    assert used == {"paper": ("paper", 6, 0), "honest": ("honest", 3, 3)}
+    own = {p: json.loads((run / p / "results.json").read_text()) for p in ("paper", "honest")}
+    assert "honest" not in own["paper"] and "paper" not in own["honest"]
+    assert results["paper"]["value"] == own["paper"]["paper"]["value"]
+    assert results["honest"]["value"] == own["honest"]["honest"]["value"]
+    md = (run / "results.md").read_text()
+    assert "| paper | paper | 6 | 0 |" in md and "| honest | honest | 3 | 3 |" in md
+    assert find_run(run) == run / "honest"  # fexa analyze --model RUN uses the honestly selected weights
+    import shutil
+
+    shutil.rmtree(run / "honest")  # interrupted before the honest run started: --resume starts it
+    again = train(load_config(tiny, sets), resume=True, progress=False)
+    assert again["honest"]["value"] == results["honest"]["value"] and again["paper"] == results["paper"]
+    with pytest.raises(FexaError, match="eval.protocol=both needs held-out validation subjects.*eval.protocol=paper"):
+        train(load_config(tiny, ["name=noval", "eval.protocol=both"]), progress=False)
+    assert not (cfg.run_dir.parent / "noval").exists()
+
+
+def test_a_dataset_with_its_own_validation_set_gives_both_protocols_from_one_run(tiny, tmp_path):
+    table = pd.read_csv(tiny.parent / "manifest.csv")
+    table["fold"] = table["subject"].map({"w0": "train", "w20": "val", "w40": "test"})
+    table.to_csv(tmp_path / "fixed.csv", index=False)
+    cfg = load_config(tiny, ["name=own_val", "train.epochs=2", "eval.protocol=both", "data.split=fixed",
+                             "train.batch_size=3", f"data.root={tmp_path / 'fixed.csv'}"])
+    results = train(cfg, progress=False)
+    assert results["paper"]["run"] == results["honest"]["run"] == "."
+    assert results["paper"]["train_samples"] == results["honest"]["train_samples"] == 3
+    assert not (cfg.run_dir / "paper").exists() and (cfg.run_dir / "checkpoints" / "best_val").is_dir()

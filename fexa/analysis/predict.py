@@ -33,11 +33,14 @@ _REPRESENTATION = {"image": "single aligned frames", "clip": "RGB clips", "heatm
 
 
 def find_run(path: str | Path) -> Path:
-    """The run folder of a run, a checkpoint folder or a ``model.safetensors`` file inside a run."""
+    """The run folder of a run, a checkpoint folder or a ``model.safetensors`` file inside a run; of
+    a paper + honest pair (``eval.protocol: both``), the honest run (its epoch was chosen without
+    the test set)."""
     path = Path(path)
     for folder in (path, *path.parents)[:4]:
         if (folder / "config.yaml").is_file():
-            return folder
+            pair = [folder / p for p in ("honest", "paper") if (folder / p / "config.yaml").is_file()]
+            return pair[0] if pair else folder
     raise FexaError(f"{path} is not a fexa run folder or a checkpoint inside one (no config.yaml found)")
 
 

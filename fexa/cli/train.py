@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -11,6 +12,8 @@ def run_train(args: argparse.Namespace) -> int:
     from fexa.train.config import load_config
     from fexa.train.trainer import train
 
+    if args.weights:  # the folder model.pretrained's named files are read from (also in torchrun's other processes)
+        os.environ["FEXA_WEIGHTS"] = args.weights
     cfg = load_config(args.config, args.set)
     cfg.data.allow_missing = cfg.data.allow_missing or args.allow_missing
     results = train(cfg, resume=args.resume, progress=not args.quiet, resume_from=args.resume_from,
@@ -21,14 +24,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from fexa.errors import FexaError
     from fexa.train.config import load_config
     from fexa.train.trainer import evaluate_run
 
     target = Path(args.target)
     cfg = load_config(target / "config.yaml" if target.is_dir() else target, args.set)
-    if not (cfg.run_dir / "metrics.csv").is_file():
-        raise FexaError(f"{cfg.run_dir} holds no finished run to evaluate (no metrics.csv); train it first")
     results = evaluate_run(cfg, progress=not args.quiet)
     print(json.dumps(results, indent=2))
     return 0
@@ -37,7 +37,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="train and evaluate an experiment from a YAML config",
                        description="Train a model as configured (see configs/), writing checkpoints, metrics, "
-                       "TensorBoard logs, predictions and results (paper and honest protocols) to out/name. "
+                       "TensorBoard logs, predictions and results to out/name (eval.protocol both: the paper run in "
+                       "out/name/paper, the honest run in out/name/honest, results side by side in out/name). "
                        "Run it under torchrun for several processes.")
     t.add_argument("config", help="YAML config, e.g. configs/tramp_former/pfed5_smile.yaml")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
@@ -48,9 +49,11 @@ def add_parsers(sub) -> None:
     t.add_argument("--overwrite", action="store_true", help="delete the run's folder and start it over")
     t.add_argument("--allow-missing", action="store_true",
                    help="drop samples whose media do not exist (default: an error listing them)")
+    t.add_argument("--weights", metavar="DIR", help="the folder of the authors' published weight files that "
+                   "model.pretrained names (default $FEXA_WEIGHTS; `fexa weights` lists them)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
-    e = sub.add_parser("evaluate", help="evaluate a trained run again (both protocols)",
+    e = sub.add_parser("evaluate", help="evaluate a trained run again (its protocols)",
                        description="Recompute a run's results from its checkpoints and saved predictions.")
     e.add_argument("target", help="a run folder (out/name) or its config")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

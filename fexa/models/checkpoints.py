@@ -7,6 +7,8 @@ source              checkpoint                                  fexa module
 =================== =========================================== ==========================================
 former_dfer         Former-DFER DFEW fold checkpoints (112 px), FormerDFER (e.g. ``QAFENet.rgb``,
                     or QAFE-Net's 224 px retrained one          ``TraMPFormer.rgb``)
+former_dfer_        a DFEW fold checkpoint as a whole model,    ``former_dfer_112`` (7 classes)
+classifier          its ``fc`` included
 pyskl_slowonly      pyskl PoseC3D SlowOnly NTU60-XSub joint     SlowOnly (``QAFENet.heatmap``)
                     weights (``pose_only.pth``)
 poster_ir50         POSTER's ``ir50.pth`` (MS-Celeb-1M)         IResNet (``PCDA.image``)
@@ -94,6 +96,11 @@ def map_former_dfer(key: str) -> str | None:
     return key
 
 
+def map_former_dfer_classifier(key: str) -> str | None:
+    """A complete Former-DFER (``fexa weights import``): its 7-class ``fc`` becomes fexa's ``head``."""
+    return "head." + key.removeprefix("fc.") if key.startswith("fc.") else map_former_dfer(key)
+
+
 def _numbered(key: str, names: tuple[str, ...]) -> str:
     """'a.conv.weight' -> 'a.0.weight': the named layers of a conv block become Sequential indices."""
     parts = key.split(".")
@@ -147,6 +154,7 @@ def map_tramp_skateformer(key: str) -> str | None:
 
 MAPPERS: dict[str, Callable[[str], str | None]] = {
     "former_dfer": map_former_dfer,
+    "former_dfer_classifier": map_former_dfer_classifier,
     "pyskl_slowonly": map_pyskl_slowonly,
     "poster_ir50": map_poster_ir50,
     "poster_mobilefacenet": map_poster_mobilefacenet,

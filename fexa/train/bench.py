@@ -3,6 +3,8 @@ the model limits training, to size ``data.workers`` on the machine it runs on.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import os
 import statistics
@@ -147,7 +149,8 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
     if with_model:
         kind, num_classes = task_kind(cfg, data)
-        model = training_model(cfg, num_classes, device)
+        bare = replace(cfg, model=replace(cfg.model, pretrained={}))  # speed does not depend on the initialisation
+        model = training_model(bare, num_classes, device)
         criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
         step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
         loader = make_loader(ds, batch_size, workers, device, _Order(order), drop_last=True)

@@ -15,6 +15,7 @@ import yaml
 
 from fexa.data.samples import SampleConfig
 from fexa.errors import FexaError
+from fexa.models.weights import PUBLISHED
 
 
 @dataclass
@@ -76,11 +77,19 @@ class TrainConfig:
     sampler: str = "uniform"  # "uniform" (shuffled passes) or "balanced" (class-balanced oversampling, AffectNet)
 
 
+PROTOCOLS = ("paper", "honest", "both")
+
+
 @dataclass
 class EvalConfig:
     metric: str = "auto"  # the selection metric: spearman (regression) or accuracy (classification)
     bootstrap: int = 1000
     every: int = 1  # evaluate every N epochs
+    # paper: train on the whole training split, report the best test epoch (the papers' protocol);
+    # honest: hold out data.val_fraction of the training subjects, pick the epoch on them, test once;
+    # both: the two as separate runs (out/name/paper, out/name/honest) reported side by side. A dataset
+    # with its own validation set (FERPlus) gives both from one run.
+    protocol: str = "both"
 
 
 @dataclass
@@ -202,6 +211,9 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
         v = getattr(sc, key)
         need(f"data.samples.{key}", v, _is_number(v) and 0 <= v <= 1, "a probability, 0 <= p <= 1")
     need("model.name", cfg.model.name, cfg.model.name in MODEL_INPUTS, f"one of {', '.join(sorted(MODEL_INPUTS))}")
+    for sub, spec in cfg.model.pretrained.items():
+        ok = spec in PUBLISHED if isinstance(spec, str) else isinstance(spec, dict) and {"source", "path"} <= set(spec)
+        need(f"model.pretrained.{sub}", spec, ok, "a published weights name (`fexa weights`) or {source, path}")
     need("train.epochs", t.epochs, isinstance(t.epochs, int) and t.epochs >= 1, "an integer >= 1")
     need("train.batch_size", t.batch_size, isinstance(t.batch_size, int) and t.batch_size >= 1, "an integer >= 1")
     need("train.sampler", t.sampler, t.sampler in ("uniform", "balanced"), "uniform or balanced")
@@ -215,6 +227,7 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("optim.warmup_epochs", o.warmup_epochs, isinstance(o.warmup_epochs, int) and o.warmup_epochs >= 0,
          "an integer >= 0")
     need("eval.every", e.every, isinstance(e.every, int) and e.every >= 1, "an integer >= 1")
+    need("eval.protocol", e.protocol, e.protocol in PROTOCOLS, "paper, honest or both")
     need("eval.bootstrap", e.bootstrap, isinstance(e.bootstrap, int) and e.bootstrap >= 0, "an integer >= 0")
     info = DATASETS.get(d.dataset)
     classes = (max(d.target_map) + 1 if d.target_map else len(info.classes)) if info and info.classes else None

@@ -6,9 +6,12 @@ safetensors, the config as JSON, optimiser/scheduler/RNG state beside them; writ
 every epoch), ``predictions/epoch_NNN.csv`` (test predictions per epoch), and at the end
 ``results.{csv,json,md}`` and ``curves.png``.
 
-Two evaluation protocols are reported: **paper** (the best test epoch, as the authors selected:
-optimistic) and **honest** (the epoch with the best validation score on held-out training
-subjects; the test set is evaluated once, with those weights). Both come with bootstrap CIs.
+Two evaluation protocols (``eval.protocol``): **paper** (trained on every training subject, the best
+test epoch, as the authors selected: optimistic) and **honest** (``data.val_fraction`` of the
+training subjects held out, the epoch with the best validation score; the test set is evaluated
+once, with those weights). ``both`` trains the two as runs ``out/name/paper`` and ``out/name/honest``
+(sharing the extract cache and store) and reports them side by side in ``out/name/results.*``; a
+dataset with its own validation set gives both from one run. All come with bootstrap CIs.
 """
 
 from __future__ import annotations
@@ -43,9 +46,12 @@ from fexa.face.landmarks import get_scheme
 from fexa.io.atomic import write_json, write_text
 from fexa.models import create_model, make_config
 from fexa.models.checkpoints import load_reference_weights
+from fexa.models.weights import resolve_pretrained
 from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
 from fexa.train.config import ExperimentConfig, to_dict
 from fexa.train.inputs import model_inputs, split_output
+from fexa.train.results import (METRICS, PROTOCOL_NOTES, combine_protocols, initialisation, read_predictions,
+                                save_predictions, score, selection_metric, write_results)
 
 REGRESSION_LOSSES = ("bmc", "gai", "mse", "focal_mse", "focal_l1")
 CLASSIFICATION_LOSSES = ("ce", "focal", "compact_softmax", "pcda")
@@ -94,10 +100,9 @@ def _seed_everything(seed: int) -> None:
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress: bool = True) -> dict:
-    """Load, link and split the dataset: {'train', 'val', 'test', 'dropped', 'info'}."""
+def dataset_table(cfg: ExperimentConfig) -> pd.DataFrame:
+    """The config's samples: the dataset's table, its task, target map and limit applied."""
     d = cfg.data
-    info = DATASETS.get(d.dataset)
     table = load_dataset(d.dataset, d.root, **d.options)
     if d.task:
         table = table[table["task"] == d.task]
@@ -109,6 +114,15 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         table = table[table["target"] >= 0]
     if d.limit:
         table = table.iloc[: d.limit]
+    return table
+
+
+def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress: bool = True) -> dict:
+    """Load, link and split the dataset: {'train', 'val', 'test' (usable samples), 'unusable_test',
+    'dropped', 'info', 'held_out' (whether 'val' are training subjects held out)}."""
+    d = cfg.data
+    info = DATASETS.get(d.dataset)
+    table = dataset_table(cfg)
     table, absent = _check_media(table, d.allow_missing)
     from fexa.extract import ExtractConfig  # the face models' module: not where a worker imports this
     from fexa.face.detector import TrackerConfig
@@ -132,7 +146,8 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         train, test = split_fold(rows, folds, d.fold)
     else:
         raise FexaError(f"data.split must be 'fixed' or 'folds', got {d.split!r}")
-    if val.empty:  # no validation set of the dataset's own: hold out training subjects
+    held_out = val.empty and d.val_fraction > 0
+    if held_out:  # no validation set of the dataset's own: hold out training subjects
         train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
         assert_subject_disjoint(train, val, "the validation split")
     usable = {k: df[df["entry"].notna()].drop(columns=["status", "reason"], errors="ignore").reset_index(drop=True)
@@ -146,7 +161,7 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     if usable["train"].empty or usable["test"].empty:
         raise FexaError(f"empty split: {len(usable['train'])} training and {len(usable['test'])} test samples "
                         f"with a usable face")
-    return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info}
+    return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info, "held_out": held_out}
 
 
 def whole_test_list(data: dict) -> pd.DataFrame:
@@ -292,14 +307,20 @@ def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | Non
     if "num_landmarks" in fields and "num_landmarks" not in options:
         options["num_landmarks"] = get_scheme("heatmap73").num_points
     model = create_model(cfg.model.name, **options)
-    for sub, spec in cfg.model.pretrained.items():
+    for sub, spec in resolve_pretrained(cfg.model.pretrained).items():
         module = model.get_submodule(sub) if sub else model
         if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
             heads = class_heads(cfg, num_classes, sub) if num_classes else set()
             line = load_fexa_weights(module, spec, heads, class_names(cfg.data.dataset, cfg.data.target_map, num_classes))
+        elif spec["source"] == "timm":  # a local file through timm's loader (classifier dropped if its size differs)
+            from timm.models import load_pretrained
+
+            load_pretrained(module, {**module.pretrained_cfg, "file": spec["path"], "url": "", "hf_hub_id": ""},
+                            num_classes=getattr(module, "num_classes", 0))
+            line = f"{sub or 'whole model'}: timm weights from {spec['path']}"
         else:
             load_reference_weights(module, spec["path"], spec["source"])
-            line = f"{sub or 'whole model'}: {spec['source']} weights from {spec['path']}"
+            line = f"{sub or 'whole model'}: {spec.get('published', spec['source'])} weights from {spec['path']}"
         if report is not None:
             report.append(line)
     return model
@@ -417,44 +438,11 @@ def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind
     return np.stack([sums[i] / counts[i] for i in range(len(ds.table))])
 
 
-def predicted_class(scores: np.ndarray) -> np.ndarray:
-    """[N] argmax of [N, C] class scores; M.NO_PREDICTION where a row is NaN (no usable face)."""
-    missing = np.isnan(scores).any(axis=1)
-    return np.where(missing, M.NO_PREDICTION, np.nan_to_num(scores, nan=0.0).argmax(axis=1))
-
-
-METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or [N, C] class scores)
-    "regression": {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse},
-    "classification": {"accuracy": lambda y, p: M.accuracy(y.astype(int), predicted_class(p)),
-                       "uar": lambda y, p: M.uar(y.astype(int), predicted_class(p), p.shape[1]),
-                       "macro_f1": lambda y, p: M.macro_f1(y.astype(int), predicted_class(p), p.shape[1])},
-}
-
-
 def _evaluate(cfg: ExperimentConfig, model: nn.Module, ds: FaceSamples, argfn, device: torch.device,
               kind: str) -> np.ndarray:
     """:func:`predict` with the run's batch size, precision, workers and memory layout."""
     return predict(model, ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers,
                    cfg.train.channels_last)
-
-
-def score(kind: str, table: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
-    """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
-    y = table["target"].to_numpy()
-    out = {name: fn(y, pred) for name, fn in METRICS[kind].items()}
-    if kind == "regression" and table["task"].nunique() > 1:
-        out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
-    return out
-
-
-def selection_metric(cfg: ExperimentConfig, kind: str) -> str:
-    """The metric that picks epochs: eval.metric, or Spearman / accuracy for ``auto``."""
-    if cfg.eval.metric == "auto":
-        return "spearman" if kind == "regression" else "accuracy"
-    if cfg.eval.metric not in METRICS[kind]:
-        raise FexaError(f"eval.metric {cfg.eval.metric!r} is not a {kind} metric; choose from "
-                        f"{', '.join(METRICS[kind])} or auto")
-    return cfg.eval.metric
 
 
 def _better(metric: str, a: float, b: float | None) -> bool:
@@ -475,23 +463,77 @@ def _set_rng_state(s: dict) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
+def protocol_runs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
+    """The runs ``eval.protocol`` needs, by protocol: one (its folder out/name), or for ``both`` on a
+    dataset without a validation set of its own a paper and an honest run (out/name/paper, .../honest)."""
+    p = cfg.eval.protocol
+    if cfg.data.split == "fixed" and (dataset_table(cfg)["fold"].astype(str) == "val").any():
+        return {p: cfg}  # the dataset's own validation set: every training subject trains, one run gives both
+    if p != "paper" and cfg.data.val_fraction <= 0:
+        raise FexaError(f"eval.protocol={p} needs held-out validation subjects, but data.val_fraction=0 and dataset "
+                        f"{cfg.data.dataset!r} has no validation set of its own: set data.val_fraction (e.g. 0.2) "
+                        "or eval.protocol=paper")
+    paper = replace(cfg, data=replace(cfg.data, val_fraction=0.0), eval=replace(cfg.eval, protocol="paper"))
+    honest = replace(cfg, eval=replace(cfg.eval, protocol="honest"))
+    if p != "both":
+        return {p: paper if p == "paper" else honest}
+    return {"paper": replace(paper, name=f"{cfg.name}/paper"), "honest": replace(honest, name=f"{cfg.name}/honest")}
+
+
+def _has_checkpoints(run: Path) -> bool:
+    return (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir())
+
+
 def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, resume_from: str | None = None,
           overwrite: bool = False, config_hint: str = "CONFIG") -> dict:
-    """Train and evaluate ``cfg``; return the results (rank 0; other ranks return {}).
+    """Train and evaluate ``cfg`` under its ``eval.protocol``; return the results (rank 0; other
+    ranks return {}).
 
     ``resume``: continue from the last intact checkpoint (``last``, else ``previous``), or from
     ``resume_from`` (e.g. ``best_val``); ``overwrite``: delete an existing run first.
-    ``config_hint``: how the user named the config, for the commands suggested in errors."""
+    ``config_hint``: how the user named the config, for the commands suggested in errors. With two
+    runs (``both``), resuming continues the started ones and starts the other."""
+    if resume and overwrite:
+        raise FexaError("--resume and --overwrite exclude each other: continue the run, or start it over")
+    resolve_pretrained(cfg.model.pretrained)  # a missing weights file is said before any data is prepared
+    runs = protocol_runs(cfg)
+    rank, world = _dist()
+    if len(runs) == 1:
+        results = train_run(next(iter(runs.values())), resume, progress, resume_from, overwrite, config_hint)
+    else:
+        parent = cfg.run_dir
+        if rank == 0:
+            if overwrite and parent.exists():
+                shutil.rmtree(parent)
+            parent.mkdir(parents=True, exist_ok=True)
+            write_text(parent / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        _barrier(world)
+        resume = resume or resume_from is not None
+        parts = {}
+        for p, sub in runs.items():
+            go_on = resume and _has_checkpoints(sub.run_dir)
+            since = resume_from if go_on and resume_from and (sub.run_dir / "checkpoints" / resume_from).is_dir() else None
+            parts[p] = train_run(sub, go_on, progress, since, False, config_hint)
+        results = {}
+        if rank == 0:
+            results = combine_protocols(cfg, parts)
+            write_results(parent, results)
+    if world > 1:
+        dist.destroy_process_group()
+    return results
+
+
+def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, resume_from: str | None = None,
+              overwrite: bool = False, config_hint: str = "CONFIG") -> dict:
+    """Train and evaluate one run in ``cfg.run_dir`` (see :func:`train`)."""
     rank, world = _dist()
     device = training_device(cfg, rank)
     _seed_everything(cfg.train.seed)
     run = cfg.run_dir
     checkpoints = run / "checkpoints"
     last = checkpoints / "last"
-    if resume and overwrite:
-        raise FexaError("--resume and --overwrite exclude each other: continue the run, or start it over")
     resume = resume or resume_from is not None
-    started = not overwrite and checkpoints.is_dir() and any(checkpoints.iterdir())
+    started = not overwrite and _has_checkpoints(run)
     if resume and not started:  # said before any data is prepared
         raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
     if rank == 0:
@@ -575,7 +617,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
             test_table, test_pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
             row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred).items()})
-            _save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
+            save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
             if val_ds is not None:
                 val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind)
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
@@ -601,64 +643,45 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     results = {}
     if rank == 0:
         results = _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
-    if world > 1:
-        dist.destroy_process_group()
     return results
 
 
-def _save_predictions(path: Path, table: pd.DataFrame, pred: np.ndarray, kind: str) -> None:
-    """One row per test sample; ``usable`` is false for those without a usable face (scored as failures)."""
-    df = table[["id", "subject", "task", "target"]].copy()
-    df["usable"] = table["entry"].notna().to_numpy()
-    if kind == "regression":
-        df["prediction"] = pred
-    else:
-        df["prediction"] = predicted_class(pred)
-        for c in range(pred.shape[1]):
-            df[f"p{c}"] = pred[:, c]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, df.to_csv(index=False))
-
-
 def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history) -> dict:
-    """Both protocols with bootstrap CIs -> results.{json,csv,md} and curves.png."""
+    """The protocols ``eval.protocol`` asks of this run, with bootstrap CIs -> results.{json,csv,md}
+    and curves.png. The paper protocol is reported only when every training subject trained (no
+    held-out subjects), the honest one only when there was a validation set."""
     hist = pd.DataFrame(history)
-    evaluated = hist.dropna(subset=[f"test_{metric}"])
-    pick = evaluated[f"test_{metric}"].idxmin() if metric in ("mae", "rmse") else evaluated[f"test_{metric}"].idxmax()
-    paper_epoch = int(evaluated.loc[pick, "epoch"])
     table = whole_test_list(data)
     y = table["target"].to_numpy()
     fn = METRICS[kind][metric]
     groups = table["subject"].to_numpy()
 
-    def protocol(pred: np.ndarray, epoch: int, note: str) -> dict:
+    def protocol(name: str, pred: np.ndarray, epoch: int) -> dict:
         v, lo, hi = M.bootstrap_ci(fn, y, pred, cfg.eval.bootstrap, seed=cfg.train.seed, groups=groups)
-        out = {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": note}
-        out.update({k: val for k, val in score(kind, table, pred).items()})
-        return out
+        return {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": PROTOCOL_NOTES[name],
+                "run": ".", "train_samples": len(data["train"]), "val_samples": len(data["val"]),
+                **score(kind, table, pred)}
 
-    pred_paper = _read_predictions(run / "predictions" / f"epoch_{paper_epoch:03d}.csv", kind)
-    if len(pred_paper) != len(table):
-        raise FexaError(f"{run / 'predictions'} holds {len(pred_paper)} test predictions for {len(table)} test samples: "
-                        "the run was made with an older fexa or other data; train it again (--overwrite)")
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
-               "train_samples": len(data["train"]), "val_samples": len(data["val"]), "test_samples": len(table),
-               "test_unusable": len(data["unusable_test"]),
-               "test_subjects": int(table["subject"].nunique()),
-               "initialisation": _initialisation(cfg, run),
-               "paper": protocol(pred_paper, paper_epoch, "best test epoch (as the papers): optimistic")}
-    best = run / "checkpoints" / "best_val"
-    if best.is_dir():
-        weights, state = load_checkpoint(best)
+               "protocol": cfg.eval.protocol, "test_samples": len(table), "test_unusable": len(data["unusable_test"]),
+               "test_subjects": int(table["subject"].nunique()), "initialisation": initialisation(cfg, run)}
+    if cfg.eval.protocol in ("paper", "both") and not data["held_out"]:
+        evaluated = hist.dropna(subset=[f"test_{metric}"])
+        best = evaluated[f"test_{metric}"]
+        epoch = int(evaluated.loc[best.idxmin() if metric in ("mae", "rmse") else best.idxmax(), "epoch"])
+        pred = read_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", kind)
+        if len(pred) != len(table):
+            raise FexaError(f"{run / 'predictions'} holds {len(pred)} test predictions for {len(table)} test samples: "
+                            "the run was made with an older fexa or other data; train it again (--overwrite)")
+        results["paper"] = protocol("paper", pred, epoch)
+    best_val = run / "checkpoints" / "best_val"
+    if cfg.eval.protocol in ("honest", "both") and best_val.is_dir():
+        weights, state = load_checkpoint(best_val)
         model.load_state_dict(weights)
-        epoch = int(state["epoch"])
         _, pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
-        _save_predictions(run / "predictions" / "honest.csv", table, pred, kind)
-        results["honest"] = protocol(pred, epoch, "epoch chosen on held-out training subjects; test evaluated once")
-    write_json(run / "results.json", results)
-    rows = [{"protocol": p, **{k: v for k, v in results[p].items()}} for p in ("paper", "honest") if p in results]
-    write_text(run / "results.csv", pd.DataFrame(rows).to_csv(index=False))
-    write_text(run / "results.md", _markdown(results))
+        save_predictions(run / "predictions" / "honest.csv", table, pred, kind)
+        results["honest"] = protocol("honest", pred, int(state["epoch"]))
+    write_results(run, results)
     from fexa.viz.curves import plot_training_curves
 
     plot_training_curves(hist, run / "curves.png", metric)
@@ -666,8 +689,17 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
 
 
 def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
-    """Recompute a finished run's results (both protocols) from its checkpoints and predictions."""
+    """Recompute a finished run's results (its protocols) from its checkpoints and predictions; for
+    ``both`` as two runs, each run's and then the pair's."""
+    runs = protocol_runs(cfg)
+    if len(runs) > 1:
+        results = combine_protocols(cfg, {p: evaluate_run(sub, progress) for p, sub in runs.items()})
+        write_results(cfg.run_dir, results)
+        return results
+    cfg = next(iter(runs.values()))
     run = cfg.run_dir
+    if not (run / "metrics.csv").is_file():
+        raise FexaError(f"{run} holds no finished run to evaluate (no metrics.csv); train it first")
     device = training_device(cfg)
     data = prepare_data(cfg, progress=progress)
     kind, num_classes = task_kind(cfg, data)
@@ -677,36 +709,3 @@ def evaluate_run(cfg: ExperimentConfig, progress: bool = True) -> dict:
     metric = selection_metric(cfg, kind)
     history = pd.read_csv(run / "metrics.csv").to_dict("records")
     return _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history)
-
-
-def _initialisation(cfg: ExperimentConfig, run: Path) -> list[str]:
-    """What the run's model started from: the lines build_model recorded in model.json, or 'from scratch'."""
-    if not cfg.model.pretrained:
-        return ["from scratch (model.pretrained is empty)"]
-    try:
-        return list(json.loads((run / "model.json").read_text())["initialisation"])
-    except (OSError, ValueError, KeyError):
-        return ["not recorded (model.json predates fexa recording it)"]
-
-
-def _read_predictions(path: Path, kind: str) -> np.ndarray:
-    df = pd.read_csv(path)
-    if kind == "regression":
-        return df["prediction"].to_numpy()
-    return df[[c for c in df.columns if c.startswith("p") and c[1:].isdigit()]].to_numpy()
-
-
-def _markdown(r: dict) -> str:
-    lines = [f"# {r['name']}: {r['model']} on {r['dataset']}{' / ' + r['task'] if r['task'] else ''}", "",
-             f"{r['train_samples']} training, {r['val_samples']} validation and {r['test_samples']} test samples "
-             f"({r['test_subjects']} test subjects).", "",
-             *([f"{r['test_unusable']} test sample(s) had no usable face or media: scored as wrong predictions "
-                "(classes) or the training mean (scores); listed in dropped.csv.", ""] if r.get("test_unusable") else []),
-             "Initialised: " + "; ".join(r.get("initialisation", [])), "",
-             "| protocol | epoch | metric | value | 95% CI | note |", "|---|---|---|---|---|---|"]
-    for p in ("paper", "honest"):
-        if p in r:
-            x = r[p]
-            lines.append(f"| {p} | {x['epoch']} | {x['metric']} | {x['value']:.4f} | "
-                         f"[{x['ci_low']:.4f}, {x['ci_high']:.4f}] | {x['note']} |")
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,178 @@
+"""The authors' published weight files fexa knows: what each initialises, where its authors publish
+it and the tensors it must hold; a downloaded file is checked strictly before it is used.
+
+Configs name a file in ``model.pretrained`` by its fexa name (``{rgb: qafe_former_dfer}``); the files
+sit in one weights folder, ``FEXA_WEIGHTS`` or ``fexa train --weights DIR``, under the file names
+their authors gave them. ``{source, path}`` entries (a file anywhere, or ``source: fexa`` for another
+run's checkpoint, ``source: timm`` for a local timm checkpoint) are checked to exist the same way.
+The expected keys and shapes come from the reference modules (``reference_keys.json``) and the
+documented layout of each file (wrapper, prefixes, the layers fexa drops).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from fexa.errors import FexaError
+
+REFERENCE_KEYS = Path(__file__).with_name("reference_keys.json")
+ENV = "FEXA_WEIGHTS"
+Shapes = dict[str, tuple[int, ...]]
+
+
+@cache
+def reference_keys() -> dict[str, Shapes]:
+    """Key -> shape of each reference module's state dict (facts read from the authors' code)."""
+    return {name: {k: tuple(s) for k, s in keys.items()} for name, keys in json.loads(REFERENCE_KEYS.read_text()).items()}
+
+
+def _former_dfer(tokens: int) -> Callable[[], Shapes]:
+    """Former-DFER's DFEW checkpoints: the T-Former named ``spatial_transformer``, the 7-class ``fc``."""
+    def layout() -> Shapes:
+        keys = {k.replace("t_former.temporal_transformer", "t_former.spatial_transformer"): s
+                for k, s in reference_keys()["former_dfer_qafe"].items()}
+        return {**keys, "s_former.pos_embedding": (1, tokens, 256), "fc.weight": (7, 512), "fc.bias": (7,)}
+    return layout
+
+
+def _pose_only() -> Shapes:
+    """pyskl's PoseC3D SlowOnly on NTU60-XSub joints: 17 keypoint channels in, 60 classes out."""
+    keys = {"backbone." + k.removeprefix("restnet3d."): s for k, s in reference_keys()["slowonly_qafe"].items()}
+    conv1 = keys["backbone.conv1.conv.weight"]
+    return {**keys, "backbone.conv1.conv.weight": (conv1[0], 17, *conv1[2:]),
+            "cls_head.fc_cls.weight": (60, 512), "cls_head.fc_cls.bias": (60,)}
+
+
+def _same(name: str) -> Callable[[], Shapes]:
+    return lambda: dict(reference_keys()[name])
+
+
+@dataclass(frozen=True)
+class Published:
+    name: str  # fexa's name for the file, used in configs
+    filename: str  # as its authors publish it
+    source: str  # key mapping (fexa.models.checkpoints.MAPPERS)
+    model: str  # the fexa model it loads into (whole), with options
+    initialises: str
+    where: str  # the repository whose README links the file
+    layout: Callable[[], Shapes]  # the file's tensors (after unwrapping state_dict/model and 'module.')
+    options: dict = field(default_factory=dict)
+
+    def expected(self) -> Shapes:
+        return self.layout()
+
+
+PUBLISHED: dict[str, Published] = {p.name: p for p in [
+    Published("qafe_former_dfer", "FormerDFER-DFEWset1-model_best.pth", "former_dfer", "former_dfer",
+              "QAFE-Net's RGB encoder (Former-DFER retrained on DFEW fold 1 at 224 px)",
+              "https://github.com/shuchaoduan/QAFE-Net (README, 'Pretrained Weights': the Google Drive 'pretrain' folder)",
+              _former_dfer(196)),
+    Published("pyskl_pose_only", "pose_only.pth", "pyskl_slowonly", "slowonly_r50_heatmap",
+              "QAFE-Net's heatmap encoder (pyskl SlowOnly, NTU60-XSub joints; its 17-channel stem and classifier "
+              "are not used)",
+              "https://github.com/shuchaoduan/QAFE-Net (README, 'Pretrained Weights': the Google Drive 'pretrain' folder)",
+              _pose_only),
+    Published("tramp_former_dfer", "FormerDFER_DFEW.pth", "former_dfer", "former_dfer",
+              "TraMP-Former's RGB encoder (Former-DFER on DFEW, 224 px)",
+              "https://github.com/shuchaoduan/TraMP-Former (README, 'Pretrained Weights': Google Drive)",
+              _former_dfer(196)),
+    Published("tramp_skateformer", "SkateFormer_256_rgb1x1.pth", "tramp_skateformer", "skateformer_face",
+              "TraMP-Former's trajectory encoder (SkateFormer pre-trained on DFEW trajectories, T_p 256, 5 channels; "
+              "its evaluator head is not used)",
+              "https://github.com/shuchaoduan/TraMP-Former (README, 'Pretrained Weights': Google Drive)",
+              _same("tramp_skateformer"), {"bias_layout": "reference"}),
+    Published("poster_ir50", "ir50.pth", "poster_ir50", "ir50",
+              "PCDA's image backbone (POSTER's IR-50, MS-Celeb-1M; its 4th stage and output layer are not used)",
+              "https://github.com/zczcwh/POSTER (README, 'Pretrained model weights': the Google Drive 'pretrain' folder)",
+              _same("poster_ir50")),
+    Published("poster_mobilefacenet", "mobilefacenet_model_best.pth.tar", "poster_mobilefacenet", "mobilefacenet",
+              "PCDA's frozen landmark network (POSTER's MobileFaceNet, 68 landmarks)",
+              "https://github.com/zczcwh/POSTER (README, 'Pretrained model weights': the Google Drive 'pretrain' folder)",
+              _same("poster_mobilefacenet")),
+    *[Published(f"former_dfer_dfew_fold{k}", f"set{k}-model_best.pth", "former_dfer_classifier", "former_dfer_112",
+                f"Former-DFER trained on DFEW fold {k} (112 px, 7 classes): a complete model (`fexa weights import`)",
+                "https://github.com/zengqunzhao/Former-DFER (README, 'Pretrain Models on DFEW': Google Drive folder "
+                f"fd{k}; the file name starts with its training time)",
+                _former_dfer(49)) for k in range(1, 6)],
+]}
+
+NOT_PUBLISHED = {  # initialisations the papers describe with no file their authors publish
+    "stt": "STT's ResNet-18 pre-trained on MS-Celeb-1M (no code or weights released): STT configs train from scratch",
+    "cfc_sp": "CFC-SP's MS-Celeb-1M Swin-S / IR-152 / HRNet / RepVGG (not released): give your own file with "
+              "{source: timm, path: FILE} (timm's file loader, never a hub), or train from scratch",
+}
+
+
+def get_published(name: str) -> Published:
+    if name not in PUBLISHED:
+        raise FexaError(f"unknown published weights {name!r}; known: {', '.join(PUBLISHED)} (see `fexa weights`)")
+    return PUBLISHED[name]
+
+
+def weights_folder(given: str | Path | None = None) -> Path | None:
+    """The weights folder: ``given``, else ``$FEXA_WEIGHTS``, else None."""
+    folder = given or os.environ.get(ENV)
+    return Path(folder) if folder else None
+
+
+def resolve_pretrained(pretrained: dict, folder: str | Path | None = None) -> dict[str, dict]:
+    """``model.pretrained`` with every entry as {source, path} and every file checked to exist (a
+    FexaError names the first that does not, and where its authors publish it)."""
+    out = {}
+    for sub, spec in pretrained.items():
+        where = "model.pretrained." + (sub or '""')
+        if isinstance(spec, str):
+            p = get_published(spec)
+            base = weights_folder(folder)
+            if base is None:
+                raise FexaError(f"{where} is {spec} ({p.filename}) but no weights folder is set: download it from "
+                                f"{p.where} into a folder and set {ENV}=DIR or pass --weights DIR (`fexa weights` lists "
+                                "every file), or --set model.pretrained=none to train from scratch")
+            path = base / p.filename
+            if not path.is_file():
+                raise FexaError(f"{where}: {p.filename} ({p.initialises}) is not in the weights folder {base}; its "
+                                f"authors publish it at {p.where}; or --set model.pretrained=none to train from scratch")
+            spec = {"source": p.source, "path": str(path), "published": spec}
+        elif not isinstance(spec, dict) or not {"source", "path"} <= set(spec):
+            raise FexaError(f"{where} must name published weights (`fexa weights`) or be {{source, path}}, got {spec!r}")
+        elif not Path(spec["path"]).exists():
+            raise FexaError(f"{where}: {spec['path']} does not exist ({spec['source']} weights)")
+        out[sub] = dict(spec)
+    return out
+
+
+def check_file(p: Published, path: str | Path) -> str:
+    """Verify a downloaded file strictly: the tensors ``p`` must hold, of those shapes, nothing
+    else but the layers fexa deliberately drops; then a strict load into fexa's module. Returns the
+    load report; a FexaError says what does not fit."""
+    from fexa.models import create_model
+    from fexa.models.checkpoints import MAPPERS, load_reference_weights, read_state_dict
+
+    sd = read_state_dict(path)
+    expected = p.expected()
+    missing = [k for k in expected if k not in sd]
+    wrong = [f"{k} {tuple(sd[k].shape)} (expected {expected[k]})" for k in expected
+             if k in sd and tuple(sd[k].shape) != expected[k]]
+    extra = [k for k in sd if k not in expected and MAPPERS[p.source](k) is not None]
+    if missing or wrong or extra:
+        parts = [f"{len(xs)} {what} (e.g. {xs[0]})" for xs, what in ((missing, "missing"), (wrong, "of another shape"),
+                                                                     (extra, "unexpected")) if xs]
+        raise FexaError(f"{path} is not {p.filename} as published at {p.where}: " + ", ".join(parts))
+    return str(load_reference_weights(create_model(p.model, **p.options), sd, p.source))
+
+
+def configs_using(name: str, configs: Path) -> list[str]:
+    """The shipped configs (``configs/**.yaml``) whose model.pretrained names ``name``."""
+    import yaml
+
+    hits = []
+    for path in sorted(configs.rglob("*.yaml")):
+        pre = ((yaml.safe_load(path.read_text()) or {}).get("model") or {}).get("pretrained") or {}
+        if name in pre.values():
+            hits.append(str(path.relative_to(configs.parent)))
+    return hits

@@ -1,0 +1,130 @@
+"""The authors' published weight files: listed with where to get them, checked strictly, named by
+configs through one weights folder (missing files refused before any data is prepared), and a
+published trained model imported as a run. Files are built from the reference key names and shapes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import DEMO, REPO
+from fexa.errors import FexaError
+from fexa.models.weights import PUBLISHED, Published
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def write_published(p: Published, folder, seed: int = 0, **changes) -> dict[str, torch.Tensor]:
+    """A file shaped as its authors publish it (wrapped, DataParallel 'module.' keys); ``changes``
+    replace (a shape) or, with None, delete keys. Returns its tensors without the prefix."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {**p.expected(), **{k.replace("__", "."): v for k, v in changes.items()}}
+    sd = {k: (torch.randn(s, generator=g) if s else torch.tensor(7)) for k, s in shapes.items() if s is not None}
+    wrapper = "model" if p.source == "tramp_skateformer" else "state_dict"
+    extra = {"module.evaluator.head.weight": torch.randn(7, 256)} if p.source == "tramp_skateformer" else {}
+    torch.save({wrapper: {"module." + k: v for k, v in sd.items()} | extra, "epoch": 99}, folder / p.filename)
+    return sd
+
+
+def fexa(*args: str, env=ENV) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fexa", *args], capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def test_every_published_file_is_listed_with_where_its_authors_publish_it_and_who_uses_it():
+    r = fexa("weights")
+    assert r.returncode == 0, r.stderr
+    for p in PUBLISHED.values():
+        assert p.filename in r.stdout and p.where.split()[0] in r.stdout
+    block = r.stdout[r.stdout.index("poster_ir50"):r.stdout.index("poster_mobilefacenet")]
+    assert "https://github.com/zczcwh/POSTER" in block and "configs/pcda/rafdb.yaml" in block
+    assert "STT's ResNet-18" in r.stdout  # said to be unpublished, not silently skipped
+    shown = fexa("weights", "show", "pyskl_pose_only").stdout
+    assert "backbone.conv1.conv.weight\t[32, 17, 1, 7, 7]" in shown and "cls_head.fc_cls.weight\t[60, 512]" in shown
+
+
+def test_weights_check_accepts_the_published_layout_and_names_every_surprise(tmp_path):
+    good = ["qafe_former_dfer", "pyskl_pose_only", "tramp_skateformer", "poster_ir50"]
+    for name in good:
+        write_published(PUBLISHED[name], tmp_path)
+    r = fexa("weights", "check", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[1]: line for line in r.stdout.splitlines()}
+    assert all(lines[PUBLISHED[n].filename].startswith("ok") for n in good)
+    absent = lines["mobilefacenet_model_best.pth.tar"]
+    assert absent.startswith("absent") and "https://github.com/zczcwh/POSTER" in absent
+    # a wrong shape, a missing tensor and an unexpected tensor are each refused, with the key
+    write_published(PUBLISHED["poster_ir50"], tmp_path, **{"body__3__res_layer__1__weight": (7,)})
+    write_published(PUBLISHED["pyskl_pose_only"], tmp_path, **{"backbone__layer2__0__conv1__bn__bias": None})
+    write_published(PUBLISHED["tramp_skateformer"], tmp_path, **{"stages__0__blocks__0__extra": (3,)})
+    r = fexa("weights", "check", str(tmp_path))
+    assert r.returncode == 1
+    assert "ir50.pth" in r.stderr and "1 of another shape (e.g. body.3.res_layer.1.weight (7,)" in r.stderr
+    assert "pose_only.pth" in r.stderr and "1 missing (e.g. backbone.layer2.0.conv1.bn.bias)" in r.stderr
+    assert "SkateFormer_256_rgb1x1.pth" in r.stderr and "1 unexpected (e.g. stages.0.blocks.0.extra)" in r.stderr
+    assert "FormerDFER-DFEWset1-model_best.pth" in r.stdout  # the good one still passes
+
+
+def test_a_missing_weights_file_is_refused_before_any_data_is_prepared(tmp_path, monkeypatch):
+    from fexa.train.config import load_config
+    from fexa.train.trainer import train
+
+    monkeypatch.delenv("FEXA_WEIGHTS", raising=False)
+    cfg = load_config(REPO / "configs/pcda/rafdb.yaml", [f"out={tmp_path}", f"data.cache={tmp_path / 'cache'}",
+                                                         f"data.root={tmp_path}"])
+    with pytest.raises(FexaError, match=r"poster_ir50 \(ir50.pth\) but no weights folder is set.*FEXA_WEIGHTS"):
+        train(cfg, progress=False)
+    monkeypatch.setenv("FEXA_WEIGHTS", str(tmp_path))
+    with pytest.raises(FexaError) as err:
+        train(cfg, progress=False)
+    assert "ir50.pth (PCDA's image backbone" in str(err.value) and f"not in the weights folder {tmp_path}" in str(err.value)
+    assert "https://github.com/zczcwh/POSTER" in str(err.value) and "model.pretrained=none" in str(err.value)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "pcda_rafdb").exists()
+
+
+@pytest.mark.parametrize("config, checks", [
+    ("qafe_net/pfed5_smile.yaml", {"rgb.s_former.pos_embedding": ("qafe_former_dfer", "s_former.pos_embedding"),
+                                   "heatmap.layers.2.0.conv2.0.weight": ("pyskl_pose_only",
+                                                                         "backbone.layer3.0.conv2.conv.weight")}),
+    ("tramp_former/pfed5_smile.yaml", {"trajectory.joint_embedding": ("tramp_skateformer", "joint_person_embedding"),
+                                       "rgb.t_former.cls_token": ("tramp_former_dfer", "t_former.cls_token")}),
+    ("pcda/rafdb.yaml", {"image.body.0.0.res_layer.1.weight": ("poster_ir50", "body.0.res_layer.1.weight"),
+                         "landmarks.linear.weight": ("poster_mobilefacenet", "output_layer.linear.weight")}),
+], ids=["qafe_net", "tramp_former", "pcda"])
+def test_configs_load_the_published_files_from_the_weights_folder(tmp_path, monkeypatch, config, checks):
+    from fexa.train.config import load_config
+    from fexa.train.trainer import build_model
+
+    names = sorted({n for n, _ in checks.values()})
+    files = {name: write_published(PUBLISHED[name], tmp_path, seed=i) for i, name in enumerate(names)}
+    monkeypatch.setenv("FEXA_WEIGHTS", str(tmp_path))
+    report: list[str] = []
+    model = build_model(load_config(REPO / "configs" / config), 7 if config.startswith("pcda") else 0, report)
+    ours = model.state_dict()
+    for key, (name, theirs) in checks.items():  # QAFE's 224-px position embedding as published: 196 tokens
+        torch.testing.assert_close(ours[key], files[name][theirs].to(ours[key].dtype))
+    assert len(report) == 2 and all(str(tmp_path) in line for line in report)
+
+
+def test_a_published_former_dfer_fold_model_becomes_a_run_analyze_uses(tmp_path):
+    from fexa.analysis.analyzer import Analyzer
+    from fexa.analysis.predict import TrainedModel
+    from fexa.data.adapters import DFEW_CLASSES
+
+    sd = write_published(PUBLISHED["former_dfer_dfew_fold1"], tmp_path)
+    file = tmp_path / PUBLISHED["former_dfer_dfew_fold1"].filename
+    r = fexa("weights", "import", str(file), "--as", "former_dfer_dfew", "--out", str(tmp_path / "runs" / "fdfer"))
+    assert r.returncode == 0, r.stderr
+    trained = TrainedModel(tmp_path / "runs" / "fdfer")
+    assert trained.classes == DFEW_CLASSES and trained.kind == "classification"
+    assert trained.cfg.data.samples.clip_size == 112 and trained.cfg.data.samples.clip_test == "resize"
+    torch.testing.assert_close(trained.model.head.weight, sd["fc.weight"])  # the classifier is kept, in DFEW's order
+    torch.testing.assert_close(trained.model.t_former.temporal_transformer[2].mlp.fc2.bias,
+                               sd["t_former.spatial_transformer.layers.2.1.fn.fn.net.3.bias"])
+    res = Analyzer(cache=tmp_path / "cache", models=[tmp_path / "runs" / "fdfer"]).analyze(DEMO)
+    p = res.predictions
+    assert p.loc[0, "model"] == "fdfer" and p.loc[0, "prediction"] in DFEW_CLASSES
+    assert sorted(c for c in p.columns if c.startswith("p_")) == sorted(f"p_{c}" for c in DFEW_CLASSES)
+    bad = fexa("weights", "import", str(tmp_path / "nope.pth"), "--as", "former_dfer_dfew", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "no checkpoint file at" in bad.stderr and not (tmp_path / "x").exists()
