@@ -284,8 +284,10 @@ def affwild2(root: Path, labels: dict[str, str] | None = None, frames: str = "cr
     """One row per video (``labels_file`` holds the per-frame labels, ``target`` the most common one),
     or with ``per_frame`` one row per labelled frame whose image exists (every ``every``-th), its
     ``start`` being the frame's position in the video's sorted frame folder (frames without a face
-    are missing from Aff-Wild2's cropped folders, so positions and frame numbers differ)."""
-    labels = labels or {"train": "Train_Set", "val": "Validation_Set"}
+    are missing from Aff-Wild2's cropped folders, so positions and frame numbers differ). The
+    validation set is the test set (``fold`` "test"): CFC-SP and the ABAW papers report on it, the
+    challenge's test labels not being public."""
+    labels = labels or {"train": "Train_Set", "test": "Validation_Set"}
     rows = []
     for fold, folder in labels.items():
         for f in sorted((root / folder).glob("*.txt")):
