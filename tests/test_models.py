@@ -233,3 +233,21 @@ def test_pcda_normalises_tokens_only_where_eqs_3_to_5_do():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(normed) - count(paper) == 3 * 2 * 768
     assert isinstance(paper.norm, torch.nn.Identity) and all(isinstance(b.norm_lm, torch.nn.Identity) for b in paper.blocks)
+
+
+def test_slowonly_frees_each_activation_once_the_next_block_has_it():
+    """Inference memory as pyskl's: the stem output is not held while the later stages run, and a
+    block's shortcut is computed after its residual branch (so the two are not alive together)."""
+    import weakref
+
+    model = create_model("slowonly_r50_heatmap").eval()
+    seen: dict = {}
+    model.maxpool.register_forward_hook(lambda m, i, out: seen.update(stem=weakref.ref(out)))
+    model.layers[1][0].register_forward_pre_hook(lambda m, i: seen.update(stem_alive=seen["stem"]() is not None))
+    block = model.layers[1][0]
+    order = []
+    block.conv3.register_forward_hook(lambda m, i, o: order.append("branch"))
+    block.downsample.register_forward_hook(lambda m, i, o: order.append("shortcut"))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 16, 56, 56))
+    assert seen["stem_alive"] is False and order == ["branch", "shortcut"]

@@ -50,8 +50,9 @@ class Bottleneck3d(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv3(self.conv2(self.conv1(x))) + identity)
+        out = self.conv3(self.conv2(self.conv1(x)))  # the branch first: no shortcut output held meanwhile (pyskl's order)
+        out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class SlowOnly(nn.Module):
@@ -78,7 +79,9 @@ class SlowOnly(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1) if cfg.pool else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.layers(self.maxpool(self.conv1(x)))
+        x = self.maxpool(self.conv1(x))
+        for block in (b for stage in self.layers for b in stage):  # rebinding x frees each block's input
+            x = block(x)
         return x if self.pool is None else self.pool(x).flatten(1)
 
 
