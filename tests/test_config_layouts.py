@@ -53,7 +53,7 @@ def make_layouts(root: Path) -> dict[str, Path]:
         for action in range(5):
             vid = f"01_{action:02d}_{s:02d}_01"
             _frames(d / pid / vid, small)
-            lines["test" if s == 3 else "train"].append(f"{vid}_{pid},{(s + action) % 5},{N},{action}")
+            lines["test" if s >= 2 else "train"].append(f"{vid}_{pid},{(s + action) % 5},{N},{action}")
     for split, rows in lines.items():
         _write(d / f"PFED5_{split}.csv", "id_v,score,frames,action\n" + "\n".join(rows) + "\n")
     # Toronto NeuroFace: videos, a repetition split file and the raters' labels with groups
