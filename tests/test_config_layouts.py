@@ -148,7 +148,7 @@ def config_on_layout(path: Path, layouts: dict[str, Path], out: Path, *more: str
     cfg = load_config(path)
     sets = [f"data.root={layouts[cfg.data.dataset]}", f"data.cache={out.parent / 'cache'}", f"out={out}",
             "model.pretrained=none", "train.epochs=1", "train.batch_size=2", "train.repeats=1", "eval.bootstrap=0",
-            "eval.protocol=paper", "data.workers=0"]
+            "eval.protocol=paper", "data.val_fraction=0", "data.workers=0"]
     if cfg.data.split == "folds":
         sets += ["data.folds=2", "data.fold=0"]
     return load_config(path, sets + list(more))
