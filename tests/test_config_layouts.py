@@ -142,7 +142,7 @@ def layouts(tmp_path_factory) -> dict[str, Path]:
     return make_layouts(tmp_path_factory.mktemp("layouts"))
 
 
-def config_on_layout(path: Path, layouts: dict[str, Path], out: Path, *more: str):
+def config_on_layout(path: Path, layouts: dict[str, Path], out: Path):
     """The shipped config, reading its dataset's synthetic layout; small where the tiny data needs it
     (two folds, batch 2, one epoch, no bootstrap) and from scratch (the tests build no weights here)."""
     cfg = load_config(path)
@@ -151,7 +151,7 @@ def config_on_layout(path: Path, layouts: dict[str, Path], out: Path, *more: str
             "eval.protocol=paper", "data.val_fraction=0", "data.workers=0"]
     if cfg.data.split == "folds":
         sets += ["data.folds=2", "data.fold=0"]
-    return load_config(path, sets + list(more))
+    return load_config(path, sets)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -38,7 +38,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """Every known file in DIR checked strictly; absent files named with where to get them."""
     from fexa.errors import FexaError
-    from fexa.models.weights import PUBLISHED, check_file
+    from fexa.models.weights import PUBLISHED, load_published
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -50,7 +50,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"absent   {p.filename:36s} {p.name}: from {p.where}")
             continue
         try:
-            print(f"ok       {p.filename:36s} {p.name}: {check_file(p, path)}")
+            print(f"ok       {p.filename:36s} {p.name}: {load_published(p, path)[1]}")
         except FexaError as e:
             bad += 1
             print(f"WRONG    {p.filename:36s} {p.name}: {e}", file=sys.stderr)

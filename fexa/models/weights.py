@@ -17,12 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fexa.errors import FexaError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from fexa.models.checkpoints import LoadReport
 
 REFERENCE_KEYS = Path(__file__).with_name("reference_keys.json")
 ENV = "FEXA_WEIGHTS"
 Shapes = dict[str, tuple[int, ...]]
+QAFE_NET = "https://github.com/shuchaoduan/QAFE-Net (README, 'Pretrained Weights': the Google Drive 'pretrain' folder)"
+TRAMP_FORMER = "https://github.com/shuchaoduan/TraMP-Former (README, 'Pretrained Weights': Google Drive)"
+POSTER = "https://github.com/zczcwh/POSTER (README, 'Pretrained model weights': the Google Drive 'pretrain' folder)"
 
 
 @cache
@@ -70,29 +79,29 @@ class Published:
 PUBLISHED: dict[str, Published] = {p.name: p for p in [
     Published("qafe_former_dfer", "FormerDFER-DFEWset1-model_best.pth", "former_dfer", "former_dfer",
               "QAFE-Net's RGB encoder (Former-DFER retrained on DFEW fold 1 at 224 px)",
-              "https://github.com/shuchaoduan/QAFE-Net (README, 'Pretrained Weights': the Google Drive 'pretrain' folder)",
+              QAFE_NET,
               _former_dfer(196)),
     Published("pyskl_pose_only", "pose_only.pth", "pyskl_slowonly", "slowonly_r50_heatmap",
               "QAFE-Net's heatmap encoder (pyskl SlowOnly, NTU60-XSub joints; its 17-channel stem and classifier "
               "are not used)",
-              "https://github.com/shuchaoduan/QAFE-Net (README, 'Pretrained Weights': the Google Drive 'pretrain' folder)",
+              QAFE_NET,
               _pose_only),
     Published("tramp_former_dfer", "FormerDFER_DFEW.pth", "former_dfer", "former_dfer",
               "TraMP-Former's RGB encoder (Former-DFER on DFEW, 224 px)",
-              "https://github.com/shuchaoduan/TraMP-Former (README, 'Pretrained Weights': Google Drive)",
+              TRAMP_FORMER,
               _former_dfer(196)),
     Published("tramp_skateformer", "SkateFormer_256_rgb1x1.pth", "tramp_skateformer", "skateformer_face",
               "TraMP-Former's trajectory encoder (SkateFormer pre-trained on DFEW trajectories, T_p 256, 5 channels; "
               "its evaluator head is not used)",
-              "https://github.com/shuchaoduan/TraMP-Former (README, 'Pretrained Weights': Google Drive)",
+              TRAMP_FORMER,
               _same("tramp_skateformer"), {"bias_layout": "reference"}),
     Published("poster_ir50", "ir50.pth", "poster_ir50", "ir50",
               "PCDA's image backbone (POSTER's IR-50, MS-Celeb-1M; its 4th stage and output layer are not used)",
-              "https://github.com/zczcwh/POSTER (README, 'Pretrained model weights': the Google Drive 'pretrain' folder)",
+              POSTER,
               _same("poster_ir50")),
     Published("poster_mobilefacenet", "mobilefacenet_model_best.pth.tar", "poster_mobilefacenet", "mobilefacenet",
               "PCDA's frozen landmark network (POSTER's MobileFaceNet, 68 landmarks)",
-              "https://github.com/zczcwh/POSTER (README, 'Pretrained model weights': the Google Drive 'pretrain' folder)",
+              POSTER,
               _same("poster_mobilefacenet")),
     *[Published(f"former_dfer_dfew_fold{k}", f"set{k}-model_best.pth", "former_dfer_classifier", "former_dfer_112",
                 f"Former-DFER trained on DFEW fold {k} (112 px, 7 classes): a complete model (`fexa weights import`)",
@@ -120,15 +129,16 @@ def weights_folder(given: str | Path | None = None) -> Path | None:
     return Path(folder) if folder else None
 
 
-def resolve_pretrained(pretrained: dict, folder: str | Path | None = None) -> dict[str, dict]:
-    """``model.pretrained`` with every entry as {source, path} and every file checked to exist (a
-    FexaError names the first that does not, and where its authors publish it)."""
+def resolve_pretrained(pretrained: dict) -> dict[str, dict]:
+    """``model.pretrained`` (validated with the config: published names or {source, path}) with every
+    entry as {source, path} and every file checked to exist (a FexaError names the first that does
+    not, and where its authors publish it)."""
     out = {}
     for sub, spec in pretrained.items():
         where = "model.pretrained." + (sub or '""')
         if isinstance(spec, str):
             p = get_published(spec)
-            base = weights_folder(folder)
+            base = weights_folder()
             if base is None:
                 raise FexaError(f"{where} is {spec} ({p.filename}) but no weights folder is set: download it from "
                                 f"{p.where} into a folder and set {ENV}=DIR or pass --weights DIR (`fexa weights` lists "
@@ -138,18 +148,16 @@ def resolve_pretrained(pretrained: dict, folder: str | Path | None = None) -> di
                 raise FexaError(f"{where}: {p.filename} ({p.initialises}) is not in the weights folder {base}; its "
                                 f"authors publish it at {p.where}; or --set model.pretrained=none to train from scratch")
             spec = {"source": p.source, "path": str(path), "published": spec}
-        elif not isinstance(spec, dict) or not {"source", "path"} <= set(spec):
-            raise FexaError(f"{where} must name published weights (`fexa weights`) or be {{source, path}}, got {spec!r}")
         elif not Path(spec["path"]).exists():
             raise FexaError(f"{where}: {spec['path']} does not exist ({spec['source']} weights)")
         out[sub] = dict(spec)
     return out
 
 
-def check_file(p: Published, path: str | Path) -> str:
+def load_published(p: Published, path: str | Path) -> tuple[nn.Module, LoadReport]:
     """Verify a downloaded file strictly: the tensors ``p`` must hold, of those shapes, nothing
-    else but the layers fexa deliberately drops; then a strict load into fexa's module. Returns the
-    load report; a FexaError says what does not fit."""
+    else but the layers fexa deliberately drops; then load it strictly into a new fexa module.
+    Returns the module and the load report; a FexaError says what does not fit."""
     from fexa.models import create_model
     from fexa.models.checkpoints import MAPPERS, load_reference_weights, read_state_dict
 
@@ -163,7 +171,8 @@ def check_file(p: Published, path: str | Path) -> str:
         parts = [f"{len(xs)} {what} (e.g. {xs[0]})" for xs, what in ((missing, "missing"), (wrong, "of another shape"),
                                                                      (extra, "unexpected")) if xs]
         raise FexaError(f"{path} is not {p.filename} as published at {p.where}: " + ", ".join(parts))
-    return str(load_reference_weights(create_model(p.model, **p.options), sd, p.source))
+    model = create_model(p.model, **p.options)
+    return model, load_reference_weights(model, sd, p.source)
 
 
 def configs_using(name: str, configs: Path) -> list[str]:

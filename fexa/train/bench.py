@@ -3,8 +3,6 @@ the model limits training, to size ``data.workers`` on the machine it runs on.""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
 import os
 import statistics
@@ -17,7 +15,7 @@ from torch.utils.data import Sampler
 
 from fexa.data.loading import make_loader, worker_init
 from fexa.data.samples import HOST_KEYS, FaceSamples, finish_batch
-from fexa.train.config import ExperimentConfig
+from fexa.train.config import ExperimentConfig, from_scratch
 from fexa.train.inputs import model_inputs
 from fexa.train.trainer import (build_training, prepare_data, task_kind, training_device, training_model,
                                 training_samples, training_step)
@@ -149,8 +147,7 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
     out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
     if with_model:
         kind, num_classes = task_kind(cfg, data)
-        bare = replace(cfg, model=replace(cfg.model, pretrained={}))  # speed does not depend on the initialisation
-        model = training_model(bare, num_classes, device)
+        model = training_model(from_scratch(cfg), num_classes, device)  # speed does not depend on the initialisation
         criterion, params, opt, _ = build_training(cfg, kind, data, model, device)
         step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
         loader = make_loader(ds, batch_size, workers, device, _Order(order), drop_last=True)

@@ -247,6 +247,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+def from_scratch(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with no pretrained weights (where only the model's shape matters)."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained={}))
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 

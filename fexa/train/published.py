@@ -12,9 +12,7 @@ from safetensors.torch import save_file
 from fexa.data.adapters import DATASETS
 from fexa.errors import FexaError
 from fexa.io.atomic import atomic_dir, write_json, write_text
-from fexa.models import create_model
-from fexa.models.checkpoints import load_reference_weights, read_state_dict
-from fexa.models.weights import check_file, get_published
+from fexa.models.weights import get_published, load_published
 from fexa.train.config import load_config, to_dict
 from fexa.train.inputs import model_inputs
 
@@ -31,17 +29,15 @@ IMPORTABLE = {
 
 def import_published(file: str | Path, as_name: str, out: str | Path, fold: int = 1) -> Path:
     """Turn the released checkpoint ``file`` of model ``as_name`` (trained on fold ``fold``) into the
-    run folder ``out``; returns it. The file is checked strictly first (:func:`check_file`)."""
+    run folder ``out``; returns it. The file is checked and loaded strictly (:func:`load_published`)."""
     if as_name not in IMPORTABLE:
         raise FexaError(f"--as {as_name!r}: fexa imports {', '.join(IMPORTABLE)}")
     weights_name, settings = IMPORTABLE[as_name]
     published = get_published(weights_name.format(fold=fold))
-    check_file(published, file)
+    model, _ = load_published(published, file)
     out = Path(out)
     cfg = load_config(None, [s.replace("{fold}", str(fold)) for s in settings]
                       + [f"name={out.name}", f"out={out.parent}", f"data.root=(imported from {Path(file).name})"])
-    model = create_model(published.model, **published.options)
-    load_reference_weights(model, read_state_dict(file), published.source)
     classes = list(DATASETS[cfg.data.dataset].classes)
     with atomic_dir(out) as tmp:
         write_text(tmp / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -101,8 +101,7 @@ def combine_protocols(cfg: ExperimentConfig, parts: dict[str, dict]) -> dict:
     one result, each protocol naming its run folder."""
     first = next(iter(parts.values()))
     out = {"name": cfg.name, **{k: first[k] for k in ("model", "dataset", "task", "test_samples", "test_unusable",
-                                                      "test_subjects")}}
-    out["initialisation"] = first["initialisation"]
+                                                      "test_subjects", "initialisation")}}
     for p, r in parts.items():
         out[p] = {**r[p], "run": p}
     return out

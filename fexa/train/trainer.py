@@ -48,7 +48,7 @@ from fexa.models import create_model, make_config
 from fexa.models.checkpoints import load_reference_weights
 from fexa.models.weights import resolve_pretrained
 from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
-from fexa.train.config import ExperimentConfig, to_dict
+from fexa.train.config import ExperimentConfig, from_scratch, to_dict
 from fexa.train.inputs import model_inputs, split_output
 from fexa.train.results import (METRICS, PROTOCOL_NOTES, combine_protocols, initialisation, read_predictions,
                                 save_predictions, score, selection_metric, write_results)
@@ -253,7 +253,7 @@ def class_heads(cfg: ExperimentConfig, num_classes: int, sub: str) -> set[str]:
     """Keys of submodule ``sub``'s state dict whose shape follows the number of classes (the
     classifier), found by building the model with one class more on the meta device (no memory)."""
     with torch.device("meta"):
-        bare = replace(cfg, model=replace(cfg.model, pretrained={}))
+        bare = from_scratch(cfg)
         a, b = (build_model(bare, n) for n in (num_classes, num_classes + 1))
     sa = (a.get_submodule(sub) if sub else a).state_dict()
     sb = (b.get_submodule(sub) if sub else b).state_dict()
@@ -467,16 +467,18 @@ def protocol_runs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
     """The runs ``eval.protocol`` needs, by protocol: one (its folder out/name), or for ``both`` on a
     dataset without a validation set of its own a paper and an honest run (out/name/paper, .../honest)."""
     p = cfg.eval.protocol
+    paper = replace(cfg, data=replace(cfg.data, val_fraction=0.0), eval=replace(cfg.eval, protocol="paper"))
+    if p == "paper":  # every training subject trains (a validation set of the dataset's own changes nothing)
+        return {p: paper}
     if cfg.data.split == "fixed" and (dataset_table(cfg)["fold"].astype(str) == "val").any():
         return {p: cfg}  # the dataset's own validation set: every training subject trains, one run gives both
-    if p != "paper" and cfg.data.val_fraction <= 0:
+    if cfg.data.val_fraction <= 0:
         raise FexaError(f"eval.protocol={p} needs held-out validation subjects, but data.val_fraction=0 and dataset "
                         f"{cfg.data.dataset!r} has no validation set of its own: set data.val_fraction (e.g. 0.2) "
                         "or eval.protocol=paper")
-    paper = replace(cfg, data=replace(cfg.data, val_fraction=0.0), eval=replace(cfg.eval, protocol="paper"))
+    if p == "honest":
+        return {p: cfg}
     honest = replace(cfg, eval=replace(cfg.eval, protocol="honest"))
-    if p != "both":
-        return {p: paper if p == "paper" else honest}
     return {"paper": replace(paper, name=f"{cfg.name}/paper"), "honest": replace(honest, name=f"{cfg.name}/honest")}
 
 
