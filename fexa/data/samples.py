@@ -64,6 +64,10 @@ class SampleConfig:
     normalize: str = "imagenet"  # "imagenet" or "none" (Former-DFER's DFEW models use [0, 1])
     heatmap_mode: str = "rgb_weighted"
     heatmap_sigma: float = 1.0
+    # the patch drawn around each landmark and the smoothing blur (fexa.represent.heatmap); kernel 1 and
+    # blur 0 mark the landmark pixels alone: QAFE-Net Table 4's "Landmarks" / Table 10's "N/A" row
+    heatmap_kernel: int = 11
+    heatmap_blur: int = 7
     heatmap_skip_first: bool = False  # the released code's 72 maps (its loop skips point 0); paper: all 73
     heatmap_subpixel: bool = False  # Gaussians at the exact coordinates; paper: at the landmark's pixel
     trajectory_length: int = 128
@@ -364,7 +368,8 @@ def finish_batch(batch: dict, cfg: SampleConfig) -> dict:
             boxes = batch.pop("clip_box").tolist()
             batch["clip"] = torch.stack([cut_clip(c, b, cfg.clip_size, f) for c, b, f in zip(crops, boxes, flips)])
         hcfg = HeatmapConfig(mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, src_size=int(batch.pop("heatmap_src")[0]),
-                             out_size=64, skip_first=cfg.heatmap_skip_first, subpixel=cfg.heatmap_subpixel)
+                             out_size=64, skip_first=cfg.heatmap_skip_first, subpixel=cfg.heatmap_subpixel,
+                             kernel=cfg.heatmap_kernel, blur=cfg.heatmap_blur)
         maps = heatmap_volume_torch(batch.pop("heatmap_points"), hcfg, crops if cfg.heatmap_mode == "rgb_weighted" else None)
         at = batch.pop("heatmap_at").tolist()
         batch["heatmaps"] = torch.stack([m[..., y:y + 56, x:x + 56].flip(-1) if f else m[..., y:y + 56, x:x + 56]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -70,3 +73,43 @@ def fixed_split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     assert_subject_disjoint(train, test, "the dataset's train/test split")
     assert_subject_disjoint(train, val, "the dataset's train/validation split")
     return train, val, test
+
+
+def read_fold_file(path: str | Path) -> dict[int, list[str]]:
+    """Published test folds: fold number (0-based) -> its test subjects, as the authors wrote them.
+
+    A CSV with ``subject`` and ``fold`` columns (folds numbered from 0 or 1), or the authors' Python
+    file holding one dict literal of fold -> subject list (TraMP-Former's
+    ``dataloader/NeuroFace_data.py`` ``cv_dict``), read as a literal, never run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FexaError(f"data.fold_file: {path} does not exist")
+    if path.suffix == ".csv":
+        df = pd.read_csv(path, dtype=str)
+        if not {"subject", "fold"} <= set(df.columns):
+            raise FexaError(f"data.fold_file: {path} needs columns subject and fold, has {list(df.columns)}")
+        lists = {k: g["subject"].tolist() for k, g in df.groupby("fold")}
+    else:
+        lists = None
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Dict) and node.keys and all(isinstance(v, ast.List) for v in node.values):
+                lists = ast.literal_eval(node)
+                break
+        if lists is None:
+            raise FexaError(f"data.fold_file: no dict of fold -> subject list found in {path}")
+    try:
+        numbers = sorted(int(k) for k in lists)
+    except ValueError:
+        raise FexaError(f"data.fold_file: fold names in {path} must be numbers, got {sorted(lists)}") from None
+    first = numbers[0]
+    return {int(k) - first: [str(s) for s in v] for k, v in sorted(lists.items(), key=lambda kv: int(kv[0]))}
+
+
+def file_folds(table: pd.DataFrame, folds: dict[int, list[str]]) -> tuple[pd.Series, list[str], list[str]]:
+    """(fold number of every row, -1 for subjects in no fold list; the dataset's subjects in no list;
+    listed names matching no subject). Names are matched exactly as written, as the authors' code
+    does: TraMP-Former's 'S007 ' (trailing space) matches no subject, so S007 trains in every fold."""
+    owner = {s: k for k, names in folds.items() for s in names}
+    fold = table["subject"].astype(str).map(owner).fillna(-1).astype(int)
+    subjects = set(table["subject"].astype(str))
+    return fold, sorted(subjects - set(owner)), sorted(set(owner) - subjects)

@@ -17,6 +17,10 @@ features) because NeAA works on the features.
 The paper's 34.2M parameters count a whole ViT-B block per layer (including a query projection
 of the fusion tokens that cross-attention never uses) plus the landmark query; fexa builds only
 the key/value projection of the fusion tokens, 2 x 590,592 parameters fewer.
+
+Table 1's ablation: ``dot_attention=False`` feeds f_img itself (no H); ``cross_attention=False``
+takes the queries from the fusion tokens (self-attention, a plain ViT encoder: the landmark
+tokens are not built). Neither removes a module whose weights the full model loads.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class PCDAConfig:
     # LayerNorms on the landmark tokens (before W_q_lm) and on the class token (before the FC): not
     # in the paper's Eqs. 3-5, which normalise only inside the MLP branch; an option for stability
     token_norms: bool = False
+    dot_attention: bool = True  # Table 1: f_fusion = H * f_img (True) or f_img
+    cross_attention: bool = True  # Table 1: queries from the landmark tokens (True) or the fusion tokens
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -97,9 +103,11 @@ class CrossFeatureBlock(nn.Module):
         self.drop = nn.Dropout(drop)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
-    def forward(self, t_f: Tensor, t_lm: Tensor) -> Tensor:
+    def forward(self, t_f: Tensor, t_lm: Tensor | None) -> Tensor:
+        """Queries from the landmark tokens ``t_lm``; None: from the fusion tokens (self-attention)."""
         b, n, d = t_f.shape
-        q = self.q_lm(self.norm_lm(t_lm)).reshape(b, n, self.heads, -1).transpose(1, 2)
+        q = self.q_lm(self.norm_lm(t_lm) if t_lm is not None else self.norm1(t_f)).reshape(b, n, self.heads, -1)
+        q = q.transpose(1, 2)
         k, v = self.kv(self.norm1(t_f)).reshape(b, n, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         attn = nn.functional.scaled_dot_product_attention(q, k, v)
         t = t_f + self.drop(self.proj(attn.transpose(1, 2).reshape(b, n, d)))
@@ -114,20 +122,23 @@ class PCDA(nn.Module):
         self.cfg = cfg
         self.landmark_trunk = cfg.landmark_trunk
         self.image = IResNet(IRConfig(depth=50, num_stages=3, units=cfg.ir_units, channels=cfg.ir_channels))
-        if cfg.landmark_trunk == "mobilefacenet":
-            self.landmarks = MobileFaceNet()
-            self.landmarks.requires_grad_(False)
-            lm_channels = 128
-        else:
-            self.landmarks = GaussianLandmarkTrunk(cfg.num_landmarks, cfg.gaussian_sigma, cfg.img_size,
-                                                   cfg.landmark_channels)
-            lm_channels = cfg.landmark_channels
-        self.reduce_conv = nn.Conv2d(lm_channels, 1, 1) if cfg.reduction == "conv" else None
+        lm_channels = 128 if cfg.landmark_trunk == "mobilefacenet" else cfg.landmark_channels
+        if cfg.dot_attention or cfg.cross_attention:  # modules the ablation leaves unused are not built
+            if cfg.landmark_trunk == "mobilefacenet":
+                self.landmarks = MobileFaceNet()
+                self.landmarks.requires_grad_(False)
+            else:
+                self.landmarks = GaussianLandmarkTrunk(cfg.num_landmarks, cfg.gaussian_sigma, cfg.img_size, lm_channels)
+        self.reduce_conv = nn.Conv2d(lm_channels, 1, 1) if cfg.reduction == "conv" and cfg.dot_attention else None
         d = cfg.dim
-        self.embed_f, self.embed_lm = nn.Linear(self.image.out_channels, d), nn.Linear(lm_channels, d)
-        self.cls_f, self.cls_lm = nn.Parameter(torch.zeros(1, 1, d)), nn.Parameter(torch.zeros(1, 1, d))
+        self.embed_f = nn.Linear(self.image.out_channels, d)
+        if cfg.cross_attention:
+            self.embed_lm = nn.Linear(lm_channels, d)
+        self.cls_f = nn.Parameter(torch.zeros(1, 1, d))
         nn.init.trunc_normal_(self.cls_f, std=0.02)
-        nn.init.trunc_normal_(self.cls_lm, std=0.02)
+        if cfg.cross_attention:
+            self.cls_lm = nn.Parameter(torch.zeros(1, 1, d))
+            nn.init.trunc_normal_(self.cls_lm, std=0.02)
         self.blocks = nn.ModuleList(CrossFeatureBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.drop, cfg.token_norms)
                                     for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d) if cfg.token_norms else nn.Identity()
@@ -135,7 +146,7 @@ class PCDA(nn.Module):
 
     def train(self, mode: bool = True) -> "PCDA":
         super().train(mode)
-        if self.landmark_trunk == "mobilefacenet":
+        if self.landmark_trunk == "mobilefacenet" and hasattr(self, "landmarks"):
             self.landmarks.eval()  # frozen, BN statistics included
         return self
 
@@ -160,11 +171,13 @@ class PCDA(nn.Module):
 
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> tuple[Tensor, Tensor]:
         f_img = self.image(images)
-        f_lm = self.landmark_features(images, landmarks)
-        f_fusion = self.attention_map(f_lm) * f_img
-        b = images.shape[0]
+        cfg, b = self.cfg, images.shape[0]
+        f_lm = self.landmark_features(images, landmarks) if cfg.dot_attention or cfg.cross_attention else None
+        f_fusion = self.attention_map(f_lm) * f_img if cfg.dot_attention else f_img
         t_f = torch.cat([self.cls_f.expand(b, -1, -1), self.embed_f(f_fusion.flatten(2).transpose(1, 2))], dim=1)
-        t_lm = torch.cat([self.cls_lm.expand(b, -1, -1), self.embed_lm(f_lm.flatten(2).transpose(1, 2))], dim=1)
+        t_lm = None
+        if cfg.cross_attention:
+            t_lm = torch.cat([self.cls_lm.expand(b, -1, -1), self.embed_lm(f_lm.flatten(2).transpose(1, 2))], dim=1)
         for blk in self.blocks:
             t_f = blk(t_f, t_lm)
         feats = self.norm(t_f[:, 0])

@@ -38,6 +38,7 @@ class TraMPFormerConfig:
     dim: int = 256
     num_heads: int = 8
     traj_encoder: dict = field(default_factory=dict)  # further SkateFormerConfig options (e.g. attn_drop)
+    num_classes: int = 0  # 0: the regression MLP (one score); > 0: Table IV's single linear classification layer
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -47,7 +48,8 @@ class TraMPFormerConfig:
 
 
 class TraMPFormer(nn.Module):
-    """forward(clip [B, n*16, 3, 224, 224] or None, traj [B, T_p, 63, C_p] or None, time_index [B, T_p]) -> [B]."""
+    """forward(clip [B, n*16, 3, 224, 224] or None, traj [B, T_p, 63, C_p] or None, time_index [B, T_p]) -> [B] scores
+    (or [B, classes] logits with ``num_classes``)."""
 
     def __init__(self, cfg: TraMPFormerConfig = TraMPFormerConfig()):
         super().__init__()
@@ -66,7 +68,7 @@ class TraMPFormer(nn.Module):
         elif cfg.streams == "both" and cfg.fusion == "cross":
             self.blocks = nn.ModuleList(CrossFusionBlock(d, cfg.num_heads, 4 * d) for _ in range(cfg.num_blocks))
         head_in = 2 * d if cfg.streams == "both" and cfg.fusion == "concat" else d
-        self.head = RegressionHead((head_in, 128, 64, 1))
+        self.head = nn.Linear(head_in, cfg.num_classes) if cfg.num_classes else RegressionHead((head_in, 128, 64, 1))
 
     def encode_rgb(self, clip: Tensor) -> Tensor:
         return self.rgb_transform(self.rgb.encode(clip)).mean(dim=1)  # [B, 256]
@@ -97,7 +99,8 @@ class TraMPFormer(nn.Module):
                 q = blk(q, c)
             x = q[:, 0]
         out = self.head(x)
-        return (out.mean(dim=1) if out.dim() == 3 else out).squeeze(-1)
+        out = out.mean(dim=1) if out.dim() == 3 else out
+        return out if self.cfg.num_classes else out.squeeze(-1)
 
 
 @register_model("tramp_former", TraMPFormerConfig, "TraMP-Former: SkateFormer trajectories + Former-DFER RGB, "

@@ -25,12 +25,14 @@ class DataConfig:
     options: dict = field(default_factory=dict)  # adapter options (file names, ...)
     cache: str = "cache"  # fexa extract output folder shared by runs
     task: str = ""  # keep only this task (e.g. a PFED5 action)
-    split: str = "folds"  # "fixed" (the dataset's own fold column: train / val / test) or "folds" (subject k-fold)
+    split: str = "folds"  # "fixed" (the dataset's fold column), "folds" (subject k-fold) or "file" (fold_file's lists)
+    fold_file: str = ""  # published test-subject lists per fold (CSV subject,fold or the authors' Python dict)
     folds: int = 5
     fold: int = 0
     stratify: str = ""  # a column to balance folds over (e.g. Toronto NeuroFace's group)
     val_fraction: float = 0.2  # training subjects held out for the honest protocol (0: none)
     target_map: list = field(default_factory=list)  # remap class targets (e.g. CFC-SP coarse classes)
+    scores_as_classes: bool = False  # integer scores 0..K-1 trained as K classes (QAFE-Net Table 9, TraMP-Former Table IV)
     limit: int = 0  # use only the first N samples (smoke tests)
     allow_missing: bool = False  # samples naming media that do not exist: an error (default) or dropped
     workers: int = 0  # DataLoader workers (size them with `fexa bench loader CONFIG`)

@@ -30,18 +30,40 @@ def predicted_class(scores: np.ndarray) -> np.ndarray:
     return np.where(missing, M.NO_PREDICTION, np.nan_to_num(scores, nan=0.0).argmax(axis=1))
 
 
+def _level(p: np.ndarray) -> np.ndarray:
+    """The predicted level (class index) of [N, C] scores as floats. A sample without a prediction (no
+    usable face) gets the mean of the others, a guess without information, as a score's failure gets
+    the training mean."""
+    c = predicted_class(p).astype(float)
+    missing = c == M.NO_PREDICTION
+    return np.where(missing, c[~missing].mean() if (~missing).any() else 0.0, c)
+
+
 METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or [N, C] class scores)
     "regression": {"spearman": M.spearman, "pearson": M.pearson, "mae": M.mae, "rmse": M.rmse},
     "classification": {"accuracy": lambda y, p: M.accuracy(y.astype(int), predicted_class(p)),
                        "uar": lambda y, p: M.uar(y.astype(int), predicted_class(p), p.shape[1]),
                        "macro_f1": lambda y, p: M.macro_f1(y.astype(int), predicted_class(p), p.shape[1])},
 }
+# integer scores trained as classes (data.scores_as_classes: QAFE-Net Table 9, TraMP-Former Table IV):
+# the class metrics, and the score metrics of the predicted level
+def _of_level(fn):
+    """A score metric applied to the predicted level of class scores."""
+    return lambda y, p: fn(y, _level(p))
 
 
-def score(kind: str, table: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+LEVEL_METRICS = {name: _of_level(fn) for name, fn in METRICS["regression"].items()}
+
+
+def metric_functions(kind: str, ordinal: bool = False) -> dict:
+    """name -> metric of a task ``kind``; ``ordinal``: classes that are score levels (adds the score metrics)."""
+    return {**METRICS[kind], **(LEVEL_METRICS if ordinal and kind == "classification" else {})}
+
+
+def score(kind: str, table: pd.DataFrame, pred: np.ndarray, ordinal: bool = False) -> dict[str, float]:
     """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
     y = table["target"].to_numpy()
-    out = {name: fn(y, pred) for name, fn in METRICS[kind].items()}
+    out = {name: fn(y, pred) for name, fn in metric_functions(kind, ordinal).items()}
     if kind == "regression" and table["task"].nunique() > 1:
         out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
     return out
@@ -51,9 +73,10 @@ def selection_metric(cfg: ExperimentConfig, kind: str) -> str:
     """The metric that picks epochs: eval.metric, or Spearman / accuracy for ``auto``."""
     if cfg.eval.metric == "auto":
         return "spearman" if kind == "regression" else "accuracy"
-    if cfg.eval.metric not in METRICS[kind]:
+    names = metric_functions(kind, cfg.data.scores_as_classes)
+    if cfg.eval.metric not in names:
         raise FexaError(f"eval.metric {cfg.eval.metric!r} is not a {kind} metric; choose from "
-                        f"{', '.join(METRICS[kind])} or auto")
+                        f"{', '.join(names)} or auto")
     return cfg.eval.metric
 
 

@@ -40,7 +40,8 @@ from fexa.data.adapters import DATASETS, load_dataset
 from fexa.data.loading import BalancedSampler, make_loader, to_device
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.store import StoreConfig, StoredEntry
-from fexa.data.splits import assert_subject_disjoint, fixed_split, split_fold, subject_folds, validation_split
+from fexa.data.splits import (assert_subject_disjoint, file_folds, fixed_split, read_fold_file, split_fold,
+                              subject_folds, validation_split)
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_scheme
 from fexa.io.atomic import write_json, write_text
@@ -50,7 +51,7 @@ from fexa.models.weights import resolve_pretrained
 from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
 from fexa.train.config import ExperimentConfig, from_scratch, to_dict
 from fexa.train.inputs import model_inputs, split_output
-from fexa.train.results import (METRICS, PROTOCOL_NOTES, combine_protocols, initialisation, read_predictions,
+from fexa.train.results import (PROTOCOL_NOTES, metric_functions, combine_protocols, initialisation, read_predictions,
                                 save_predictions, score, selection_metric, write_results)
 
 REGRESSION_LOSSES = ("bmc", "gai", "mse", "focal_mse", "focal_l1")
@@ -144,8 +145,10 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     elif d.split == "folds":
         folds = subject_folds(rows, d.folds, cfg.train.seed, d.stratify or None)
         train, test = split_fold(rows, folds, d.fold)
+    elif d.split == "file":
+        train, test = published_fold(rows, d.fold_file, d.fold, rank)
     else:
-        raise FexaError(f"data.split must be 'fixed' or 'folds', got {d.split!r}")
+        raise FexaError(f"data.split must be 'fixed', 'folds' or 'file', got {d.split!r}")
     held_out = val.empty and d.val_fraction > 0
     if held_out:  # no validation set of the dataset's own: hold out training subjects
         train, val = validation_split(train, d.val_fraction, cfg.train.seed, d.stratify or None)
@@ -162,6 +165,20 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         raise FexaError(f"empty split: {len(usable['train'])} training and {len(usable['test'])} test samples "
                         f"with a usable face")
     return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info, "held_out": held_out}
+
+
+def published_fold(rows: pd.DataFrame, fold_file: str, fold: int, rank: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of fold ``fold`` of the authors' published fold lists (``data.fold_file``).
+    Subjects in no list train in every fold, as in the authors' code; both kinds of mismatch are
+    reported, since they change what the folds test."""
+    lists = read_fold_file(fold_file)
+    if fold not in lists:
+        raise FexaError(f"data.fold {fold} is not in {fold_file}: it has folds 0..{len(lists) - 1}")
+    folds, unlisted, unmatched = file_folds(rows, lists)
+    if rank == 0 and (unlisted or unmatched):
+        print(f"fexa: warning: {fold_file}: subjects in no fold list (they train in every fold): {unlisted or 'none'}; "
+              f"listed names matching no subject: {[repr(s) for s in unmatched] or 'none'}", file=sys.stderr)
+    return split_fold(rows, folds, fold)
 
 
 def whole_test_list(data: dict) -> pd.DataFrame:
@@ -211,6 +228,11 @@ def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
     kind = info.kind if info else "regression"
     if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES:
         kind = "classification"
+    if cfg.data.scores_as_classes:
+        if kind != "regression":
+            raise FexaError(f"data.scores_as_classes turns scores into classes, but {cfg.data.dataset} is already "
+                            "a classification dataset")
+        return "classification", score_levels(data)
     if kind == "regression":
         return kind, 0
     if cfg.data.target_map:
@@ -218,6 +240,16 @@ def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
     if info is not None and info.classes:
         return kind, len(info.classes)
     return kind, int(data["train"]["target"].max()) + 1
+
+
+def score_levels(data: dict) -> int:
+    """The number of classes when integer scores 0..K-1 are trained as classes: the highest score of
+    any split + 1 (a level absent from training still has its class). Non-integer scores are refused."""
+    y = pd.concat([data[k]["target"] for k in ("train", "val", "test", "unusable_test")]).to_numpy(float)
+    if (y < 0).any() or not np.array_equal(y, np.round(y)):
+        bad = y[(y < 0) | (y != np.round(y))][0]
+        raise FexaError(f"data.scores_as_classes needs integer scores 0, 1, 2...; this dataset has {bad:g}")
+    return int(y.max()) + 1
 
 
 def mirror_of(train: pd.DataFrame) -> np.ndarray:
@@ -582,7 +614,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     criterion, params, opt, sched = build_training(cfg, kind, data, model, device)
     step = training_step(cfg, kind, net, criterion, opt, params, device, argfn)
-    metric = selection_metric(cfg, kind)
+    metric, ordinal = selection_metric(cfg, kind), cfg.data.scores_as_classes
 
     start, history, best_val = 0, [], None
     if resume:
@@ -618,11 +650,11 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
             test_table, test_pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
-            row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred).items()})
+            row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred, ordinal).items()})
             save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
             if val_ds is not None:
                 val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind)
-                row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred).items()})
+                row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred, ordinal).items()})
                 improved = _better(metric, row[f"val_{metric}"], best_val)
                 best_val = row[f"val_{metric}"] if improved else best_val
             for k, v in row.items():
@@ -655,14 +687,15 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     hist = pd.DataFrame(history)
     table = whole_test_list(data)
     y = table["target"].to_numpy()
-    fn = METRICS[kind][metric]
+    ordinal = cfg.data.scores_as_classes
+    fn = metric_functions(kind, ordinal)[metric]
     groups = table["subject"].to_numpy()
 
     def protocol(name: str, pred: np.ndarray, epoch: int) -> dict:
         v, lo, hi = M.bootstrap_ci(fn, y, pred, cfg.eval.bootstrap, seed=cfg.train.seed, groups=groups)
         return {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": PROTOCOL_NOTES[name],
                 "run": ".", "train_samples": len(data["train"]), "val_samples": len(data["val"]),
-                **score(kind, table, pred)}
+                **score(kind, table, pred, ordinal)}
 
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
                "protocol": cfg.eval.protocol, "test_samples": len(table), "test_unusable": len(data["unusable_test"]),
