@@ -28,6 +28,7 @@ from fexa.train.checkpoint import read_weights
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs, split_output
 
+PROTOCOL_RUNS = ("honest", "paper")  # the sub-runs of eval.protocol both
 _REPRESENTATION = {"image": "single aligned frames", "clip": "RGB clips", "heatmaps": "landmark heatmap volumes",
                    "trajectory": "landmark trajectories"}
 
@@ -39,7 +40,7 @@ def find_run(path: str | Path) -> Path:
     path = Path(path)
     for folder in (path, *path.parents)[:4]:
         if (folder / "config.yaml").is_file():
-            pair = [folder / p for p in ("honest", "paper") if (folder / p / "config.yaml").is_file()]
+            pair = [folder / p for p in PROTOCOL_RUNS if (folder / p / "config.yaml").is_file()]
             return pair[0] if pair else folder
     raise FexaError(f"{path} is not a fexa run folder or a checkpoint inside one (no config.yaml found)")
 
@@ -83,7 +84,7 @@ class TrainedModel:
         self.model = build_model(self.cfg, meta["num_classes"])
         self._load(weights)
         self.model.eval()
-        self.name = run.name
+        self.name = run.parent.name if run.name in PROTOCOL_RUNS else run.name  # the pair's name, not 'honest'
         self.per_frame = self.keys == ("image",)
         self.smooth_window = smooth_window
         target_map = tuple(self.cfg.data.target_map)
@@ -146,7 +147,11 @@ class TrainedModel:
             table.insert(1, "end", [b for _, b in spans])
         return Prediction(self._summary(per_span.mean(axis=0)), segments=table)
 
-    def _predict_frames(self, entry: Path, task: str, progress: bool) -> Prediction:
+    @torch.no_grad()
+    def frame_outputs(self, entry: str | Path, task: str = "", progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A per-frame model's raw outputs (logits or scores) on every frame of an analysed input:
+        ([T, C], zero where the frame has no usable face; usable [T] bool)."""
+        entry = Path(entry)
         track = TrackData.load(entry / "track.npz")
         frames = np.flatnonzero(track.usable)
         rows = pd.DataFrame({"id": [f"{entry.name}:{t}" for t in frames], "subject": "", "target": 0.0, "task": task,
@@ -155,19 +160,23 @@ class TrainedModel:
         raw = self._outputs(FaceSamples(rows, self.keys, sc, train=False, seed=self.cfg.train.seed), 32, progress)
         full = torch.zeros(track.num_frames, raw.shape[1])
         full[frames] = torch.from_numpy(raw)
-        valid = torch.from_numpy(track.usable)
+        return full, torch.from_numpy(track.usable)
+
+    def _predict_frames(self, entry: Path, task: str, progress: bool) -> Prediction:
+        full, valid = self.frame_outputs(entry, task, progress)
+        track_usable = valid.numpy()
         smoothed = smooth_predicting(full, self.smooth_window, valid)
         if self.kind == "classification":  # the paper smooths logits: unique + universal parts
             values, names = smoothed.softmax(-1).numpy(), [f"{self.name}_p_{c}" for c in self.classes]
         else:  # a score keeps its scale: the unique and universal parts' weighted mean
             values, names = (smoothed / (1 + sp_gain(self.smooth_window))).numpy(), [f"{self.name}_score"]
-        values[~track.usable] = np.nan
+        values[~track_usable] = np.nan
         per_frame = pd.DataFrame(values, columns=names)
         if self.kind == "classification":
             best = np.nan_to_num(values, nan=-1.0).argmax(axis=1)
             per_frame.insert(0, f"{self.name}_prediction",
-                             np.where(track.usable, np.asarray(self.classes, dtype=object)[best], None))
-        return Prediction(self._summary(np.nanmean(values[track.usable], axis=0)), frames=per_frame)
+                             np.where(track_usable, np.asarray(self.classes, dtype=object)[best], None))
+        return Prediction(self._summary(np.nanmean(values[track_usable], axis=0)), frames=per_frame)
 
 
 def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | None],
@@ -189,7 +198,8 @@ def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | No
     frames = pd.DataFrame(compose_probabilities(coarse, negative).numpy(), columns=[f"cfc_sp_p_{n}" for n in names])
     frames.loc[~usable] = np.nan
     frames.insert(0, "cfc_sp_prediction", np.where(usable, names[cascade(coarse, negative).numpy()], None))
-    clip_coarse, clip_negative = coarse[usable].mean(0, keepdim=True), negative[usable].mean(0, keepdim=True)
+    keep = torch.from_numpy(np.array(usable, dtype=bool))
+    clip_coarse, clip_negative = coarse[keep].mean(0, keepdim=True), negative[keep].mean(0, keepdim=True)
     row = {"model": "cfc_sp", "prediction": names[int(cascade(clip_coarse, clip_negative)[0])]}
     row.update({f"p_{n}": float(p) for n, p in zip(names, compose_probabilities(clip_coarse, clip_negative)[0])})
     return Prediction(row, frames=frames)

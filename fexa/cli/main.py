@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--crop-size", type=int, default=256)
     i.set_defaults(func=_import_landmarks)
 
-    from fexa.cli import analyze, baseline, bench, models, train, weights
+    from fexa.cli import analyze, baseline, bench, cascade, models, train, weights
 
     analyze.add_parser(sub)
+    cascade.add_parser(sub)
     bench.add_parser(sub)
     baseline.add_parser(sub)
     models.add_parser(sub)

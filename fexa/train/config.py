@@ -175,7 +175,11 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("data.dataset", d.dataset, d.dataset in DATASETS, f"one of {', '.join(sorted(DATASETS))}")
     need("data.root", d.root, isinstance(d.root, str) and d.root.strip() != "", "the dataset's folder (or manifest CSV)")
     need("data.cache", d.cache, isinstance(d.cache, str) and d.cache.strip() != "", "a folder for the extract cache")
-    need("data.split", d.split, d.split in ("fixed", "folds"), "fixed or folds")
+    need("data.split", d.split, d.split in ("fixed", "folds", "file"), "fixed, folds or file")
+    if d.split == "file":
+        need("data.fold_file", d.fold_file, isinstance(d.fold_file, str) and d.fold_file.strip() != "",
+             "the published fold lists (a subject,fold CSV or the authors' Python file)")
+        need("data.fold", d.fold, isinstance(d.fold, int) and d.fold >= 0, "an integer >= 0")
     if d.split == "folds":
         need("data.folds", d.folds, isinstance(d.folds, int) and d.folds >= 2, "an integer >= 2")
         need("data.fold", d.fold, isinstance(d.fold, int) and isinstance(d.folds, int) and 0 <= d.fold < max(d.folds, 1),
@@ -213,6 +217,13 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
         v = getattr(sc, key)
         need(f"data.samples.{key}", v, _is_number(v) and 0 <= v <= 1, "a probability, 0 <= p <= 1")
     need("model.name", cfg.model.name, cfg.model.name in MODEL_INPUTS, f"one of {', '.join(sorted(MODEL_INPUTS))}")
+    if cfg.model.name in MODEL_INPUTS:
+        from fexa.models.registry import make_config
+
+        try:  # the model's own config checks its options (names and values)
+            make_config(cfg.model.name, **cfg.model.options)
+        except (TypeError, ValueError) as err:
+            need("model.options", cfg.model.options, False, f"options of {cfg.model.name} ({err})")
     for sub, spec in cfg.model.pretrained.items():
         ok = spec in PUBLISHED if isinstance(spec, str) else isinstance(spec, dict) and {"source", "path"} <= set(spec)
         need(f"model.pretrained.{sub}", spec, ok, "a published weights name (`fexa weights`) or {source, path}")
