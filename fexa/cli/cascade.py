@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
                        "each coarse member with the negative net, of each 8-class net, and each net on its own task "
                        "(5 coarse classes; 4 negative classes on the negative frames), for each Smooth Predicting "
                        "window. Frames whose face was not usable count as wrong and are counted.")
-    p.add_argument("--coarse", nargs="+", default=[], metavar="RUN", help="coarse-net member runs (e.g. Swin-S, IR-152, HRNet)")
+    p.add_argument("--coarse", nargs="+", default=[], metavar="RUN",
+                   help="coarse-net member runs (e.g. Swin-S, IR-152, HRNet)")
     p.add_argument("--negative", nargs="+", default=[], metavar="RUN", help="the negative net's run (RepVGG)")
     p.add_argument("--eight", nargs="+", default=[], metavar="RUN",
                    help="runs trained on the 8 classes directly (Table 1's baselines)")

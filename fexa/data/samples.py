@@ -74,6 +74,8 @@ class SampleConfig:
     trajectory_channels: int = 5
     trajectory_origin: str = "first"
     trajectory_padding: str = "loop"
+    # a clip shorter than n x 16 frames: "loop" back to its start, or "zero" (black frames; TraMP-Former Table VIII)
+    clip_padding: str = "loop"
     trajectory_scale: float = 1.0  # divide positions by this (1: crop pixels, as the reference)
     flip: bool = True  # training: horizontal flip
     crop_scale: tuple[float, float] = (0.8, 1.0)  # training: random resized crop of images (area)
@@ -267,6 +269,8 @@ class FaceSamples(Dataset):
         box = self._clip_box(entry.crop_size, rng) if "clip" in self.inputs else None
         if "heatmaps" not in self.inputs:
             crops = torch.from_numpy(entry.frames(idx))  # [T, N, N, 3] uint8
+            if self.cfg.clip_padding == "zero":  # subclip sampling loops a short clip from position len(frames) on
+                crops[len(frames):] = 0
             return {"clip": cut_clip(crops, box, self.cfg.clip_size, flip)}
         # finished by finish_batch (on the device when training): the clip is cut from the same crops;
         # heatmaps are drawn at 64 and cut to 56, a random window in training, the centre in testing.

@@ -199,6 +199,10 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
          and 0 < sc.clip_scale[0] <= sc.clip_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
     need("data.samples.clip_train", sc.clip_train, sc.clip_train in ("crop", "resized_crop"), "crop or resized_crop")
     need("data.samples.clip_test", sc.clip_test, sc.clip_test in ("center", "resize"), "center or resize")
+    rgb_only = cfg.model.name in ("tramp_former", "former_dfer_regressor")  # clips without heatmaps
+    need("data.samples.clip_padding", sc.clip_padding, sc.clip_padding == "loop" or (
+        sc.clip_padding == "zero" and sc.sampling == "subclips" and rgb_only),
+        "loop, or zero for subclip-sampled RGB clips without heatmaps (TraMP-Former, Former-DFER)")
     side = CROP_SIZE  # a window much smaller than the face crop cuts off brows and chin
     for key in ("clip_train", "clip_test"):
         if getattr(sc, key) in ("crop", "center") and isinstance(sc.clip_size, int):
