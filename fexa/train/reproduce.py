@@ -10,6 +10,7 @@ the table's ``members`` table. Rows fexa cannot run say why (``unsupported``).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from fexa.errors import FexaError
 from fexa.io.atomic import write_text
 
 TABLES = Path(__file__).resolve().parents[2] / "tables"  # the repository's tables/ folder
+PROTOCOLS = ("paper", "honest")  # the protocols a run's results.json can hold
+CASCADE_COLUMN = "Aff-Wild2 val"  # the one column of CFC-SP's cascade rows
 PERCENT = ("spearman", "pearson", "accuracy", "uar", "macro_f1")  # reported in % by the papers
 SECTIONS = r"^(model\.options|data\.samples|data\.options|train\.loss_options|model|data|train|optim)\."
 METRIC_NAMES = {"accuracy": "accuracy (WAR)", "uar": "UAR", "macro_f1": "macro-F1", "spearman": "Spearman",
@@ -129,7 +132,7 @@ def listing(paper: str, table_ids: list[str] | None = None) -> pd.DataFrame:
                 continue
             if row.cascade:
                 _, cmd = cascade_command(tables, t, row)
-                lines.append({"table": t.id, "row": row.name, "column": "Aff-Wild2 val", "command": cmd,
+                lines.append({"table": t.id, "row": row.name, "column": CASCADE_COLUMN, "command": cmd,
                               **{m: t.paper_values(row, m)[-1] for m in t.metrics}})
                 continue
             for i, c in enumerate(t.columns):
@@ -157,9 +160,6 @@ def run_tables(paper: str, table_ids: list[str] | None, sets: list[str], out: st
     """Train every cell of the tables (finished runs are reused, started ones resumed), score the
     cascade rows, and collect one results table beside the paper's numbers, written to
     ``out/<paper>/table<id>.{csv,md}``."""
-    from fexa.train.config import load_config
-    from fexa.train.trainer import train
-
     tables = load_tables(paper)
     out = Path(out) / paper
     extra = [*sets, f"out={out}", f"eval.protocol={protocol}"]
@@ -170,15 +170,14 @@ def run_tables(paper: str, table_ids: list[str] | None, sets: list[str], out: st
             if row.unsupported:
                 continue
             if row.cascade:
-                lines += _cascade_row(tables, t, row, extra, out, progress)
+                lines += _cascade_row(tables, t, row, extra, protocol, progress)
                 continue
             values = {}
             for i, c in enumerate(t.columns):
                 cell = t.cell(row, c)
-                cfg = load_config(c["config"], [*cell.sets, *extra, f"name={cell.name}"])
-                res = _results(cfg.run_dir) or train(cfg, resume=(cfg.run_dir / "config.yaml").is_file(), progress=progress)
+                _, res = _run_cell(cell, extra, progress)
                 for m in t.metrics:
-                    fexa = {p: res[p].get(m) for p in ("paper", "honest") if p in res}
+                    fexa = {p: res[p].get(m) for p in PROTOCOLS if p in res}
                     values.setdefault(m, []).append(fexa)
                     lines.append(_line(t, row, c["name"], m, t.paper_values(row, m)[i], fexa, cell.name))
             if t.mean:
@@ -189,39 +188,39 @@ def run_tables(paper: str, table_ids: list[str] | None, sets: list[str], out: st
         frame = pd.DataFrame(lines)
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / f"table{t.id}.csv", frame.to_csv(index=False))
-        write_text(out / f"table{t.id}.md", table_markdown(t, frame))
+        write_text(out / f"table{t.id}.md", table_markdown(t, frame, "honest" if protocol == "honest" else "paper"))
         results.append(frame)
     return pd.concat(results, ignore_index=True) if results else pd.DataFrame()
 
 
-def _cascade_row(tables: dict[str, Table], t: Table, row: Row, extra: list[str], out: Path, progress: bool) -> list[dict]:
-    from fexa.analysis.cfc_sp_eval import evaluate_cascade
+def _run_cell(cell: Cell, extra: list[str], progress: bool) -> tuple[Path, dict]:
+    """(run folder, results) of a cell: a finished run's results.json, else the run trained (resumed if started)."""
     from fexa.train.config import load_config
     from fexa.train.trainer import train
 
+    cfg = load_config(cell.config, [*cell.sets, *extra, f"name={cell.name}"])
+    path = cfg.run_dir / "results.json"
+    if path.is_file():
+        return cfg.run_dir, json.loads(path.read_text())
+    return cfg.run_dir, train(cfg, resume=(cfg.run_dir / "config.yaml").is_file(), progress=progress)
+
+
+def _cascade_row(tables: dict[str, Table], t: Table, row: Row, extra: list[str], protocol: str,
+                 progress: bool) -> list[dict]:
+    """A CFC-SP cascade row: its nets trained (Table 3's cells), then scored together. Each net is
+    its run's checkpoint as ``fexa analyze`` takes it (of a paper + honest pair, the honest run; of a
+    paper run, its last epoch), so the number is reported under that protocol."""
+    from fexa.analysis.cfc_sp_eval import evaluate_cascade
+
     nets, _ = cascade_command(tables, t, row)
-    runs = {}
-    for role, cells in nets.items():
-        runs[role] = []
-        for cell in cells:
-            cfg = load_config(cell.config, [*cell.sets, *extra, f"name={cell.name}"])
-            if not _results(cfg.run_dir):
-                train(cfg, resume=(cfg.run_dir / "config.yaml").is_file(), progress=progress)
-            runs[role].append(cfg.run_dir)
+    runs = {role: [_run_cell(cell, extra, progress)[0] for cell in cells] for role, cells in nets.items()}
     window = row.cascade.get("window", 256)
     scores = evaluate_cascade(runs["coarse"], runs["negative"], runs["eight"], [window], progress=progress)
     nets_name = " + ".join(c.name for c in [*nets["coarse"], *nets["negative"]]) if nets["coarse"] else nets["eight"][0].name
     whole = scores[(scores["nets"] == nets_name) & (scores["task"] == 8)].iloc[0]
-    return [_line(t, row, "Aff-Wild2 val", "macro_f1", t.paper_values(row, "macro_f1")[-1],
-                  {"paper": float(whole["macro_f1"])}, nets_name)]
-
-
-def _results(run: Path) -> dict | None:
-    """A finished run's results.json, or None."""
-    import json
-
-    path = run / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    used = "paper" if protocol == "paper" else "honest"
+    return [_line(t, row, CASCADE_COLUMN, "macro_f1", t.paper_values(row, "macro_f1")[-1],
+                  {used: float(whole["macro_f1"])}, nets_name)]
 
 
 def _line(t: Table, row: Row, column: str, metric: str, paper, fexa: dict, run: str) -> dict:
@@ -230,13 +229,14 @@ def _line(t: Table, row: Row, column: str, metric: str, paper, fexa: dict, run: 
             **{f"fexa_{p}": (None if v is None else scale * v) for p, v in fexa.items()}, "run": run}
 
 
-def table_markdown(t: Table, frame: pd.DataFrame) -> str:
-    """The table as the paper lays it out: fexa's number (paper protocol) / the paper's, per column."""
-    cols = [c["name"] for c in t.columns] + ([t.mean] if t.mean else []) or ["Aff-Wild2 val"]
+def table_markdown(t: Table, frame: pd.DataFrame, protocol: str = "paper") -> str:
+    """The table as the paper lays it out: fexa's number (``protocol``) / the paper's, per column."""
     if any(r.cascade for r in t.rows):
-        cols = ["Aff-Wild2 val"]
+        cols = [CASCADE_COLUMN]
+    else:
+        cols = [c["name"] for c in t.columns] + ([t.mean] if t.mean else [])
     lines = [f"# {t.paper} Table {t.id}: {t.title}", "",
-             "Each cell: fexa (paper protocol) / the paper's number" + (f"; {t.note}" if t.note else "") + ".", ""]
+             f"Each cell: fexa ({protocol} protocol) / the paper's number" + (f"; {t.note}" if t.note else "") + ".", ""]
     for m in t.metrics:
         lines += [f"{METRIC_NAMES.get(m, m)}{' (%)' if m in PERCENT else ''}", "",
                   "| row | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -245,9 +245,13 @@ def table_markdown(t: Table, frame: pd.DataFrame) -> str:
             cells = []
             for c in cols:
                 hit = sel[sel["column"] == c] if len(sel) else sel
-                ours = hit["fexa_paper"].iloc[0] if len(hit) and "fexa_paper" in hit else None
+                ours, tag = None, ""
+                for p in (protocol, *PROTOCOLS):  # a cascade row of a `both` table has the honest runs' number only
+                    if len(hit) and f"fexa_{p}" in hit and pd.notna(hit[f"fexa_{p}"].iloc[0]):
+                        ours, tag = hit[f"fexa_{p}"].iloc[0], "" if p == protocol else f" ({p})"
+                        break
                 theirs = hit["paper_reported"].iloc[0] if len(hit) else None
-                cells.append(f"{_num(ours)} / {_num(theirs)}")
+                cells.append(f"{_num(ours)}{tag} / {_num(theirs)}")
             lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
