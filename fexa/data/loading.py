@@ -1,5 +1,6 @@
-"""DataLoaders that keep a device busy: uint8 batches from persistent single-threaded workers,
-pinned for asynchronous copies, finished on the device (heatmaps, clip crops, normalisation)."""
+"""Loaders that keep a device busy: uint8 batches from persistent single-threaded workers, handed
+over through a ring of shared page-locked memory (:mod:`fexa.data.batch_ring`) and copied
+asynchronously, finished on the device (heatmaps, clip crops, normalisation)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
+from fexa.data.batch_ring import RingLoader
 from fexa.data.samples import HOST_KEYS, FaceSamples, SampleConfig, finish_batch
 
 
@@ -49,14 +51,17 @@ class BalancedSampler(Sampler):
 
 
 def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,
-                drop_last: bool = False, persistent: bool = True, prefetch: int = 4, start: str | None = None) -> DataLoader:
-    """A loader over ``ds``: ``workers`` processes (0: in this one) that live across epochs
-    (``persistent``) and each keep ``prefetch`` batches ready; pinned memory on CUDA. ``start``:
-    how workers start (multiprocessing context; default the platform's)."""
-    extra = {"persistent_workers": persistent, "prefetch_factor": prefetch, "worker_init_fn": worker_init,
-             "multiprocessing_context": start} if workers else {}
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers, drop_last=drop_last,
-                      pin_memory=device.type == "cuda", **extra)
+                drop_last: bool = False, persistent: bool = True, prefetch: int = 2,
+                start: str | None = None) -> DataLoader | RingLoader:
+    """A loader over ``ds``: ``workers`` processes that live across epochs (``persistent``), each
+    keeping ``prefetch`` batches ready in its slots of a shared ring, batches yielded on ``device``
+    (:class:`RingLoader`); with 0 workers, a DataLoader in this process (pinned memory on CUDA).
+    ``start``: how workers start (multiprocessing context; default the platform's)."""
+    if workers:
+        return RingLoader(ds, batch_size, workers, device, sampler or SequentialSampler(ds), drop_last, persistent,
+                          prefetch, worker_init, start, HOST_KEYS)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
+                      pin_memory=device.type == "cuda")
 
 
 def to_device(batch: dict, device: torch.device, cfg: SampleConfig, channels_last: bool = False) -> dict:

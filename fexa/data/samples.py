@@ -210,10 +210,13 @@ class FaceSamples(Dataset):
     def row_of(self, item: int) -> int:
         return (item // self.clips) % self.rows
 
-    def __getitem__(self, item: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        """Item ``item`` of the current epoch, or of ``epoch`` for an ``(epoch, item)`` pair (what loader
+        workers receive: their copy of the dataset does not see ``set_epoch``)."""
+        epoch, item = item if isinstance(item, tuple) else (self.epoch, item)
         row = self.row_of(item)
         clip_no = item % self.clips
-        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, item, clip_no])
+        rng = np.random.default_rng([self.seed, epoch if self.train else 0, item, clip_no])
         entry = self.entries(self._entry[row])
         start, end = int(self._start[row]), int(self._end[row])
         usable = entry.usable_frames
