@@ -100,7 +100,8 @@ class RingCollate:
             else:
                 dest.copy_(got[0])
         if set(items[0]) != set(self.layout) | (set(out) - {SLOT, ROWS}):
-            raise ValueError(f"loader item keys {sorted(items[0])} differ from the dataset's first item's {sorted(self.layout)}")
+            raise ValueError(f"loader item keys {sorted(items[0])} differ from the dataset's first item's "
+                             f"{sorted(self.layout)}")
         return out
 
 
@@ -125,7 +126,10 @@ class RingLoader:
         self._views = [_views(row, self.layout) for row in self.pool]
         self._stream, self._pending = None, None
         if device.type == "cuda":  # page-locked: the device reads the ring directly, asynchronously
-            torch.cuda.cudart().cudaHostRegister(self.pool.data_ptr(), self.pool.numel(), 0)
+            err = torch.cuda.cudart().cudaHostRegister(self.pool.data_ptr(), self.pool.numel(), 0)
+            if int(err) != 0:
+                raise RuntimeError(f"could not page-lock the {self.pool.numel() >> 20} MB batch ring "
+                                   f"(CUDA error {int(err)})")
             weakref.finalize(self, _unregister, self.pool)
             self._stream = torch.cuda.Stream(device)
         self.loader = DataLoader(ds, batch_size=batch_size, sampler=EpochIndices(sampler, ds), num_workers=workers,

@@ -32,16 +32,16 @@ class _Order(Sampler):
         return len(self.order)
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process (Linux /proc; NaN elsewhere)."""
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process without its shared-memory pages (RssAnon + RssFile, Linux /proc;
+    NaN elsewhere): the batch ring, mapped by every worker and the training process, is counted once,
+    on its own (``ring_mb``)."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+            kb = [int(line.split()[1]) for line in f if line.startswith(("RssAnon:", "RssFile:"))]
+        return sum(kb) / 1024 if kb else float("nan")
     except OSError:
-        pass
-    return float("nan")
+        return float("nan")
 
 
 def item_ms(ds: FaceSamples, order: np.ndarray, warmup: int = 3) -> float:
@@ -78,8 +78,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float]:
-    """(items/s through a DataLoader with ``workers`` workers, their largest peak RSS in MB). Workers
+def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: int) -> tuple[float, float, float]:
+    """(items/s through a loader with ``workers`` workers, their largest peak RSS in MB, the MB of
+    their shared batch ring). Workers
     are spawned, not forked, so that their memory is their own and not a copy of this process's.
     Timing starts once every worker has delivered a batch: ``order`` should hold many batches per
     worker, or the rate is that of the few batches left."""
@@ -92,26 +93,31 @@ def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: in
     for batch in it:
         n += len(batch["index"])
         t1 = time.perf_counter()  # the last batch's arrival: the workers' shutdown is not throughput
-        rss = float(np.fmax.reduce([rss, *map(_peak_rss_mb, pids)]))  # fmax: NaN (no /proc) only if all are
-    return n / max(t1 - t0, 1e-9) if n else float("nan"), rss
+        rss = float(np.fmax.reduce([rss, *map(_rss_mb, pids)]))  # sampled per batch; NaN only if all are
+    ring = loader.pool.numel() / 2**20 if hasattr(loader, "pool") else 0.0
+    return n / max(t1 - t0, 1e-9) if n else float("nan"), rss, ring
 
 
-def model_rate(step, batch: dict, device: torch.device, steps: int, loader=None) -> float:
-    """Training items/s of ``step`` (the trainer's: forward, the config's loss, backward, update) on
-    ``batch`` repeated, or on the batches of ``loader`` when given."""
+def model_rate(step, batch: dict, device: torch.device, steps: int, loader=None) -> tuple[float, float]:
+    """(training items/s of ``step``, the fraction of that time spent waiting for batches): ``step``
+    is the trainer's (forward, the config's loss, backward, update), on ``batch`` repeated, or on the
+    batches of ``loader`` when given."""
     source = iter(loader) if loader is not None else None
     for _ in range(2):  # warm-up (kernels, allocator, workers)
         step(next(source) if source else batch)
     sync(device)
-    t0, n = time.perf_counter(), 0
+    t0, n, wait = time.perf_counter(), 0, 0.0
     for _ in range(steps):
+        t1 = time.perf_counter()
         b = next(source, None) if source else batch
+        wait += time.perf_counter() - t1
         if b is None:
             break
         step(b)
         n += len(b["index"])
     sync(device)
-    return n / max(time.perf_counter() - t0, 1e-9)
+    total = max(time.perf_counter() - t0, 1e-9)
+    return n / total, wait / total
 
 
 def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with_model: bool = False,
@@ -143,8 +149,9 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
         print(f"fexa: warning: {len(order)} items are {len(order) // batch_size} batches for {workers} workers: the "
               f"loader rate needs about 8 batches per worker after their start-up (--items {8 * workers * batch_size})",
               file=sys.stderr)
-    rate, rss = loader_rate(ds, order, batch_size, workers)
-    out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss)
+    rate, rss, ring = loader_rate(ds, order, batch_size, workers)
+    out.update(workers=workers, items_per_s=rate / max(workers, 1), loader_items_per_s=rate, peak_rss_mb=rss,
+               ring_mb=ring)
     if with_model:
         kind, num_classes = task_kind(cfg, data)
         model = training_model(from_scratch(cfg), num_classes, device)  # speed does not depend on the initialisation
@@ -152,10 +159,10 @@ def bench_loader(cfg: ExperimentConfig, workers: int = 1, items: int = 200, with
         step = training_step(cfg, kind, model, criterion, opt, params, device, argfn)
         loader = make_loader(ds, batch_size, workers, device, _Order(order), drop_last=True)
         batch = next(iter(make_loader(ds, batch_size, 0, device, _Order(order))))
-        synthetic = model_rate(step, batch, device, steps)
-        fed = model_rate(step, batch, device, steps, loader)
+        synthetic, _ = model_rate(step, batch, device, steps)
+        fed, wait = model_rate(step, batch, device, steps, loader)
         need = math.ceil(synthetic / max(out["items_per_s"], 1e-9))
-        out.update(model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic,
+        out.update(model_items_per_s=synthetic, fed_items_per_s=fed, fed_ratio=fed / synthetic, fed_wait=wait,
                    workers_to_feed=need, limit="loader" if rate < synthetic else "model")
     return out
 
@@ -170,9 +177,11 @@ def describe(r: dict) -> str:
     lines.append(f"  on the device  {r['device_ms']:8.2f} ms per item ({r['device']}: heatmaps, crops, normalisation)")
     lines += [f"  loader         {r['loader_items_per_s']:8.1f} items/s with {r['workers']} worker(s) = "
               f"{r['items_per_s']:.1f} items/s per worker",
-              f"  peak RSS       {r['peak_rss_mb']:8.0f} MB per worker"]
+              f"  peak RSS       {r['peak_rss_mb']:8.0f} MB per worker, besides the {r['ring_mb']:.0f} MB batch ring "
+              "they share with the training process"]
     if "model_items_per_s" in r:
         lines += [f"  model          {r['model_items_per_s']:8.1f} items/s on {r['device']} (synthetic batches)",
-                  f"  loader-fed     {r['fed_items_per_s']:8.1f} items/s ({r['fed_ratio']:.2f} of synthetic)",
+                  f"  loader-fed     {r['fed_items_per_s']:8.1f} items/s ({r['fed_ratio']:.2f} of synthetic; "
+                  f"{100 * r['fed_wait']:.0f} % of the time waiting for batches)",
                   f"  limit: the {r['limit']}; about {r['workers_to_feed']} worker(s) feed this model here"]
     return "\n".join(lines)
