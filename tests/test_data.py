@@ -167,6 +167,39 @@ def test_fixed_split_keeps_the_datasets_validation_set_apart():
         fixed_split(t)
 
 
+def test_repeat_factor_sampler_repeats_rare_classes_by_hand():
+    """LVIS's rule by hand: 90 items of class 0, 10 of class 1. t = 0.4: r1 = sqrt(0.4 / 0.1) = 2 exactly,
+    r0 = max(1, sqrt(0.4 / 0.9)) = 1, so every epoch holds each class-1 item twice, each class-0 item
+    once (110 items). t = 0.2: r1 = sqrt(2), so each class-1 item comes once or twice (coin 0.414)."""
+    from fexa.data.loading import RepeatFactorSampler
+    from fexa.data.samples import FaceSamples
+
+    table = pd.DataFrame({"id": range(100), "subject": range(100), "target": [0.0] * 90 + [1.0] * 10,
+                          "entry": "unused"})
+    ds = FaceSamples(table, ("image",), train=True)
+    s = RepeatFactorSampler(ds, 0.4, seed=3)
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        order = list(s)
+        assert len(s) == len(order) == 110
+        assert np.bincount(order, minlength=100).tolist() == [1] * 90 + [2] * 10
+    assert list(s) != (s.set_epoch(0) or list(s))  # shuffled afresh each epoch
+    s = RepeatFactorSampler(ds, 0.2, seed=3)
+    counts = []
+    for epoch in range(200):
+        s.set_epoch(epoch)
+        c = np.bincount(list(s), minlength=100)
+        assert set(c[:90]) == {1} and set(c[90:]) <= {1, 2}
+        counts.append(c[90:].sum())
+    assert abs(np.mean(counts) - 10 * np.sqrt(2)) < 0.2  # 14.14 expected; the mean of 200 epochs is within ~0.1
+    r0, r1 = (RepeatFactorSampler(ds, 0.2, 2, rank, seed=3) for rank in (0, 1))
+    for r in (r0, r1, s):
+        r.set_epoch(5)
+    whole = list(s)
+    assert len(r0) == len(r1) == -(-len(whole) // 2)
+    assert sorted(list(r0) + list(r1)) == sorted(whole + whole[: len(whole) % 2])  # padded with its own first item
+
+
 def test_balanced_sampler_oversamples_rare_classes_the_same_way_everywhere():
     """90 items of class 0, 10 of class 1: balanced draws give each class about half; the list is a
     function of (seed, epoch) only, and two processes split it without overlap."""

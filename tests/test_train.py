@@ -264,16 +264,17 @@ def test_pretrained_none_trains_from_scratch_and_a_wrong_value_is_named():
         load_config(REPO / "configs/stt/afew.yaml", ["model.pretrained=scratch"])
 
 
-def test_a_classification_run_trains_with_balanced_sampling(tiny):
+@pytest.mark.parametrize("sampler", ["balanced", "repeat_factor"])
+def test_a_classification_run_trains_with_oversampling(tiny, sampler):
     small = ("{img_size: 64, ir_units: [1, 1, 1], ir_channels: [16, 32, 64], landmark_channels: 16, dim: 32, "
              "depth: 1, num_heads: 2, mlp_ratio: 2.0}")
-    cfg = load_config(tiny, ["name=balanced", "train.epochs=1", "train.loss=ce", "train.sampler=balanced",
-                             "eval.metric=accuracy", "eval.bootstrap=0", "model.name=pcda_gaussian",
-                             f"model.options={small}", "data.samples.image_size=64"])
+    cfg = load_config(tiny, [f"name={sampler}", "train.epochs=1", "train.loss=ce", f"train.sampler={sampler}",
+                             "train.repeat_threshold=0.5", "eval.metric=accuracy", "eval.bootstrap=0",
+                             "model.name=pcda_gaussian", f"model.options={small}", "data.samples.image_size=64"])
     results = train(cfg, progress=False)
     assert results["paper"]["metric"] == "accuracy" and len(pd.read_csv(cfg.run_dir / "metrics.csv")) == 1
-    with pytest.raises(FexaError, match="sampler=balanced balances classes"):
-        train(load_config(tiny, ["name=balanced_regression", "train.sampler=balanced"]), progress=False)
+    with pytest.raises(FexaError, match=f"sampler={sampler} oversamples rare classes"):
+        train(load_config(tiny, [f"name={sampler}_regression", f"train.sampler={sampler}"]), progress=False)
 
 
 def _step_every_config():

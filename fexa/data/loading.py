@@ -25,6 +25,11 @@ def worker_init(_: int = 0) -> None:
         sys.modules["cv2"].setNumThreads(1)
 
 
+def item_classes(ds: FaceSamples) -> np.ndarray:
+    """The class index of every item of ``ds`` (rows repeated as the items repeat them)."""
+    return ds.table["target"].to_numpy()[[ds.row_of(i) for i in range(len(ds))]].astype(np.int64)
+
+
 class BalancedSampler(Sampler):
     """Class-balanced oversampling (POSTER's ImbalancedDatasetSampler, used for AffectNet): each
     epoch draws len(dataset) items with replacement, an item's weight 1 / (its class's count), from
@@ -32,7 +37,7 @@ class BalancedSampler(Sampler):
     process ``rank`` of ``world`` takes every world-th item of it."""
 
     def __init__(self, ds: FaceSamples, world: int = 1, rank: int = 0, seed: int = 0):
-        targets = ds.table["target"].to_numpy()[[ds.row_of(i) for i in range(len(ds))]].astype(np.int64)
+        targets = item_classes(ds)
         counts = np.bincount(targets)
         self.weights = torch.from_numpy(1.0 / counts[targets])
         self.world, self.rank, self.seed, self.epoch = world, rank, seed, 0
@@ -48,6 +53,42 @@ class BalancedSampler(Sampler):
 
     def __len__(self) -> int:
         return self.per_rank
+
+
+class RepeatFactorSampler(Sampler):
+    """LVIS's repeat-factor sampling (Gupta et al. 2019; CFC-SP's "over-sample method proposed in
+    [9]"): an item of a class that makes up a fraction f of the items is repeated
+    r = max(1, sqrt(threshold / f)) times per epoch, the fraction of r by a coin. Coins and the
+    shuffle come from a generator seeded by (seed, epoch), so every process, worker and resume draws
+    the same list; it is padded to a multiple of ``world`` with its own first items and process
+    ``rank`` takes every world-th item."""
+
+    def __init__(self, ds: FaceSamples, threshold: float, world: int = 1, rank: int = 0, seed: int = 0):
+        targets = item_classes(ds)
+        freq = np.bincount(targets) / len(targets)
+        self.factors = torch.from_numpy(np.maximum(1.0, np.sqrt(threshold / freq[targets])))
+        self.world, self.rank, self.seed, self.epoch = world, rank, seed, 0
+        self._drawn: tuple[int, list[int]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if self._drawn is None or self._drawn[0] != self.epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            whole = self.factors.floor()
+            copies = (whole + (torch.rand(len(self.factors), generator=g) < self.factors - whole)).long()
+            order = torch.repeat_interleave(torch.arange(len(copies)), copies)
+            order = order[torch.randperm(len(order), generator=g)]
+            order = torch.cat([order, order[: -len(order) % self.world]])
+            self._drawn = (self.epoch, order[self.rank::self.world].tolist())
+        return self._drawn[1]
+
+    def __iter__(self):
+        return iter(self._order())
+
+    def __len__(self) -> int:
+        return len(self._order())
 
 
 def make_loader(ds: FaceSamples, batch_size: int, workers: int, device: torch.device, sampler: Sampler | None = None,

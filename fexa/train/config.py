@@ -76,7 +76,10 @@ class TrainConfig:
     channels_last: bool = False  # image models and their 4-D inputs in channels-last layout
     device: str = "auto"
     drop_last: bool = True  # BMC is identically zero on a batch of one
-    sampler: str = "uniform"  # "uniform" (shuffled passes) or "balanced" (class-balanced oversampling, AffectNet)
+    # "uniform" (shuffled passes), "balanced" (class-balanced oversampling, POSTER/AffectNet) or
+    # "repeat_factor" (LVIS's repeat-factor sampling with repeat_threshold, CFC-SP)
+    sampler: str = "uniform"
+    repeat_threshold: float = 0.001  # LVIS's t: classes rarer than t are repeated sqrt(t / frequency) times
 
 
 PROTOCOLS = ("paper", "honest", "both")
@@ -233,7 +236,10 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
         need(f"model.pretrained.{sub}", spec, ok, "a published weights name (`fexa weights`) or {source, path}")
     need("train.epochs", t.epochs, isinstance(t.epochs, int) and t.epochs >= 1, "an integer >= 1")
     need("train.batch_size", t.batch_size, isinstance(t.batch_size, int) and t.batch_size >= 1, "an integer >= 1")
-    need("train.sampler", t.sampler, t.sampler in ("uniform", "balanced"), "uniform or balanced")
+    need("train.sampler", t.sampler, t.sampler in ("uniform", "balanced", "repeat_factor"),
+         "uniform, balanced or repeat_factor")
+    need("train.repeat_threshold", t.repeat_threshold, _is_number(t.repeat_threshold) and 0 < t.repeat_threshold <= 1,
+         "a number in (0, 1]")
     need("train.repeats", t.repeats, isinstance(t.repeats, int) and t.repeats >= 1, "an integer >= 1")
     need("optim.name", o.name, o.name in ("sgd", "adam", "adamw"), "sgd, adam or adamw")
     need("optim.lr", o.lr, _is_number(o.lr) and o.lr > 0, "> 0")

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from fexa import losses as L
 from fexa import metrics as M
 from fexa.data.adapters import DATASETS, load_dataset
-from fexa.data.loading import BalancedSampler, make_loader, to_device
+from fexa.data.loading import BalancedSampler, RepeatFactorSampler, make_loader, to_device
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.store import StoreConfig, StoredEntry
 from fexa.data.splits import (assert_subject_disjoint, file_folds, fixed_split, read_fold_file, split_fold,
@@ -603,10 +603,12 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
             write_text(run / "dropped.csv", data["dropped"].to_csv(index=False))
     if cfg.train.batch_size % world:
         raise FexaError(f"train.batch_size {cfg.train.batch_size} must be divisible by the {world} processes")
+    if cfg.train.sampler != "uniform" and kind != "classification":
+        raise FexaError(f"train.sampler={cfg.train.sampler} oversamples rare classes: it needs a classification dataset")
     if cfg.train.sampler == "balanced":
-        if kind != "classification":
-            raise FexaError("train.sampler=balanced balances classes: it needs a classification dataset")
         sampler = BalancedSampler(train_ds, world, rank, cfg.train.seed)
+    elif cfg.train.sampler == "repeat_factor":
+        sampler = RepeatFactorSampler(train_ds, cfg.train.repeat_threshold, world, rank, cfg.train.seed)
     else:
         sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed)
     loader = make_loader(train_ds, cfg.train.batch_size // world, cfg.data.workers, device, sampler, cfg.train.drop_last)
