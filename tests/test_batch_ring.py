@@ -1,6 +1,8 @@
 """Loader workers hand batches over through a ring of shared memory: the batches equal those built
 in this process, epoch by epoch (persistent workers see the epoch), and bad items are named."""
 
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -49,6 +51,8 @@ def test_ring_batches_equal_in_process_batches_in_every_epoch(demo_entry, inputs
         _assert_same(got, _batches(here))
         assert [len(b["index"]) for b in got] == [2, 2, 1]
         seen.append(got)
+    pids = ring.worker_pids()  # what `fexa bench loader` reads the workers' memory from
+    assert len(pids) == 2 and os.getpid() not in pids
     differ = [not torch.equal(a[k], b[k]) for a, b in zip(*seen) for k in a if k not in ("index", "target")]
     assert any(differ)  # the augmentation moved on with the epoch
 

@@ -275,7 +275,7 @@ train: {{batch_size: 2, loss: mse}}
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["items"] == 6 and r["inputs"] == ["clip"] and r["source"] == "store"
-    assert r["item_ms"] > 0 and r["items_per_s"] > 0 and 50 < r["peak_rss_mb"] < 4000
+    assert r["item_ms"] > 0 and r["items_per_s"] > 0 and 50 < r["peak_rss_mb"] < 4000 and r["ring_mb"] > 0
     assert (tmp_path / "cache").is_dir() and list((tmp_path / "cache").glob(f"*/{STORE_FILE}"))
 
 

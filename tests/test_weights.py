@@ -128,3 +128,27 @@ def test_a_published_former_dfer_fold_model_becomes_a_run_analyze_uses(tmp_path)
     assert sorted(c for c in p.columns if c.startswith("p_")) == sorted(f"p_{c}" for c in DFEW_CLASSES)
     bad = fexa("weights", "import", str(tmp_path / "nope.pth"), "--as", "former_dfer_dfew", "--out", str(tmp_path / "x"))
     assert bad.returncode == 1 and "no checkpoint file at" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_timm_backbones_load_a_local_file_through_timms_own_loader(tmp_path):
+    """A CFC-SP timm member (here with timm's small resnet10t, same code path) starts from a file the
+    user downloaded, read by timm's load_pretrained (never a hub): backbone weights loaded as saved,
+    the 1000-class ImageNet classifier dropped for the config's 4 classes, and the run says so."""
+    import timm
+
+    from fexa.train.config import load_config
+    from fexa.train.trainer import build_model
+
+    src = timm.create_model("resnet10t", pretrained=False)
+    with torch.no_grad():
+        src.conv1[0].weight.fill_(0.25)
+    torch.save(src.state_dict(), tmp_path / "resnet10t_imagenet.pth")
+    cfg = load_config(REPO / "configs/cfc_sp/affwild2_negative_repvgg.yaml",
+                      ["model.options={timm_name: resnet10t}",
+                       f"model.pretrained={{'': {{source: timm, path: '{tmp_path / 'resnet10t_imagenet.pth'}'}}}}"])
+    report: list[str] = []
+    model = build_model(cfg, 4, report)
+    assert torch.equal(model.conv1[0].weight, torch.full_like(model.conv1[0].weight, 0.25))
+    assert torch.equal(model.layer4[0].conv1.weight, src.layer4[0].conv1.weight)
+    assert model.fc.out_features == 4  # the ImageNet classifier (1000) is not forced into 4 classes
+    assert report == [f"whole model: timm weights from {tmp_path / 'resnet10t_imagenet.pth'}"]

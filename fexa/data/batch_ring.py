@@ -124,7 +124,7 @@ class RingLoader:
         self.pool = torch.empty(workers * self.slots, slot_bytes, dtype=torch.uint8).share_memory_()
         self.device, self.host_keys = device, host_keys
         self._views = [_views(row, self.layout) for row in self.pool]
-        self._stream, self._pending = None, None
+        self._stream, self._pending, self._it = None, None, None
         if device.type == "cuda":  # page-locked: the device reads the ring directly, asynchronously
             err = torch.cuda.cudart().cudaHostRegister(self.pool.data_ptr(), self.pool.numel(), 0)
             if int(err) != 0:
@@ -140,6 +140,10 @@ class RingLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current iteration's workers (none before the first iteration)."""
+        return [w.pid for w in getattr(self._it, "_workers", [])]
+
     def _wait(self) -> None:
         if self._pending is not None:
             self._pending.synchronize()
@@ -147,7 +151,7 @@ class RingLoader:
 
     def __iter__(self):
         self._wait()  # an abandoned iteration's last copy: its slot may be written again now
-        it = iter(self.loader)
+        self._it = it = iter(self.loader)
         while True:
             self._wait()  # fetching the next batch lets a worker write a slot: the last copy must be done
             try:

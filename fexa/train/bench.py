@@ -88,7 +88,7 @@ def loader_rate(ds: FaceSamples, order: np.ndarray, batch_size: int, workers: in
     it = iter(loader)
     for _ in range(max(workers, 1)):  # each worker's first batch (batches come round-robin): start-up is not timed
         next(it)
-    pids = [w.pid for w in getattr(it, "_workers", [])] or [os.getpid()]
+    pids = (loader.worker_pids() if hasattr(loader, "worker_pids") else []) or [os.getpid()]
     t0, n, rss = time.perf_counter(), 0, float("nan")
     for batch in it:
         n += len(batch["index"])
