@@ -58,13 +58,13 @@ def make_layouts(root: Path) -> dict[str, Path]:
         _write(d / f"PFED5_{split}.csv", "id_v,score,frames,action\n" + "\n".join(rows) + "\n")
     # Toronto NeuroFace: videos, a repetition split file and the raters' labels with groups
     d = out["toronto_neuroface"] = root / "Toronto"
-    split, labels = ["File Name,repID,Number of Frames,start,end"], ["File Name,sum,group"]
+    split, labels = ["File Name,repID,Number of Frames,start,end"], ["File Name,sum,group,symmetry,ROM,speed"]
     for s, pid in enumerate(SUBJECTS):
         for task in ("BLOW", "BROW", "KISS", "OPEN", "SPREAD"):
             name = f"{pid}_{task}.mp4"
             _video(d / name, small)
             split += [f"{name},1,{N},0,{N // 2}", f"{name},2,{N},{N // 2},{N}"]
-            labels.append(f"{name},{s + 0.5},{'ALS' if s % 2 else 'HC'}")
+            labels.append(f"{name},{s + 0.5},{'ALS' if s % 2 else 'HC'},{1 + s % 4},{1 + (s + 1) % 4},{1 + (s + 2) % 4}")
     _write(d / "Toronto_NeuroFace_split_.csv", "\n".join(split) + "\n")
     _write(d / "labels.csv", "\n".join(labels) + "\n")
     # UNBC-McMaster: Images/<subject>/<sequence>/ and Sequence_Labels/VAS/<subject>/<sequence>.txt

@@ -47,6 +47,35 @@ def test_scores_as_classes_counts_levels_over_every_split_and_refuses_fractions(
         score_levels(data)
 
 
+def test_subscore_levels_give_normal_against_impaired_rates_counted_by_hand():
+    from fexa.train.results import metric_functions
+
+    # levels 1-4 with 1 normal (TraMP-Former Table IV); classes 0..4, one-hot predictions, one sample without a face
+    y = np.array([1, 1, 1, 2, 3, 4, 4, 2])
+    pred_class = [1, 2, 1, 2, 4, 1, 4, -1]
+    p = np.array([np.eye(5)[c] if c >= 0 else np.full(5, np.nan) for c in pred_class])
+    m = metric_functions("classification", normal_level=1)
+    # normal samples 0-2: predicted normal, impaired, normal -> specificity 2/3
+    # impaired samples 3-7: impaired, impaired, normal, impaired, no prediction (wrong) -> sensitivity 3/5
+    assert m["specificity"](y, p) == pytest.approx(2 / 3)
+    assert m["sensitivity"](y, p) == pytest.approx(3 / 5)
+    assert m["binary_accuracy"](y, p) == pytest.approx(5 / 8)
+    assert m["accuracy"](y, p) == pytest.approx(4 / 8)  # exact levels: samples 0, 2, 3, 6
+    assert "specificity" not in metric_functions("classification")  # only for score levels
+
+
+def test_toronto_reads_a_subscore_column_and_names_the_columns_it_has(tmp_path):
+    from fexa.data.adapters import toronto_neuroface
+
+    (tmp_path / "split.csv").write_text("File Name,repID,start,end\nA001_BLOW.mp4,1,0,10\nS002_OPEN.mp4,1,0,9\n")
+    (tmp_path / "labels.csv").write_text("File Name,sum,ROM,speed\nA001_BLOW.mp4,2.5,3,1\nS002_OPEN.mp4,1.0,1,2\n")
+    t = toronto_neuroface(tmp_path, "split.csv", "labels.csv", score_column="ROM")
+    assert list(t["target"]) == [3, 1] and list(t["subject"]) == ["A001", "S002"]
+    assert list(toronto_neuroface(tmp_path, "split.csv", "labels.csv")["target"]) == [2.5, 1.0]
+    with pytest.raises(FexaError, match=r"lacks columns \['symmetry'\].*'ROM', 'speed'"):
+        toronto_neuroface(tmp_path, "split.csv", "labels.csv", score_column="symmetry")
+
+
 def test_published_folds_are_read_as_written(tmp_path):
     from fexa.data.splits import file_folds, read_fold_file
 

@@ -53,12 +53,11 @@ def evaluate_cascade(coarse: Sequence[str | Path] = (), negative: Sequence[str |
                      progress: bool = True) -> pd.DataFrame:
     """Macro-F1 (in [0, 1]) per (nets, window, task) on the test frames: ``task`` 8 for the cascade
     (every coarse member with the negative net, each coarse member alone with it, and each 8-class
-    net), 5 for each coarse member's coarse task, 4 for the negative net on the negative frames."""
+    net), 5 for each coarse member's coarse task, 4 for each negative net on the negative frames.
+    Several negative nets are one ensemble (probabilities averaged, as ``fexa analyze`` does)."""
     given = [(r, "coarse") for r in coarse] + [(r, "negative") for r in negative] + [(r, "eight") for r in eight]
     if not given:
         raise FexaError("give the CFC-SP nets' runs: --coarse, --negative and/or --eight")
-    if len(negative) > 1:
-        raise FexaError("the cascade has one negative net; give one --negative run")
     if coarse and not negative:
         raise FexaError("coarse nets need the negative net (--negative) to give Aff-Wild2's 8 classes")
     models = [TrainedModel(r) for r, _ in given]
@@ -67,7 +66,7 @@ def evaluate_cascade(coarse: Sequence[str | Path] = (), negative: Sequence[str |
         if _role(m) != role:
             raise FexaError(f"{m.name}: given as a {role} net but trained as a {_role(m)} net (data.target_map)")
     members = [m.name for m, r in zip(models, roles) if r == "coarse"]
-    neg = next((m.name for m, r in zip(models, roles) if r == "negative"), "")
+    neg = " + ".join(m.name for m, r in zip(models, roles) if r == "negative")
     frames = test_frames(models[0])
     y = frames["target"].to_numpy(int)
     pred: dict[tuple[str, int, int], np.ndarray] = {}  # (nets, window, task) -> per-frame prediction
@@ -88,11 +87,14 @@ def evaluate_cascade(coarse: Sequence[str | Path] = (), negative: Sequence[str |
                 p = smooth_predicting(logits, w, valid).softmax(-1)[starts]
                 probs[role].append(p)
                 put((m.name, w, TASK_CLASSES[role]), rows, p.argmax(1), usable)
+            if not members:
+                continue
+            negative_p = torch.stack(probs["negative"]).mean(0)
             for name, p in zip(members, probs["coarse"]):
-                put((f"{name} + {neg}", w, 8), rows, cascade(p, probs["negative"][0]), usable)
+                put((f"{name} + {neg}", w, 8), rows, cascade(p, negative_p), usable)
             if len(members) > 1:
                 ensemble = torch.stack(probs["coarse"]).mean(0)  # the paper sums them: the same argmax
-                put((" + ".join([*members, neg]), w, 8), rows, cascade(ensemble, probs["negative"][0]), usable)
+                put((" + ".join([*members, neg]), w, 8), rows, cascade(ensemble, negative_p), usable)
     missing_entry = frames["entry"].isna().to_numpy()
     out = []
     for (nets, w, task), p in pred.items():

@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
                        "window. Frames whose face was not usable count as wrong and are counted.")
     p.add_argument("--coarse", nargs="+", default=[], metavar="RUN",
                    help="coarse-net member runs (e.g. Swin-S, IR-152, HRNet)")
-    p.add_argument("--negative", nargs="+", default=[], metavar="RUN", help="the negative net's run (RepVGG)")
+    p.add_argument("--negative", nargs="+", default=[], metavar="RUN",
+                   help="the negative net's run (RepVGG); several are one ensemble (probabilities averaged)")
     p.add_argument("--eight", nargs="+", default=[], metavar="RUN",
                    help="runs trained on the 8 classes directly (Table 1's baselines)")
     p.add_argument("--window", nargs="+", type=int, default=[256], metavar="W",

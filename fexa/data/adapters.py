@@ -7,7 +7,8 @@ Layouts read (``root`` is the dataset folder; file names can be overridden by op
   id_v, score, frames, action (column 3; column 4 in 5-column files); frames at
   ``root/<patient>/<video>/*.jpg`` with patient = id_v's last ``_`` field and video = id_v[:11].
 - ``toronto_neuroface``: the repetition split CSV (File Name, repID, Number of Frames, start, end)
-  and a labels CSV (File Name, sum); subject and task are read from the file name by regex.
+  and a labels CSV (File Name, sum or the subscore column ``score_column``); subject and task are
+  read from the file name by regex.
 - ``unbc``: ``Images/<subject>/<sequence>/*.png`` with ``Sequence_Labels/VAS/<subject>/<sequence>.txt``.
 - ``dfew``: Former-DFER annotation lines ``<frames_dir> <num_frames> <label 0-6>`` (frames under
   ``root/<last part of frames_dir>``); one file per split.
@@ -118,18 +119,20 @@ TORONTO_TASKS = ("BLOW", "KISS", "OPEN", "SPREAD", "BROW")
 @register("toronto_neuroface", "regression", tasks=TORONTO_TASKS)
 def toronto_neuroface(root: Path, split_csv: str = "Toronto_NeuroFace_split_.csv", labels_csv: str = "labels.csv",
                       subject_regex: str = r"^([A-Za-z]*\d+)", task_regex: str = r"(BLOW|KISS|OPEN|SPREAD|BROW|BIGSMILE)",
-                      group_column: str = "group") -> pd.DataFrame:
+                      group_column: str = "group", score_column: str = "sum") -> pd.DataFrame:
     """Augmented Toronto NeuroFace: one sample per task repetition; target = the raters' mean
-    overall score (``sum`` column of the labels CSV). BIGSMILE is excluded, as in TraMP-Former."""
+    overall score (``sum`` column of the labels CSV), or one subscore column named by ``score_column``
+    (TraMP-Former's loader reads symmetry, ROM, speed, variability, fatigue beside sum: Table IV).
+    BIGSMILE is excluded, as in TraMP-Former."""
     split = read_csv(root / split_csv, "toronto_neuroface")
     labels = read_csv(root / labels_csv, "toronto_neuroface")
     split.columns = [c.strip() for c in split.columns]
     labels.columns = [c.strip() for c in labels.columns]
-    needs = ((["File Name", "repID", "start", "end"], split, split_csv), (["File Name", "sum"], labels, labels_csv))
+    needs = ((["File Name", "repID", "start", "end"], split, split_csv), (["File Name", score_column], labels, labels_csv))
     for need, df, file in needs:
         missing = [c for c in need if c not in df]
         if missing:
-            raise FexaError(f"toronto_neuroface: {file} lacks columns {missing}")
+            raise FexaError(f"toronto_neuroface: {file} lacks columns {missing} (it has {list(df.columns)})")
     labels["File Name"] = labels["File Name"].astype(str).str.strip()
     split["File Name"] = split["File Name"].astype(str).str.strip()
     merged = split.merge(labels, on="File Name", how="left")
@@ -143,7 +146,7 @@ def toronto_neuroface(root: Path, split_csv: str = "Toronto_NeuroFace_split_.csv
         if task[1].upper() == "BIGSMILE":
             continue
         rows.append({"id": f"{Path(name).stem}_rep{r['repID']}", "path": str(root / name), "subject": subject[1],
-                     "target": r["sum"], "task": task[1].upper(), "start": int(r["start"]), "end": int(r["end"]),
+                     "target": r[score_column], "task": task[1].upper(), "start": int(r["start"]), "end": int(r["end"]),
                      "group": str(r.get(group_column, ""))})
     return make_table(rows, "toronto_neuroface")
 

@@ -33,6 +33,7 @@ class DataConfig:
     val_fraction: float = 0.2  # training subjects held out for the honest protocol (0: none)
     target_map: list = field(default_factory=list)  # remap class targets (e.g. CFC-SP coarse classes)
     scores_as_classes: bool = False  # integer scores 0..K-1 trained as K classes (QAFE-Net Table 9, TraMP-Former Table IV)
+    normal_level: int = 0  # with scores_as_classes: the level binary_accuracy/sensitivity/specificity count as normal
     limit: int = 0  # use only the first N samples (smoke tests)
     allow_missing: bool = False  # samples naming media that do not exist: an error (default) or dropped
     workers: int = 0  # DataLoader workers (size them with `fexa bench loader CONFIG`)

@@ -54,7 +54,7 @@ class Row:
     paper: dict = field(default_factory=dict)  # metric -> [value per column (+ mean)] or the mean alone
     note: str = ""
     unsupported: str = ""
-    cascade: dict = field(default_factory=dict)  # CFC-SP: {coarse: [rows], negative: row, eight: row, window: w}
+    cascade: dict = field(default_factory=dict)  # CFC-SP: {coarse: [rows], negative: row(s), eight: row, window: w}
 
 
 @dataclass
@@ -108,6 +108,11 @@ def load_tables(paper: str, folder: Path = TABLES) -> dict[str, Table]:
     return out
 
 
+def _names(spec: str | list | None) -> list[str]:
+    """A cascade role's rows: one name, a list (an ensemble) or none."""
+    return [] if not spec else [spec] if isinstance(spec, str) else list(spec)
+
+
 def cascade_command(tables: dict[str, Table], table: Table, row: Row) -> tuple[dict, str]:
     """(the nets' cells by role, the ``fexa evaluate-cascade`` command) of a CFC-SP cascade row."""
     members = tables[table.members]
@@ -115,7 +120,7 @@ def cascade_command(tables: dict[str, Table], table: Table, row: Row) -> tuple[d
     column = {c["name"]: c for c in members.columns}
     spec = row.cascade
     nets = {"coarse": [members.cell(by_name[n], column["coarse"]) for n in spec.get("coarse", [])],
-            "negative": [members.cell(by_name[spec["negative"]], column["negative"])] if spec.get("negative") else [],
+            "negative": [members.cell(by_name[n], column["negative"]) for n in _names(spec.get("negative"))],
             "eight": [members.cell(by_name[spec["eight"]], column["eight"])] if spec.get("eight") else []}
     args = " ".join(f"--{role} " + " ".join(f"OUT/{c.name}" for c in cells) for role, cells in nets.items() if cells)
     return nets, f"fexa evaluate-cascade {args} --window {spec.get('window', 256)}"

@@ -46,34 +46,53 @@ METRICS = {  # per task kind: name -> metric(targets, predictions [N] scores or 
                        "macro_f1": lambda y, p: M.macro_f1(y.astype(int), predicted_class(p), p.shape[1])},
 }
 # integer scores trained as classes (data.scores_as_classes: QAFE-Net Table 9, TraMP-Former Table IV):
-# the class metrics, and the score metrics of the predicted level
+# the class metrics, the score metrics of the predicted level, and normal/impaired rates
 def _of_level(fn):
     """A score metric applied to the predicted level of class scores."""
     return lambda y, p: fn(y, _level(p))
 
 
-LEVEL_METRICS = {name: _of_level(fn) for name, fn in METRICS["regression"].items()}
+def _impairment(rate: str, normal: int):
+    """``M.binary_report``'s ``rate`` with levels above ``normal`` as impaired (positive); a sample
+    without a prediction (no usable face) is wrong whichever its truth."""
+    def fn(y: np.ndarray, p: np.ndarray) -> float:
+        c = predicted_class(p)
+        truth = (y > normal).astype(int)
+        pred = np.where(c == M.NO_PREDICTION, 1 - truth, (c > normal).astype(int))
+        return M.binary_report(truth, pred)[rate]
+    return fn
 
 
-def metric_functions(kind: str, ordinal: bool = False) -> dict:
-    """name -> metric of a task ``kind``; ``ordinal``: classes that are score levels (adds the score metrics)."""
-    return {**METRICS[kind], **(LEVEL_METRICS if ordinal and kind == "classification" else {})}
+def metric_functions(kind: str, normal_level: int | None = None) -> dict:
+    """name -> metric of a task ``kind``. ``normal_level``: the classes are score levels and this one
+    is normal (adds the score metrics of the predicted level and binary_accuracy / sensitivity /
+    specificity of normal against impaired)."""
+    if normal_level is None or kind != "classification":
+        return dict(METRICS[kind])
+    binary = {f"binary_{r}" if r == "accuracy" else r: _impairment(r, normal_level)
+              for r in ("accuracy", "sensitivity", "specificity")}
+    return {**METRICS[kind], **{name: _of_level(fn) for name, fn in METRICS["regression"].items()}, **binary}
 
 
-def score(kind: str, table: pd.DataFrame, pred: np.ndarray, ordinal: bool = False) -> dict[str, float]:
+def score(kind: str, table: pd.DataFrame, pred: np.ndarray, normal_level: int | None = None) -> dict[str, float]:
     """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
     y = table["target"].to_numpy()
-    out = {name: fn(y, pred) for name, fn in metric_functions(kind, ordinal).items()}
+    out = {name: fn(y, pred) for name, fn in metric_functions(kind, normal_level).items()}
     if kind == "regression" and table["task"].nunique() > 1:
         out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
     return out
+
+
+def normal_level_of(cfg: ExperimentConfig) -> int | None:
+    """The normal level when scores are trained as classes (``data.normal_level``), else None."""
+    return cfg.data.normal_level if cfg.data.scores_as_classes else None
 
 
 def selection_metric(cfg: ExperimentConfig, kind: str) -> str:
     """The metric that picks epochs: eval.metric, or Spearman / accuracy for ``auto``."""
     if cfg.eval.metric == "auto":
         return "spearman" if kind == "regression" else "accuracy"
-    names = metric_functions(kind, cfg.data.scores_as_classes)
+    names = metric_functions(kind, normal_level_of(cfg))
     if cfg.eval.metric not in names:
         raise FexaError(f"eval.metric {cfg.eval.metric!r} is not a {kind} metric; choose from "
                         f"{', '.join(names)} or auto")

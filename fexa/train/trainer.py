@@ -51,8 +51,8 @@ from fexa.models.weights import resolve_pretrained
 from fexa.train.checkpoint import load_checkpoint, read_weights, resume_point, save_checkpoint
 from fexa.train.config import ExperimentConfig, from_scratch, to_dict
 from fexa.train.inputs import model_inputs, split_output
-from fexa.train.results import (PROTOCOL_NOTES, metric_functions, combine_protocols, initialisation, read_predictions,
-                                save_predictions, score, selection_metric, write_results)
+from fexa.train.results import (PROTOCOL_NOTES, combine_protocols, initialisation, metric_functions, normal_level_of,
+                                read_predictions, save_predictions, score, selection_metric, write_results)
 
 REGRESSION_LOSSES = ("bmc", "gai", "mse", "focal_mse", "focal_l1")
 CLASSIFICATION_LOSSES = ("ce", "focal", "compact_softmax", "pcda")
@@ -616,7 +616,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     criterion, params, opt, sched = build_training(cfg, kind, data, model, device)
     step = training_step(cfg, kind, net, criterion, opt, params, device, argfn)
-    metric, ordinal = selection_metric(cfg, kind), cfg.data.scores_as_classes
+    metric, ordinal = selection_metric(cfg, kind), normal_level_of(cfg)
 
     start, history, best_val = 0, [], None
     if resume:
@@ -689,7 +689,7 @@ def _finish(cfg, run, model, test_ds, argfn, device, kind, metric, data, history
     hist = pd.DataFrame(history)
     table = whole_test_list(data)
     y = table["target"].to_numpy()
-    ordinal = cfg.data.scores_as_classes
+    ordinal = normal_level_of(cfg)
     fn = metric_functions(kind, ordinal)[metric]
     groups = table["subject"].to_numpy()
 
