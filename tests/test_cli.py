@@ -21,6 +21,25 @@ def test_help(cmd):
     assert r.returncode == 0 and "usage: fexa " + cmd in r.stdout
 
 
+LOADED = ("import sys; from fexa.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+          "print('LOADED', *sorted(m for m in ('torch', 'torchvision', 'mediapipe', 'scipy.signal', 'matplotlib') "
+          "if m in sys.modules))")
+
+
+def loaded_by(*args) -> list[str]:
+    """The heavy libraries a fexa command line imported (run in a fresh interpreter)."""
+    r = subprocess.run([sys.executable, "-c", LOADED, *map(str, args)], capture_output=True, text=True)
+    return r.stdout.strip().splitlines()[-1].split()[1:]
+
+
+def test_help_and_a_missing_input_load_no_heavy_library_and_analysis_without_a_model_no_torch(tmp_path):
+    assert loaded_by("--help") == [] and loaded_by("analyze", "--help") == []
+    assert loaded_by("analyze", tmp_path / "missing.mp4", "--out", tmp_path / "o", "--quiet") == []
+    assert (tmp_path / "o" / "summary.csv").is_file()  # the batch still ends with its summary
+    used = loaded_by("analyze", DEMO, "--out", tmp_path / "demo", "--quiet")
+    assert "torch" not in used and "torchvision" not in used and "mediapipe" in used, used
+
+
 def test_bad_input_is_one_line_and_nonzero(tmp_path):
     (tmp_path / "fake.mp4").write_text("not a video")
     r = fexa("extract", tmp_path / "fake.mp4", DEMO, "--out", tmp_path / "out", "--quiet")

@@ -26,15 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from fexa.analysis.measures import (  # noqa: E402
+from fexa.analysis.measures import (
     MIN_DURATION,
     clip_duration,
     compute_measures,
@@ -43,19 +39,19 @@ from fexa.analysis.measures import (  # noqa: E402
     detect_blinks,
     detect_task,
     frame_signals,
-    get_task,
     region_displacement,
     task_repetitions,
     task_signal,
 )
-from fexa.analysis.predict import TrainedModel, cfc_sp_cascade  # noqa: E402
-from fexa.errors import FexaError  # noqa: E402
-from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs  # noqa: E402
-from fexa.face.landmarks import get_scheme  # noqa: E402
-from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table  # noqa: E402
-from fexa.io.trackfile import TrackData  # noqa: E402
-from fexa.viz.overlay import write_overlay  # noqa: E402
-from fexa.viz.sheets import plot_trajectories  # noqa: E402
+from fexa.analysis.tasks import get_task
+from fexa.errors import FexaError
+from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs
+from fexa.face.landmarks import get_scheme
+from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table
+from fexa.io.trackfile import TrackData
+from fexa.viz.pyplot import pyplot
+from fexa.viz.overlay import write_overlay
+from fexa.viz.sheets import plot_trajectories
 
 OVERLAY_SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
                    "brow_height_left")
@@ -98,7 +94,7 @@ class Result:
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+        pyplot().close(fig)
         return Path(path)
 
     def _mark_lost(self, ax) -> None:
@@ -108,11 +104,11 @@ class Result:
                             alpha=0.12, step="mid", label="face lost")
 
     def plot_signals(self, path: str | Path) -> Path:
-        """Over time: eye aperture right vs left with blinks marked; mouth width and opening; brows
-        and mouth corners right vs left; the repetitions of the task's movement marked."""
+        """Over time: eye aperture right vs left with blinks and eye-closure episodes marked; mouth
+        width and opening; brows and mouth corners right vs left; the task's repetitions marked."""
         f = self.frames
         t = f["time"]
-        fig, axes = plt.subplots(4, 1, figsize=(11, 9.5), sharex=True)
+        fig, axes = pyplot().subplots(4, 1, figsize=(11, 9.5), sharex=True)
         aperture = task_signal(f, "eye_aperture")
         blinks = None if "blinks" in rate_limits(self.track.times) else detect_blinks(aperture, self.track.times)
         corners = region_displacement(self.track)
@@ -128,6 +124,9 @@ class Result:
         if blinks is not None:
             axes[0].plot(t.iloc[list(blinks.frames)], aperture[list(blinks.frames)], "v", color="red",
                          label=f"blinks ({blinks.count})")
+            closed = f"eyes closed ({len(blinks.closures)} episodes, {blinks.closure_time:.1f} s)"
+            for k, (s0, e0) in enumerate(blinks.closures):
+                axes[0].axvspan(t.iloc[s0], t.iloc[e0 - 1], color="purple", alpha=0.15, label=None if k else closed)
         axes[3].plot(t, corners["mouth_corner_right"], label="right corner", lw=1.2)
         axes[3].plot(t, corners["mouth_corner_left"], label="left corner", lw=1.2)
         axes[3].set_ylabel("mouth corner\nmovement (IOD)")
@@ -158,7 +157,7 @@ class Result:
         rows = self.predictions.to_dict("records")
         if not rows:
             raise ValueError("no model predictions to plot (give the Analyzer a trained run)")
-        fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.8 * len(rows)), squeeze=False)
+        fig, axes = pyplot().subplots(len(rows), 1, figsize=(11, 2.8 * len(rows)), squeeze=False)
         t = self.frames["time"].to_numpy()
         for ax, row in zip(axes[:, 0], rows):
             name = row["model"]
@@ -282,7 +281,7 @@ Formulas: docs/measures.md.</p>
 class Analyzer:
     """``Analyzer(cache="runs/cache").analyze("patient.mp4") -> Result``.
 
-    ``task``: the clinical task shown (``fexa.analysis.measures.TASKS``) or ``auto`` to detect it;
+    ``task``: the clinical task shown (``fexa.analysis.tasks.TASKS``) or ``auto`` to detect it;
     ``models``: ``fexa train`` run folders (or checkpoints inside them) to score each input with;
     ``smooth_window``: frames of smooth predicting for per-frame models (0: none);
     ``per_repetition``: clip models also score each repetition of the task's movement (as models
@@ -300,7 +299,12 @@ class Analyzer:
         if self.cache.is_dir():
             remove_stale_temporaries(self.cache)  # leftovers of killed runs (never another live run's)
         self.extract = extract or ExtractConfig()
-        self.models = [TrainedModel(m, smooth_window) for m in models]
+        if models:  # torch is loaded only for models
+            from fexa.analysis.predict import TrainedModel
+
+            self.models = [TrainedModel(m, smooth_window) for m in models]
+        else:
+            self.models = []
         self.task = task
         self.per_repetition = per_repetition
         self.progress = progress
@@ -344,9 +348,12 @@ class Analyzer:
         elif self.per_repetition:
             warnings.append(f"no repetitions of the {task} movement found: models scored the whole clip")
         preds = [model.predict(entry, task, progress=self.progress, segments=segments) for model in self.models]
-        combined = cfc_sp_cascade(self.models, [p.frames for p in preds], track.usable)
-        if combined is not None:
-            preds.append(combined)
+        if self.models:
+            from fexa.analysis.predict import cfc_sp_cascade
+
+            combined = cfc_sp_cascade(self.models, [p.frames for p in preds], track.usable)
+            if combined is not None:
+                preds.append(combined)
         for model, pred in zip(self.models, preds):
             if pred.segments is not None:
                 scored = pred.segments.drop(columns=["start", "end"]).add_prefix(f"{model.name}_")

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from fexa.analysis.measures import compute_measures, task_of
+from fexa.analysis.measures import compute_measures
+from fexa.analysis.tasks import task_of
 from fexa.io.trackfile import TrackData
 from fexa.train.config import ExperimentConfig, load_config
 

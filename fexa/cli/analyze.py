@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from fexa.analysis.measures import TASKS
+    from fexa.analysis.tasks import TASKS
 
     p = sub.add_parser("analyze", help="per-frame data, kinematic measures, predictions and an HTML report per input",
                        description="Track the face, compute per-frame signals and kinematic measures (range of "

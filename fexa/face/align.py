@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from fexa.face.landmarks import get_scheme
 
@@ -52,6 +51,8 @@ def crop_transforms(
     params = np.column_stack([center, half, np.unwrap(np.where(usable, angle, 0.0))])
     params = _interp_missing(params, usable)
     if smooth > 1:
+        from scipy.ndimage import uniform_filter1d  # 0.1 s to import: only when smoothing
+
         params = uniform_filter1d(params, size=smooth, axis=0, mode="nearest")
     c, h, a = params[:, :2], params[:, 2], params[:, 3]
     k = size / (2 * h)

@@ -33,7 +33,6 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402  (opencv-contrib ships with mediapipe)
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from fexa.face.pose import eye_line_roll  # noqa: E402
 
@@ -297,6 +296,8 @@ class FaceTracker:
         matched = set()
         if self._tracks:
             iou = box_iou(np.stack([t.seed if t.seed is not None else t.box for t in self._tracks]), boxes)
+            from scipy.optimize import linear_sum_assignment  # 0.2 s to import: only when faces are matched
+
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= self.cfg.match_iou:

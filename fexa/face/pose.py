@@ -11,7 +11,6 @@ chin lifts, roll > 0 when the head tilts clockwise in the image.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 # mediapipe mesh indices used for the face frame
 _RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN = 33, 263, 10, 152
@@ -35,6 +34,8 @@ def head_pose(points: np.ndarray) -> np.ndarray:
     ok = np.isfinite(pts[:, [_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN]]).all(axis=(1, 2))
     if ok.any():
         r = face_axes(pts[ok])
+        from scipy.spatial.transform import Rotation  # not at start-up
+
         yaw, pitch, roll = Rotation.from_matrix(r).as_euler("YXZ", degrees=True).T
         out[ok] = np.stack([-yaw, -pitch, roll], axis=1)
     return out

@@ -8,7 +8,6 @@ from pathlib import Path
 from fexa.errors import FexaError
 from fexa.io.atomic import atomic_path
 from fexa.io.trackfile import TrackData
-from fexa.represent import load_crops
 from fexa.viz.overlay import write_overlay
 from fexa.viz.sheets import plot_heatmap_strip, plot_trajectories
 
@@ -27,6 +26,8 @@ def show_entry(entry: str | Path, out: str | Path | None = None, progress: bool 
     track = TrackData.load(entry / "track.npz")
     out = Path(out) if out else entry
     out.mkdir(parents=True, exist_ok=True)
+    from fexa.represent import load_crops  # torch: only for the heatmap sheet
+
     crops = load_crops(entry) if (entry / "crops.mp4").is_file() else None
     source = Path(meta["path"])
     if not source.exists() and crops is None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fexa.analysis.measures import region_displacement  # noqa: E402
-from fexa.face.landmarks import REGION_COLORS, get_layout, get_scheme  # noqa: E402
-from fexa.io.trackfile import TrackData  # noqa: E402
-from fexa.represent import HeatmapConfig, track_heatmaps  # noqa: E402
+from fexa.analysis.measures import region_displacement
+from fexa.face.landmarks import REGION_COLORS, get_layout, get_scheme
+from fexa.io.trackfile import TrackData
+from fexa.viz.pyplot import pyplot
 
 
 def _rgb01(color: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -31,12 +27,14 @@ def pick_frames(track: TrackData, n: int) -> np.ndarray:
 def plot_heatmap_strip(track: TrackData, crops: np.ndarray | None, out: str | Path, n: int = 8,
                        size: int = 64) -> Path:
     """Rows: crop with heatmap points, the heatmap (jet), the heatmap-weighted crop (paper input)."""
+    from fexa.represent import HeatmapConfig, track_heatmaps  # torch-based: not loaded by fexa analyze
+
     idx = pick_frames(track, n)
     if len(idx) == 0:
         raise ValueError("no usable frame to show")
     gray = track_heatmaps(track, HeatmapConfig(mode="gray", out_size=size), frames=idx)[:, 0]
     rows = 2 if crops is None else 3
-    fig, axes = plt.subplots(rows, len(idx), figsize=(1.6 * len(idx), 1.7 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, len(idx), figsize=(1.6 * len(idx), 1.7 * rows), squeeze=False)
     scheme = get_scheme("heatmap73")
     pts = scheme.select(track.points_crop[idx], track.layout)
     colors = [_rgb01(REGION_COLORS[scheme.region_names[r]]) for r in scheme.region_of_point]
@@ -63,7 +61,7 @@ def plot_heatmap_strip(track: TrackData, crops: np.ndarray | None, out: str | Pa
     fig.suptitle(f"Landmark heatmaps ({scheme.num_points} points, sigma 1, {size}x{size})", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return Path(out)
 
 
@@ -77,7 +75,7 @@ def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     pts = scheme.select(track.points_crop, track.layout)
     nose0 = track.points_crop[np.flatnonzero(use)[0], get_layout(track.layout).nose_tip, :2]
     rel = pts - nose0
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1.5]})
+    fig, (ax0, ax1) = pyplot().subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1.5]})
     for name in scheme.region_names:
         sl = scheme.region_slice(name)
         color = _rgb01(REGION_COLORS[name])
@@ -102,5 +100,5 @@ def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     ax1.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return Path(out)
