@@ -164,7 +164,7 @@ def test_repetitions_follow_the_task_direction():
 def test_dataset_task_labels_map_to_tasks():
     from fexa.data.adapters import PFED5_ACTIONS, TORONTO_TASKS
 
-    assert [task_of(t) for t in (*PFED5_ACTIONS, *TORONTO_TASKS)] == [*TASKS]
+    assert [task_of(t) for t in (*PFED5_ACTIONS, *TORONTO_TASKS)] == [t for t in TASKS if t != "none"]
     assert task_of("Squeeze eyes") == "squeeze_eyes" and task_of("BIGSMILE") == task_of("") == "auto"
 
 
@@ -172,7 +172,10 @@ def test_the_measures_documentation_is_generated_from_the_registry():
     doc = (REPO / "docs" / "measures.md").read_text()
     assert doc == measures_markdown(), "regenerate: python -m fexa.analysis.measures > docs/measures.md"
     every_task = {t for m in MEASURES.values() for t in m.tasks}
-    assert every_task == set(TASKS)  # every task has measures, and no measure names an unknown task
+    assert every_task | {"none"} == set(TASKS)  # every task has measures, and no measure names an unknown task
+    from fexa.analysis.measures import TASK_FREE
+
+    assert set(TASK_FREE) <= set(MEASURES)  # what a clip without a single task keeps
 
 
 def test_primary_measures_follow_the_task(demo_entry):
@@ -212,3 +215,24 @@ def test_task_detection_on_single_movement_clips(task_clips):
     still = task_clips["d0"].scaled_motion(0.0)  # every landmark held at the first frame
     guess = detect_task(frame_signals(still))
     assert guess.task == "sit_at_rest" and max(abs(v) for v in guess.activation.values()) < 1e-6
+    slow = frame_signals(task_clips["d0"]).assign(time=lambda f: f["time"] * 30)  # the same smile over 94 s
+    guess = detect_task(slow)
+    assert guess.task == "none" and "longer than a single-task recording" in guess.reason
+
+
+def test_ordinary_footage_is_no_single_task_and_keeps_only_task_free_measures(clips, closure_clips):
+    """Talking (AOC), mixed emotions with a hand over the mouth (WolfgangLanger) and a wink with gaze
+    shifts (d14) were each called a clinical task before (sit_at_rest, frown, kiss)."""
+    from fexa.analysis.measures import NO_TASK, TASK_FREE
+
+    tracks = {"aoc": clips["WDA_AlexandriaOcasioCortez_000"], **closure_clips}
+    for name, track in tracks.items():
+        guess = detect_task(frame_signals(track))
+        assert guess.task == "none" and guess.reason, (name, guess)
+    df = compute_measures(tracks["WolfgangLanger_Pexels"])
+    assert df.attrs["task"] == "none"
+    m = df.set_index("measure")
+    free = m.loc[list(TASK_FREE)]
+    assert free["primary"].all() and free["value"].notna().all() and m.loc["blink_count", "value"] == 5
+    rest = m.drop(index=list(TASK_FREE))
+    assert rest["value"].isna().all() and (rest["flag"] == NO_TASK).all() and not rest["primary"].any()

@@ -141,7 +141,8 @@ class Result:
             self._mark_lost(ax)
             ax.legend(fontsize=8, loc="upper right")
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{self.source.name}: task {self.task} ({self.task_source})", fontsize=10)
+        shown = "no single task" if self.task == "none" else f"task {self.task}"
+        fig.suptitle(f"{self.source.name}: {shown} ({self.task_source})", fontsize=10)
         return self._save(fig, path)
 
     def plot_regions(self, path: str | Path) -> Path:
@@ -250,6 +251,7 @@ class Result:
                  else "<p>no model given</p>")
         task = get_task(self.task)
         reps = (self.repetitions.to_html(index=False, float_format="%.3f") if len(self.repetitions)
+                else "<p>not counted: no single task was recognised</p>" if task.name == "none"
                 else "<p>none: the task has no movement to repeat</p>" if task.signal is None else "<p>none found</p>")
         figs = "".join(f'<h2>{k.capitalize()}</h2><img alt="{k}" src="data:image/png;base64,{v}">'
                        for k, v in embedded.items())
@@ -338,8 +340,11 @@ class Analyzer:
             source = "detected"
             guess = detect_task(frames)
             task = guess.task
-            warnings.append(f"task detected automatically: {task} (activations "
-                            + ", ".join(f"{k} {v:.2f}" for k, v in guess.activation.items()) + "); give the task to set it")
+            if task == "none":
+                warnings.append(f"no single task recognised ({guess.reason}): only task-free measures (blinks, eye "
+                                "closures, mouth ranges) are reported; give the task (--task) to measure it")
+            else:
+                warnings.append(f"task detected automatically: {task} ({guess.reason}); give the task to set it")
         measures = compute_measures(track, task)
         repetitions = task_repetitions(frames, task)
         segments = None

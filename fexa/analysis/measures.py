@@ -131,18 +131,29 @@ def _rest_index(usable: np.ndarray) -> int:
     return int(use[0])
 
 
+SINGLE_TASK_DOMINANCE = 2.0  # the winning movement's activation over the runner-up's, for a single-task call
+SINGLE_TASK_MAX_DURATION = 60.0  # s: clinical single-task recordings are shorter (PFED5, Toronto NeuroFace)
+REST_ACTIVATION = 0.3  # below this for every movement, the face stayed at rest
+
+
 @dataclass(frozen=True)
 class TaskGuess:
-    task: str
+    task: str  # a task, sit_at_rest (nothing moved), or none (no single task)
     activation: dict[str, float]  # per detectable task: sustained excursion / full-movement excursion
+    reason: str = ""  # why, in a sentence
 
 
 def detect_task(signals: pd.DataFrame, threshold: float = 0.75) -> TaskGuess:
-    """The task an unlabelled clip most likely shows: for each distinct movement, the 80th percentile
-    of the signal's change from rest (median of the first 5 usable frames) in the movement's direction,
-    divided by a full movement's excursion; the largest wins if it reaches ``threshold``, otherwise
-    the clip is ``sit_at_rest``. A heuristic for single-task clinical recordings, not for free
-    conversation; smile/spread/clench_teeth and kiss/blow cannot be told apart by it."""
+    """The task an unlabelled clip shows, if it looks like a single-task clinical recording. Per
+    distinct movement, the activation is the 80th percentile of the signal's change from rest
+    (median of the first 5 usable frames) in the movement's direction over a full movement's
+    excursion. The clip is that task only when the largest activation reaches ``threshold``, is at
+    least ``SINGLE_TASK_DOMINANCE`` times every other, and the clip lasts at most
+    ``SINGLE_TASK_MAX_DURATION`` s; ``sit_at_rest`` when no signal's activation, nor its spread
+    (90th - 10th percentile), reaches ``REST_ACTIVATION`` of a full movement;
+    otherwise ``none`` (conversation, mixed expressions). A kiss must push the lips forward, not
+    only narrow the mouth (a head turn or a wink does that). Smile/spread/clench_teeth and
+    kiss/blow cannot be told apart."""
     usable = signals["usable"].to_numpy(bool)
     if not usable.any():
         raise ValueError("the face is not usable in any frame")
@@ -151,15 +162,30 @@ def detect_task(signals: pd.DataFrame, threshold: float = 0.75) -> TaskGuess:
         s = task_signal(signals, name)[usable]
         return direction * (s - np.median(s[:5]))
 
-    activation = {}
+    activation, spread = {}, 0.0
     for name, full in _DETECTABLE.items():
         task = TASKS[name]
         c = change(task.signal, task.direction)
+        spread = max(spread, float(np.subtract(*np.percentile(c, [90, 10]))) / full)
         if name == "kiss":
             c = np.where(change("mouth_opening", 1) > _OPEN_MOUTH, 0.0, c)
+            if np.percentile(change("lip_protrusion", 1), 80) <= 0:
+                c = np.zeros_like(c)
         activation[name] = float(np.percentile(c, 80) / full)
-    best = max(activation, key=activation.get)
-    return TaskGuess(best if activation[best] >= threshold else "sit_at_rest", activation)
+    ranked = sorted(activation, key=activation.get, reverse=True)
+    best, top, second = ranked[0], activation[ranked[0]], max(activation[ranked[1]], 1e-9)
+    duration = clip_duration(signals["time"].to_numpy()[usable])
+    if duration > SINGLE_TASK_MAX_DURATION:
+        return TaskGuess("none", activation, f"{duration:.0f} s is longer than a single-task recording "
+                         f"({SINGLE_TASK_MAX_DURATION:g} s at most)")
+    if max(top, spread) < REST_ACTIVATION:
+        return TaskGuess("sit_at_rest", activation, f"no signal moved by {REST_ACTIVATION:g} of a full movement")
+    if top >= threshold and top >= SINGLE_TASK_DOMINANCE * second:
+        return TaskGuess(best, activation, f"{best} {top:.2f} of a full movement, {top / second:.1f} times the "
+                         f"next ({ranked[1]})")
+    why = (f"{best} reached only {top:.2f} of a full movement" if top < threshold else
+           f"{best} ({top:.2f}) and {ranked[1]} ({activation[ranked[1]]:.2f}) both moved")
+    return TaskGuess("none", activation, why)
 
 
 # -- events: blinks and repetitions ---------------------------------------------------------------
@@ -438,9 +464,17 @@ def rate_limits(times: np.ndarray) -> dict[str, str]:
     return why
 
 
+# measures that need no task: what the eyes did, and the mouth's ranges; the others read movement
+# from a rest frame towards a task's movement
+TASK_FREE = ("blink_count", "blink_rate", "eye_closures", "eye_closure_time", "eye_closure_depth",
+             "symmetry_eye_aperture", "mouth_width_rom", "mouth_opening_rom", "lip_protrusion_rom")
+NO_TASK = "no single task recognised: give the task (--task) to measure it"
+
+
 def compute_measures(track: TrackData, task: str = "auto", rest: int | None = None) -> pd.DataFrame:
     """All registered measures of one track, one row each: measure, value, unit, aspect, primary
-    (the measure serves ``task``; ``auto`` detects the task), flag (why a value is unreliable:
+    (the measure serves ``task``; ``auto`` detects the task; with ``none``, only the ``TASK_FREE``
+    measures have values), flag (why a value is unreliable or missing:
     fewer than half the frames usable; speeds, blinks and repetitions of a clip shorter than
     ``MIN_DURATION``; speeds and blinks at a frame rate too low for them, whose values are NaN).
     ``df.attrs['task']`` holds the task used."""
@@ -459,8 +493,11 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
         if m.aspect in limits and m.unit != "s":  # time to peak stays: the timestamps say when
             value = float("nan")
             flags.append(limits[m.aspect])
+        if task == "none" and m.name not in TASK_FREE:
+            value, flags = float("nan"), [NO_TASK]
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect,
-                     "primary": task in m.tasks, "flag": "; ".join(f for f in flags if f)})
+                     "primary": m.name in TASK_FREE if task == "none" else task in m.tasks,
+                     "flag": "; ".join(f for f in flags if f)})
     df = pd.DataFrame(rows)
     df.attrs["task"] = task
     return df
@@ -478,8 +515,27 @@ def measures_markdown() -> str:
     for m in MEASURES.values():
         formula = m.formula.replace("|", "\\|")  # a bar would end the table cell
         lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {formula} |")
-    return "\n".join(lines) + "\n" + BLINKS_DOC
+    return "\n".join(lines) + "\n" + TASK_DOC + BLINKS_DOC
 
+
+TASK_DOC = f"""
+## The task of an unlabelled clip (`--task auto`)
+
+For each distinct movement (smile, open, kiss, brow, frown, squeeze_eyes) the activation is the
+80th percentile of its signal's change from the first frames, in the movement's direction, over a
+full movement's excursion. A clip is called a task only when it looks like a single-task clinical
+recording: the winning activation is at least 0.75, at least {SINGLE_TASK_DOMINANCE:g} times every
+other movement's, and the clip lasts at most {SINGLE_TASK_MAX_DURATION:g} s (PFED5 and Toronto
+NeuroFace recordings are shorter). A kiss must also push the lips forward (mouth narrowing alone
+comes from head turns and winks). When no signal moved by {REST_ACTIVATION:g} of a full movement the
+clip is `sit_at_rest`. Anything else is `none`, **no single task** (conversation, mixed
+expressions): only the task-free measures ({", ".join(f"`{m}`" for m in TASK_FREE)}) get values,
+the others are NaN with the flag "{NO_TASK}", and the report says why. On the shared clips: d0 and
+the demo (smiles), d11 (raised brows), d18 (mouth opened) are recognised; the talking AOC clip,
+WolfgangLanger's mixed emotions, d14's wink, d6, d9, d12, d13, d20 and cap13 (mixed or talking) and
+the 200-s franck conversation are `none`; d10 (talking with a worried brow) is still called
+`frown`.
+"""
 
 BLINKS_DOC = f"""
 ## Blinks and eye-closure episodes

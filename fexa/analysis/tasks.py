@@ -28,6 +28,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("open", "Toronto NeuroFace OPEN: mouth opened wide", "mouth_opening", +1),
     Task("spread", "Toronto NeuroFace SPREAD: lips spread wide ('eee')", "mouth_width", +1),
     Task("brow", "Toronto NeuroFace BROW: brows raised", "brow_height", +1),
+    Task("none", "no single task (ordinary footage): only the task-free measures"),
 )}
 
 
