@@ -42,7 +42,7 @@ from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
 from fexa.io.fingerprint import content_fingerprint, entry_name, file_sha256
-from fexa.io.media import VIDEO_EXTENSIONS, Media, prefetched
+from fexa.io.media import VIDEO_EXTENSIONS, Media, frame_sequence, list_frame_files, prefetched
 from fexa.io.trackfile import TrackData
 from fexa.io.video_writer import VideoWriter
 
@@ -98,16 +98,30 @@ class ExtractConfig:
 
 
 # -- inputs and ids -------------------------------------------------------------------------------
-def expand_inputs(paths: list[str | Path]) -> list[Path]:
-    """Files stay as given; a folder holding videos becomes its videos (recursively, sorted);
-    any other folder is one input (a folder of frames, or an error if it has no images)."""
+FOLDER_AS = ("auto", "video", "images")
+
+
+def expand_inputs(paths: list[str | Path], folder_as: str = "auto") -> list[Path]:
+    """Files stay as given. A folder becomes its videos (recursively, sorted) and its images:
+    each folder's images are one video (a frame folder) when ``folder_as`` is ``video``, or, with
+    ``auto``, when they look like one (``fexa.io.media.frame_sequence``: numbered names, one size);
+    otherwise every image is an input of its own. A folder with neither stays one input (an error
+    later: it has no images)."""
+    if folder_as not in FOLDER_AS:
+        raise FexaError(f"folder_as must be one of {', '.join(FOLDER_AS)}, got {folder_as!r}")
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            videos = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS)
-            out.extend(videos if videos else [p])
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS)
+        for folder in [p, *sorted(q for q in p.rglob("*") if q.is_dir())]:
+            images = list_frame_files(folder)
+            if not images:
+                continue
+            one_video = folder_as == "video" or (folder_as == "auto" and not frame_sequence(images))
+            found.extend([folder] if one_video else images)
+        out.extend(found if found else [p])
     return out
 
 
@@ -116,9 +130,9 @@ def input_ids(paths: list[str | Path]) -> list[str]:
     return [entry_name(p) for p in paths]
 
 
-def unique_inputs(inputs: list[str | Path]) -> dict[str, Path]:
-    """{id: path} of the expanded inputs, each input once (in the order given)."""
-    found = expand_inputs(inputs)
+def unique_inputs(inputs: list[str | Path], folder_as: str = "auto") -> dict[str, Path]:
+    """{id: path} of the expanded inputs (``expand_inputs``), each input once (in the order given)."""
+    found = expand_inputs(inputs, folder_as)
     return dict(zip(input_ids(found), found))
 
 
@@ -380,14 +394,16 @@ def extract_many(
     workers: int = 1,
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
+    folder_as: str = "auto",
 ) -> pd.DataFrame:
-    """Extract every input (this shard's share) into ``out`` and return the manifest."""
+    """Extract every input (this shard's share; folders expanded by ``expand_inputs`` with
+    ``folder_as``) into ``out`` and return the manifest."""
     cfg = cfg or ExtractConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     k, n = shard
-    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (i, p) in enumerate(unique_inputs(inputs).items())
+    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (i, p) in enumerate(unique_inputs(inputs, folder_as).items())
             if j % n == k]
     todo = [t for t in mine if entry_state(t[1], t[0], cfg, t[3])]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="extract", unit="input", disable=not progress)

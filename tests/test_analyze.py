@@ -107,6 +107,25 @@ def test_a_still_image_gets_its_signals_and_no_task_guess(tmp_path, demo_frames)
     assert "a single image shows no movement" in res.to_html(tmp_path / "r.html").read_text()
 
 
+def test_a_folder_of_unrelated_photos_is_analysed_photo_by_photo(tmp_path, demo_frames):
+    """Before, `fexa analyze jaffe/images` gave one 5.7-s 'clip' of 8 people."""
+    from conftest import SHARED
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(demo_frames[5]).save(photos / "KA.NE1.26.png")  # JAFFE-style names: person.expression.number
+    Image.fromarray(demo_frames[40]).save(photos / "KA.HA1.29.png")
+    summary = Analyzer(cache=tmp_path / "cache", progress=False).analyze_many([photos], tmp_path / "out")
+    assert len(summary) == 2 and (summary["status"] == "ok").all() and (summary["frames"] == 1).all()
+    one = Analyzer(cache=tmp_path / "cache", progress=False).analyze_many([photos], tmp_path / "o2", folder_as="video")
+    assert len(one) == 1 and one["frames"].iloc[0] == 2
+    jaffe = SHARED / "jaffe" / "images"
+    if jaffe.is_dir():
+        from fexa.extract import expand_inputs
+
+        assert len(expand_inputs([jaffe])) == len(list(jaffe.glob("*.tiff"))) == 170  # every photo its own input
+
+
 def test_a_seven_frame_clip_is_analysed_with_flags(tmp_path, demo_frames):
     res = Analyzer(cache=tmp_path / "cache", task="smile").analyze(
         write_video(tmp_path / "short.mp4", demo_frames[:7], fps=30))

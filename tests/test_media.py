@@ -106,3 +106,36 @@ def test_rotation_metadata_is_honoured(tmp_path):
     info, rgb, _ = read_all(path)
     assert info.rotation == 90 and (info.width, info.height) == (32, 64) and rgb.shape == (3, 64, 32, 3)
     assert rgb[0, -8:].mean() > 240 and rgb[0, :8].mean() < 15  # the left half is now at the bottom
+
+
+def _images(folder, names, sizes=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        h, w = sizes[k] if sizes else (8, 8)
+        Image.fromarray(np.full((h, w), 10 * k, np.uint8)).save(folder / name)
+    return folder
+
+
+def test_a_folder_is_one_video_only_when_its_images_look_like_frames(tmp_path):
+    from fexa.extract import expand_inputs
+    from fexa.io.media import frame_sequence, list_frame_files
+
+    frames = _images(tmp_path / "clip", [f"frame_{i:04d}.png" for i in (1, 2, 3, 5, 6)])  # one frame left out
+    every_5th = _images(tmp_path / "sampled", [f"{i:05d}.jpg" for i in (0, 5, 10, 15)])
+    photos = _images(tmp_path / "jaffe_like", ["KA.AN1.39.png", "KA.DI1.42.png", "KM.HA2.5.png"])
+    ids = _images(tmp_path / "fer_like", ["PrivateTest_10131363.png", "PrivateTest_1054527.png", "PrivateTest_88305.png"])
+    sizes = _images(tmp_path / "sizes", ["a1.png", "a2.png", "a3.png"], [(8, 8), (8, 8), (16, 8)])
+    why = {d.name: frame_sequence(list_frame_files(d)) for d in (frames, every_5th, photos, ids, sizes)}
+    assert why == {"clip": "", "sampled": "", "jaffe_like": "the names differ beyond a frame number",
+                   "fer_like": "the numbers do not run in regular steps (ids, not frame numbers)",
+                   "sizes": "the images differ in size (2 sizes)"}
+    assert expand_inputs([frames]) == [frames] and len(expand_inputs([photos])) == 3
+    assert expand_inputs([photos], "video") == [photos] and len(expand_inputs([frames], "images")) == 5
+    # a mixed folder: its video, its loose photos one by one, and its frame subfolder as one video
+    mixed = _images(tmp_path / "mixed", ["portrait.png", "group.png"])
+    (mixed / "talk.mp4").write_bytes((DEMO).read_bytes())
+    _images(mixed / "frames", [f"{i}.png" for i in range(1, 4)])
+    assert [p.relative_to(mixed).as_posix() for p in expand_inputs([mixed])] == ["talk.mp4", "group.png", "portrait.png",
+                                                                                 "frames"]
+    with pytest.raises(Exception, match="folder_as must be one of auto, video, images"):
+        expand_inputs([mixed], "frames")

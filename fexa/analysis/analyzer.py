@@ -371,8 +371,9 @@ class Analyzer:
                       repetitions, meta["status"])
 
     def analyze_many(self, inputs: list[str | Path], out: str | Path | None = None, fmt: str = "csv",
-                     on_error: Callable[[str, str], None] | None = None) -> pd.DataFrame:
-        """Every input (videos, images, frame folders, folders of videos) analysed; with ``out``,
+                     on_error: Callable[[str, str], None] | None = None, folder_as: str = "auto") -> pd.DataFrame:
+        """Every input (videos, images, frame folders, folders of videos and images, expanded with
+        ``folder_as`` as ``fexa.extract.expand_inputs`` says) analysed; with ``out``,
         each result saved under ``out/<id>/`` and the summary as ``out/summary.<fmt>``, merged by
         id with the summary already there (a rerun updates its inputs' rows and keeps the others).
         Returns this batch's rows (id, path, status, error, then ``Result.summary``). Any failure of
@@ -380,7 +381,8 @@ class Analyzer:
         ``on_error(id, reason)``); the others continue and the summary is always written."""
         rows = []
         try:
-            for ident, path in tqdm(unique_inputs(inputs).items(), desc="analyze", unit="input", disable=not self.progress):
+            todo = unique_inputs(inputs, folder_as)
+            for ident, path in tqdm(todo.items(), desc="analyze", unit="input", disable=not self.progress):
                 row = {"id": ident, "path": str(Path(path).absolute()), "status": "ok", "error": ""}
                 try:
                     res = self.analyze(path)

@@ -6,13 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from fexa.cli import add_folder_as
+
+
 def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
 
     analyzer = Analyzer(cache=Path(args.out) / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
                         per_repetition=args.per_repetition, progress=not args.quiet)
     summary = analyzer.analyze_many(args.inputs, args.out, args.format,
-                                    on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr))
+                                    on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr),
+                                    folder_as=args.folder_as)
     failed = int((summary["status"] != "ok").sum())
     print(f"{len(summary) - failed} of {len(summary)} inputs analysed -> {args.out} (summary.{args.format}, "
           "<id>/report.html)")
@@ -32,7 +36,10 @@ def add_parser(sub) -> None:
                    help=f"the task performed: {', '.join(TASKS)}, or auto (detected from the movement; default)")
     p.add_argument("--model", action="append", default=[], metavar="RUN_OR_CHECKPOINT",
                    help="a fexa train run folder (or a checkpoint in one) whose model scores each input (repeatable)")
-    p.add_argument("--out", default="analysis", metavar="DIR")
+    p.add_argument("--out", default="analysis", metavar="DIR",
+                   help="folder for the results: OUT/<id>/ per input (tables, plots, overlay, report.html), "
+                   "OUT/summary.<format> with one row per input, OUT/cache/ (default: analysis)")
+    add_folder_as(p)
     p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="format of the tables")
     p.add_argument("--smooth", type=int, default=256, metavar="FRAMES",
                    help="smooth-predicting window of per-frame models, in frames (CFC-SP; 0: none)")

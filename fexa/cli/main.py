@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fexa.cli import add_folder_as
+
 import fexa
 from fexa.errors import FexaError
 
@@ -21,7 +23,7 @@ def _extract(args: argparse.Namespace) -> int:
         tracker=TrackerConfig(max_faces=args.max_faces, detect_every=args.detect_every),
     )
     df = extract_many(args.inputs, args.out, cfg, workers=args.workers, shard=parse_shard(args.shard),
-                      progress=not args.quiet)
+                      progress=not args.quiet, folder_as=args.folder_as)
     if args.store:
         from fexa.data.store import StoreConfig, ensure_stores
         from fexa.extract import USABLE_STATUSES
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video/image files, folders of frames, or folders holding videos")
     e.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_folder_as(e)
     e.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes (default 1)")
     e.add_argument("--shard", metavar="K/N", help="process only inputs i with i %% N == K (cluster job arrays)")
     e.add_argument("--crop-size", type=int, default=256, help="aligned crop size in pixels (default 256)")

@@ -109,10 +109,10 @@ def link_cache(table: pd.DataFrame, cache: str | Path, extract: ExtractConfig | 
     from fexa.extract import USABLE_STATUSES, expand_inputs, extract_many, input_ids  # the face models: not in workers
 
     paths = sorted(set(table["path"]))
-    expanded = expand_inputs(paths)
+    expanded = expand_inputs(paths, "video")  # a dataset's folder is a clip's frames
     if [str(p) for p in expanded] != paths:
         raise FexaError("sample paths must be single videos, images or frame folders, not folders of videos")
-    manifest = extract_many(paths, cache, extract, workers=workers, progress=progress).set_index("id")
+    manifest = extract_many(paths, cache, extract, workers=workers, progress=progress, folder_as="video").set_index("id")
     ids = dict(zip(paths, input_ids([Path(p) for p in paths])))
     entry = table["path"].map(lambda p: str(Path(cache) / ids[p]))
     status = table["path"].map(lambda p: manifest["status"].get(ids[p], "missing"))

@@ -75,6 +75,41 @@ def list_frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+SEQUENCE_SIZE_CHECKS = 50  # images whose size is read (evenly spaced) to decide a folder is one video
+
+
+def frame_sequence(files: list[Path]) -> str:
+    """Why the images ``files`` (of one folder) are not the frames of one video, or "" if they
+    are: at least two, every name the same text around one number (``frame_0001.png``,
+    ``00042.jpg``), the numbers running in regular steps (more than half the steps between
+    consecutive numbers equal: every frame, or every k-th, with some left out), and one pixel size
+    (read from the headers of up to ``SEQUENCE_SIZE_CHECKS`` evenly spaced files). Identity is not
+    checked: numbered photos of one size from different people need ``--folder-as images``."""
+    if len(files) < 2:
+        return "a single image"
+    parts = [_NUMBERED.match(p.stem) for p in files]
+    if not all(parts):
+        return f"{next(p.name for p, m in zip(files, parts) if not m)} has no frame number"
+    if len({(m[1], m[3], p.suffix.lower()) for p, m in zip(files, parts)}) > 1:
+        return "the names differ beyond a frame number"
+    numbers = np.sort([int(m[2]) for m in parts])
+    steps = np.diff(numbers)
+    if (steps == 0).any():
+        return "frame numbers repeat"
+    if len(steps) > 1 and np.mean(steps == np.bincount(steps).argmax()) <= 0.5:
+        return "the numbers do not run in regular steps (ids, not frame numbers)"
+    picks = sorted({round(i) for i in np.linspace(0, len(files) - 1, min(len(files), SEQUENCE_SIZE_CHECKS))})
+    sizes = set()
+    for i in picks:
+        try:
+            with Image.open(files[i]) as im:
+                sizes.add(im.size)
+        except OSError:
+            return f"{files[i].name} is not a readable image"
+    return "" if len(sizes) == 1 else f"the images differ in size ({len(sizes)} sizes)"
+
+
 def to_rgb8(array: np.ndarray) -> np.ndarray:
     """Any HxW, HxWx1, HxWx3 or HxWx4 array of uint8/uint16/float -> contiguous HxWx3 uint8."""
     a = np.asarray(array)
