@@ -40,9 +40,9 @@ def stand_in(config: Path, video: Path, cache: Path, folder: Path, batch: int | 
     cfg = load_config(config)
     info = DATASETS[cfg.data.dataset]
     size = batch or cfg.train.batch_size
-    if cfg.train.loss in CLASSIFICATION_LOSSES:  # the dataset's raw labels that the config trains on (target_map)
+    if cfg.train.loss in CLASSIFICATION_LOSSES and not cfg.data.scores_as_classes:  # raw labels it trains on (target_map)
         labels = [k for k in range(len(info.classes)) if not cfg.data.target_map or cfg.data.target_map[k] >= 0]
-    else:
+    else:  # scores (or score levels trained as classes)
         labels = list(range(5))
     rows = 2 * size + 2
     df = pd.DataFrame({"path": str(video), "subject": [f"s{i}" for i in range(rows)],

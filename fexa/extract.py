@@ -114,8 +114,9 @@ def expand_inputs(paths: list[str | Path], folder_as: str = "auto") -> list[Path
         if not p.is_dir():
             out.append(p)
             continue
-        found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS)
-        for folder in [p, *sorted(q for q in p.rglob("*") if q.is_dir())]:
+        inside = sorted(p.rglob("*"))  # one walk of the tree
+        found = [q for q in inside if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
+        for folder in [p, *(q for q in inside if q.is_dir())]:
             images = list_frame_files(folder)
             if not images:
                 continue

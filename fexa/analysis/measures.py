@@ -6,9 +6,9 @@ distance (outer eye corners): 1.0 = one eye-to-eye distance. Speeds are per seco
 frame is the clip's first usable frame (clinical recordings start at rest).
 
 Time is the frames' timestamps (variable frame rate is common on phones): speeds divide by the real
-interval between frames, durations and rates use the timestamps' span. What the frame rate cannot
-resolve is NaN with a flag: speeds below ``MIN_FPS_SPEED`` frames/s, blinks (100-400 ms long)
-below ``MIN_FPS_BLINKS``.
+interval between frames, durations use the timestamps' span, and the blink rate the time with a
+measured eye aperture. What the frame rate cannot resolve is NaN with a flag: speeds below
+``MIN_FPS_SPEED`` frames/s, blinks (100-400 ms long) below ``MIN_FPS_BLINKS``.
 
 Per-frame signals (``frame_signals``):
   eye_aperture_{right,left}  mean of three upper-to-lower lid distances / eye width
@@ -230,10 +230,9 @@ def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK
     interpolated; longer ones are not observed."""
     a = np.asarray(aperture, dtype=float)
     fps = frame_rate(times)
-    dt = 1.0 / fps if fps > 0 else float("nan")
-    empty = Blinks(0, float("nan"), (), (), (), 0.0, float("nan"), 0.0)
     if not np.isfinite(a).any() or not fps > 0:
-        return empty
+        return Blinks(0, float("nan"), (), (), (), 0.0, float("nan"), 0.0)
+    dt = 1.0 / fps
     missing = ~np.isfinite(a)
     short_gaps = np.zeros_like(missing)
     for s0, e0 in _runs(missing):
@@ -246,8 +245,8 @@ def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK
     is_open = seen & (closure < reopened)
     episodes: list[list[int]] = []
     for s0, e0 in _runs(is_closed):
-        gap = slice(episodes[-1][1], s0) if episodes else None
-        if gap is not None and (s0 - gap.start) * dt < bridge and not is_open[gap].any() and seen[gap].all():
+        gap = slice(episodes[-1][1] if episodes else 0, s0)
+        if episodes and (s0 - gap.start) * dt < bridge and not is_open[gap].any() and seen[gap].all():
             episodes[-1][1] = e0
         else:
             episodes.append([s0, e0])

@@ -226,8 +226,8 @@ def task_kind(cfg: ExperimentConfig, data: dict) -> tuple[str, int]:
     """('regression', 0) or ('classification', number of classes) for the prepared data."""
     info = data["info"]
     kind = info.kind if info else "regression"
-    if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES:
-        kind = "classification"
+    if cfg.data.dataset == "manifest" and cfg.train.loss in CLASSIFICATION_LOSSES and not cfg.data.scores_as_classes:
+        kind = "classification"  # a manifest trained with a class loss holds classes, unless its scores are levels
     if cfg.data.scores_as_classes:
         if kind != "regression":
             raise FexaError(f"data.scores_as_classes turns scores into classes, but {cfg.data.dataset} is already "

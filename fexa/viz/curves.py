@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from fexa.viz.pyplot import pyplot
 
 
 def plot_training_curves(history: pd.DataFrame, out: str | Path, metric: str) -> Path:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = pyplot().subplots(1, 3, figsize=(14, 3.8))
     axes[0].plot(history["epoch"], history["train_loss"], "-o", ms=3)
     axes[0].set_title("training loss")
     axes[1].plot(history["epoch"], history["lr"])
@@ -29,5 +27,5 @@ def plot_training_curves(history: pd.DataFrame, out: str | Path, metric: str) ->
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return Path(out)
