@@ -80,3 +80,18 @@ def demo_entry(tmp_path_factory) -> Path:
     assert df.loc[0, "status"] == "ok", df.to_dict()
     build_store(entry_of(out, DEMO))  # the training store (fexa.data.store) beside the entry
     return entry_of(out, DEMO)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One extraction cache for the shared clips, used by every test module (each clip extracted once)."""
+    return tmp_path_factory.mktemp("shared_cache")
+
+
+def extracted(cache: Path, *rel: str) -> dict[str, Path]:
+    """Cache entries (stem -> entry folder) of shared clips ``rel``, extracted into ``cache`` if not yet there."""
+    from fexa.extract import extract_many
+
+    paths = [shared_file(r) for r in rel]
+    extract_many(paths, cache, progress=False)
+    return {p.stem: entry_of(cache, p) for p in paths}

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import entry_of, shared_file
+from pathlib import Path
+
+from conftest import extracted
 from conftest import REPO
 from fexa.analysis.measures import (
     MEASURES,
@@ -18,7 +20,6 @@ from fexa.analysis.measures import (
     task_repetitions,
 )
 from fexa.analysis.tasks import TASKS, task_of
-from fexa.extract import extract_many
 from fexa.io.trackfile import TrackData
 
 
@@ -59,13 +60,14 @@ def test_repetitions_amplitude_and_fatigue():
     assert _symmetry(1.0, 1.0) == 0.0 and _symmetry(1.0, 0.0) == 1.0 and _symmetry(3.0, 1.0) == pytest.approx(0.5)
 
 
+def tracks_of(entries: dict[str, Path]) -> dict[str, TrackData]:
+    return {stem: TrackData.load(e / "track.npz") for stem, e in entries.items()}
+
+
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    talk = shared_file("sadtalker_ref_videos/WDA_AlexandriaOcasioCortez_000.mp4")
-    smile = shared_file("liveportrait_driving_videos/d0.mp4")
-    out = tmp_path_factory.mktemp("measures")
-    extract_many([talk, smile], out, progress=False)
-    return {p.stem: TrackData.load(entry_of(out, p) / "track.npz") for p in (talk, smile)}
+def clips(shared_cache):
+    return tracks_of(extracted(shared_cache, "sadtalker_ref_videos/WDA_AlexandriaOcasioCortez_000.mp4",
+                               "liveportrait_driving_videos/d0.mp4"))
 
 
 def test_blinks_on_the_sadtalker_clip_match_a_hand_count(clips):
@@ -93,11 +95,9 @@ HAND = {"WolfgangLanger_Pexels": {"blinks": [153, 248, 288, 386, 428], "closures
 
 
 @pytest.fixture(scope="module")
-def closure_clips(tmp_path_factory):
-    paths = [shared_file("pyfeat_test_media/WolfgangLanger_Pexels.mp4"), shared_file("liveportrait_driving_videos/d14.mp4")]
-    out = tmp_path_factory.mktemp("closures")
-    extract_many(paths, out, progress=False)
-    return {p.stem: TrackData.load(entry_of(out, p) / "track.npz") for p in paths}
+def closure_clips(shared_cache):
+    return tracks_of(extracted(shared_cache, "pyfeat_test_media/WolfgangLanger_Pexels.mp4",
+                               "liveportrait_driving_videos/d14.mp4"))
 
 
 @pytest.mark.parametrize("clip", sorted(HAND))
@@ -198,12 +198,8 @@ def test_a_short_clip_flags_its_timed_measures(demo_entry):
 
 
 @pytest.fixture(scope="module")
-def task_clips(tmp_path_factory):
-    names = ("d0", "d11", "d18")
-    paths = [shared_file(f"liveportrait_driving_videos/{n}.mp4") for n in names]
-    out = tmp_path_factory.mktemp("tasks")
-    extract_many(paths, out, progress=False)
-    return {n: TrackData.load(entry_of(out, p) / "track.npz") for n, p in zip(names, paths)}
+def task_clips(shared_cache):
+    return tracks_of(extracted(shared_cache, *(f"liveportrait_driving_videos/{n}.mp4" for n in ("d0", "d11", "d18"))))
 
 
 def test_task_detection_on_single_movement_clips(task_clips):

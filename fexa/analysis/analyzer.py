@@ -7,7 +7,9 @@ measures and a report a person can look at.
   box        box_x0, box_y0, box_x1, box_y1 (frame pixels)
   pose       yaw, pitch, roll (degrees, see fexa.face.pose)
   signals    eye_aperture_right/left, mouth_width, mouth_opening, brow_height_right/left, lip_protrusion
-             (see fexa.analysis.measures)
+             (see fexa.analysis.measures; NaN where their region is hidden)
+  occlusion  occluded_mouth, occluded_eye_right, occluded_eye_left: a hand hides the region
+             (see fexa.face.occlusion; absent when the cache entry has no crops)
   landmarks  x_<k>, y_<k> for the 73 heatmap points (2d106 order, frame pixels)
   per-frame predictions (per-frame models only)
              <model>_prediction and <model>_p_<class> (smoothed class probabilities), or <model>_score
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 
 from fexa.analysis.measures import (
     MIN_DURATION,
+    REGION_NAMES,
     clip_duration,
     compute_measures,
     frame_rate,
@@ -47,7 +50,9 @@ from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs
 from fexa.face.landmarks import get_scheme
-from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table
+from fexa.face.occlusion import REGIONS, Occlusion, detect_occlusion, mask_occluded
+from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_npz, write_table
+from fexa.io.media import Media
 from fexa.io.trackfile import TrackData
 from fexa.viz.pyplot import pyplot
 from fexa.viz.overlay import write_overlay
@@ -201,7 +206,12 @@ class Result:
         if self.track.num_frames < 2:
             raise ValueError(f"{self.source} is a single image: no overlay video")
         labels = [c for c in self.prediction_columns if c.endswith(("_prediction", "_score"))]  # not every probability
-        values = self.frames[list(OVERLAY_SIGNALS) + labels]
+        values = self.frames[list(OVERLAY_SIGNALS) + labels].copy()
+        hidden = [c for c in self.frames if c.startswith("occluded_")]
+        if hidden:
+            names = [REGION_NAMES[c.removeprefix("occluded_")] for c in hidden]
+            values["hidden"] = [", ".join(n for n, h in zip(names, row) if h) or None
+                                for row in self.frames[hidden].to_numpy(bool)]
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
     def summary(self) -> dict:
@@ -321,6 +331,19 @@ class Analyzer:
             raise FexaError(meta["error"] or f"status {meta['status']}")
         track = TrackData.load(entry / "track.npz")
         warnings = ([f"partial input: {meta['error']}"] if meta["status"] == "partial" else []) + meta.get("warnings", [])
+        occlusion = entry_occlusion(entry, track, meta, self.progress)
+        hidden = {}
+        if occlusion is None:
+            warnings.append("hands over the face not checked: the cache entry has no aligned crops")
+        else:
+            track = mask_occluded(track, occlusion)
+            usable = max(int(track.usable.sum()), 1)
+            for region in REGIONS:
+                n = occlusion.frames_of(region)
+                hidden[region] = n / usable
+                if n:
+                    warnings.append(f"{REGION_NAMES[region]} hidden by a hand in {n} of {track.num_frames} frames: "
+                                    "not measured there")
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
         duration = clip_duration(track.times)
@@ -333,6 +356,8 @@ class Analyzer:
         if track.num_frames > 1:
             warnings += [f"{aspect}: {why}" for aspect, why in rate_limits(track.times).items()]
         frames = frames_table(track)
+        if occlusion is not None:
+            frames = pd.concat([frames, occlusion.table()], axis=1)
         task, source = self.task, "given"
         if task == "auto" and track.num_frames == 1:
             task, source = "sit_at_rest", "image"
@@ -345,7 +370,7 @@ class Analyzer:
                                 "closures, mouth ranges) are reported; give the task (--task) to measure it")
             else:
                 warnings.append(f"task detected automatically: {task} ({guess.reason}); give the task to set it")
-        measures = compute_measures(track, task)
+        measures = compute_measures(track, task, hidden=hidden)
         repetitions = task_repetitions(frames, task)
         segments = None
         if self.per_repetition and len(repetitions):
@@ -400,6 +425,30 @@ class Analyzer:
             if out is not None and len(summary):
                 merge_summary(Path(out) / f"summary.{fmt}", summary)
         return summary
+
+
+OCCLUSION_FILE = "occlusion.npz"
+OCCLUSION_VERSION = "1"  # bump when fexa.face.occlusion changes its results
+
+
+def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False) -> Occlusion | None:
+    """Which face regions a hand hides in each frame of the entry's track (fexa.face.occlusion),
+    found once in its aligned crops and kept beside them (``occlusion.npz``, valid while the crops
+    file's checksum and ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
+    crops = meta.get("files", {}).get("crops.mp4")
+    if crops is None:
+        return None
+    key = f"{crops['sha256']}:{OCCLUSION_VERSION}"
+    path = entry / OCCLUSION_FILE
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return Occlusion(z["occluded"], z["cover"])
+    except Exception:  # noqa: BLE001 - missing, stale or damaged: find the hands again
+        pass
+    occlusion = detect_occlusion((f.rgb for f in Media(entry / "crops.mp4").frames()), track, progress=progress)
+    write_npz(path, key=np.array(key), occluded=occlusion.occluded, cover=occlusion.cover)
+    return occlusion
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -44,6 +44,8 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
         scheme = get_scheme("heatmap73")
         sel = scheme.select(points[None, :, :2], track.layout)[0]
         for (x, y), r in zip(sel, scheme.region_of_point):
+            if not (np.isfinite(x) and np.isfinite(y)):  # hidden (a hand over it): no landmark to show
+                continue
             color = REGION_COLORS[scheme.region_names[r]]
             cv2.circle(img, (int(round(x)), int(round(y))), unit + 1, color, -1, cv2.LINE_AA)
     status = "FACE LOST" if not track.usable[t] else ("FILLED" if track.filled[t] else "")
