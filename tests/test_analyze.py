@@ -28,7 +28,8 @@ def test_analyzer_result_tables_and_report(tmp_path):
     m = res.measures.set_index("measure")
     assert m.loc["blink_count", "unit"] == "blinks" and m.loc["rom_lower_lip", "value"] > 0
     page = res.to_html(tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "blink_count" in page and "Task: <b>smile</b>" in page
+    assert page.count("data:image/png;base64,") == 3  # signals, regions, the IOD picture
+    assert "<b>smile</b>" in page and "Range of motion: left mouth corner" in page and "eye distances (IOD)" in page
     again = Analyzer(cache=tmp_path / "cache").analyze(DEMO)  # the cached entry is reused
     pd.testing.assert_frame_equal(again.frames, f)
 
@@ -96,15 +97,29 @@ def test_face_lost_for_most_of_the_clip_keeps_flagged_partial_results(tmp_path, 
     assert (res.measures["flag"].str.contains("fewer than half the frames usable")).all()
 
 
-def test_a_still_image_gets_its_signals_and_no_task_guess(tmp_path, demo_frames):
+def test_a_still_image_gets_a_static_report(tmp_path, demo_frames):
+    """A photo has no movement: its geometry (apertures, mouth, brows, asymmetry), no time plots,
+    speeds or blinks (before: empty time plots and 0/NaN kinematics)."""
     Image.fromarray(demo_frames[40]).save(tmp_path / "smiling.png")
     res = Analyzer(cache=tmp_path / "cache").analyze(tmp_path / "smiling.png")
-    assert len(res.frames) == 1 and res.task_source == "image" and res.task == "sit_at_rest"
-    assert any(w.startswith("a single image") for w in res.warnings)
+    assert len(res.frames) == 1 and res.task_source == "image" and res.task == "none"
     video = Analyzer(cache=tmp_path / "cache").analyze(DEMO).frames
-    assert res.frames.loc[0, "mouth_width"] == pytest.approx(video.loc[40, "mouth_width"], rel=0.05)
-    assert res.measures.set_index("measure").loc["rom_upper_lip", "value"] == 0.0
-    assert "a single image shows no movement" in res.to_html(tmp_path / "r.html").read_text()
+    m = res.measures.set_index("measure")
+    assert set(m.index) == {"eye_aperture_right", "eye_aperture_left", "brow_height_right", "brow_height_left",
+                            "mouth_width", "mouth_opening", "asymmetry_eye_aperture", "asymmetry_brow_height",
+                            "mouth_corner_tilt"}
+    assert m.loc["mouth_width", "value"] == pytest.approx(video.loc[40, "mouth_width"], rel=0.05)
+    r, left = res.frames.loc[0, ["eye_aperture_right", "eye_aperture_left"]]
+    assert m.loc["asymmetry_eye_aperture", "value"] == pytest.approx(abs(r - left) / (r + left))
+    assert m.loc["asymmetry_eye_aperture", "detail"].startswith(f"{'right' if r > left else 'left'} side is more open")
+    assert m["value"].notna().all()
+    res.save(tmp_path / "out")
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"frames.csv", "measures.csv", "predictions.csv",
+                                                              "repetitions.csv", "report.html"}  # no plots, no video
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Face geometry" in page and "a still image" in page and "Mouth-corner tilt" in page
+    assert "Signals over time" not in page and "<video" not in page and "Peak speed" not in page
+    assert page.count("data:image/png;base64,") == 1  # the face with its landmarks and the IOD
 
 
 def test_a_folder_of_unrelated_photos_is_analysed_photo_by_photo(tmp_path, demo_frames):

@@ -21,8 +21,6 @@ training targets' range).
 
 from __future__ import annotations
 
-import base64
-import html
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ from fexa.analysis.measures import (
     REGION_NAMES,
     clip_duration,
     compute_measures,
-    frame_rate,
+    static_measures,
     rate_limits,
     detect_blinks,
     detect_task,
@@ -46,6 +44,7 @@ from fexa.analysis.measures import (
     task_repetitions,
     task_signal,
 )
+from fexa.analysis.report import Plot, render, time_axis
 from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs
@@ -55,11 +54,12 @@ from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_npz, wri
 from fexa.io.media import Media
 from fexa.io.trackfile import TrackData
 from fexa.viz.pyplot import pyplot
-from fexa.viz.overlay import write_overlay
+from fexa.viz.overlay import iod_picture, write_overlay
 from fexa.viz.sheets import plot_trajectories
 
-OVERLAY_SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
-                   "brow_height_left")
+OVERLAY_SIGNALS = {"eye_aperture_right": "right eye opening", "eye_aperture_left": "left eye opening",
+                   "mouth_width": "mouth width", "mouth_opening": "mouth opening", "brow_height_right": "right brow",
+                   "brow_height_left": "left brow"}  # column -> its name on the overlay
 
 
 def frames_table(track: TrackData) -> pd.DataFrame:
@@ -95,12 +95,14 @@ class Result:
     repetitions: pd.DataFrame = field(default_factory=pd.DataFrame)
     status: str = "ok"  # the extract status of the input: "ok", or "partial" for a damaged video
 
-    def _save(self, fig, path: str | Path) -> Path:
+    def _save(self, fig, path: str | Path, timed=None) -> Plot:
+        """Save ``fig`` as a PNG; ``timed``: an axes whose time axis every panel shares."""
         fig.tight_layout()
+        axis = time_axis(fig, timed) if timed is not None else None
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100)
         pyplot().close(fig)
-        return Path(path)
+        return Plot(Path(path), axis)
 
     def _mark_lost(self, ax) -> None:
         lost = ~self.frames["usable"].to_numpy()
@@ -111,6 +113,11 @@ class Result:
     def plot_signals(self, path: str | Path) -> Path:
         """Over time: eye aperture right vs left with blinks and eye-closure episodes marked; mouth
         width and opening; brows and mouth corners right vs left; the task's repetitions marked."""
+        return self._plot_signals(path).path
+
+    def _plot_signals(self, path: str | Path) -> Plot:
+        if self.track.num_frames < 2:
+            raise ValueError(f"{self.source} is a single image: nothing changes over time")
         f = self.frames
         t = f["time"]
         fig, axes = pyplot().subplots(4, 1, figsize=(11, 9.5), sharex=True)
@@ -118,9 +125,9 @@ class Result:
         blinks = None if "blinks" in rate_limits(self.track.times) else detect_blinks(aperture, self.track.times)
         corners = region_displacement(self.track)
         panels = (
-            ("eye aperture", (("eye_aperture_right", "right eye"), ("eye_aperture_left", "left eye"))),
-            ("mouth (IOD)", (("mouth_width", "mouth width"), ("mouth_opening", "mouth opening"))),
-            ("brow height (IOD)", (("brow_height_right", "right brow"), ("brow_height_left", "left brow"))),
+            ("eye opening\n(lid gap / eye width)", (("eye_aperture_right", "right eye"), ("eye_aperture_left", "left eye"))),
+            ("mouth\n(eye distances)", (("mouth_width", "mouth width"), ("mouth_opening", "mouth opening"))),
+            ("eyebrow height\n(eye distances)", (("brow_height_right", "right brow"), ("brow_height_left", "left brow"))),
         )
         for ax, (ylabel, lines) in zip(axes, panels):
             for column, label in lines:
@@ -134,7 +141,7 @@ class Result:
                 axes[0].axvspan(t.iloc[s0], t.iloc[e0 - 1], color="purple", alpha=0.15, label=None if k else closed)
         axes[3].plot(t, corners["mouth_corner_right"], label="right corner", lw=1.2)
         axes[3].plot(t, corners["mouth_corner_left"], label="left corner", lw=1.2)
-        axes[3].set_ylabel("mouth corner\nmovement (IOD)")
+        axes[3].set_ylabel("mouth-corner movement\n(eye distances)")
         axes[3].set_xlabel("time (s)")
         signal = get_task(self.task).signal
         if signal is not None:
@@ -144,11 +151,19 @@ class Result:
                 ax.axvline(x, color="k", ls=":", lw=1, label=f"{self.task} repetitions ({len(reps)})" if k == 0 else None)
         for ax in axes:
             self._mark_lost(ax)
-            ax.legend(fontsize=8, loc="upper right")
+            self._mark_hidden(ax)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1), borderaxespad=0)  # beside, not over, the data
             ax.grid(alpha=0.3)
         shown = "no single task" if self.task == "none" else f"task {self.task}"
         fig.suptitle(f"{self.source.name}: {shown} ({self.task_source})", fontsize=10)
-        return self._save(fig, path)
+        return self._save(fig, path, timed=axes[0])
+
+    def _mark_hidden(self, ax) -> None:
+        hidden = [c for c in self.frames if c.startswith("occluded_")]
+        if hidden and self.frames[hidden].to_numpy().any():
+            ax.fill_between(self.frames["time"], 0, 1, where=self.frames[hidden].any(axis=1).to_numpy(),
+                            transform=ax.get_xaxis_transform(), color="orange", alpha=0.15, step="mid",
+                            label="hand over the face")
 
     def plot_regions(self, path: str | Path) -> Path:
         """Landmark trajectories and region displacement over time."""
@@ -160,6 +175,9 @@ class Result:
         """Model outputs over time: per-frame models' smoothed class probabilities or score, clip
         models' value on each repetition (with their mean dashed); clip models scored once, as
         class probabilities or the score against the level boundaries."""
+        return self._plot_predictions(path).path
+
+    def _plot_predictions(self, path: str | Path) -> Plot:
         rows = self.predictions.to_dict("records")
         if not rows:
             raise ValueError("no model predictions to plot (give the Analyzer a trained run)")
@@ -198,7 +216,13 @@ class Result:
             ax.set_title(f"{name}: {summary}" + (" (per repetition; mean dashed)" if per_rep and not per_frame else ""),
                          fontsize=10)
             ax.grid(alpha=0.3)
-        return self._save(fig, path)
+        timed = [ax for ax in axes[:, 0] if ax.get_xlabel() == "time (s)"]
+        return self._save(fig, path, timed=timed[0] if len(timed) == len(rows) else None)
+
+    def face_picture(self) -> bytes:
+        """PNG of the subject's aligned face in its rest frame with the landmarks and the
+        inter-ocular distance drawn (the report's unit picture)."""
+        return iod_picture(self.entry / "crops.mp4", self.track)
 
     def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
         """The input video (or frame folder) with landmarks by region, boxes, lost frames and, per
@@ -206,7 +230,7 @@ class Result:
         if self.track.num_frames < 2:
             raise ValueError(f"{self.source} is a single image: no overlay video")
         labels = [c for c in self.prediction_columns if c.endswith(("_prediction", "_score"))]  # not every probability
-        values = self.frames[list(OVERLAY_SIGNALS) + labels].copy()
+        values = self.frames[list(OVERLAY_SIGNALS) + labels].rename(columns=OVERLAY_SIGNALS)
         hidden = [c for c in self.frames if c.startswith("occluded_")]
         if hidden:
             names = [REGION_NAMES[c.removeprefix("occluded_")] for c in hidden]
@@ -231,63 +255,32 @@ class Result:
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("frames", "measures", "predictions", "repetitions"):
             write_table(getattr(self, name), folder / f"{name}.{fmt}")
-        self.to_html(folder / "report.html", self.plot_all(folder))
-        if self.track.num_frames > 1:
-            self.write_overlay(folder / "overlay.mp4", progress=progress)
+        video = self.write_overlay(folder / "overlay.mp4", progress=progress) if self.track.num_frames > 1 else None
+        self.to_html(folder / "report.html", self.plot_all(folder), video)
         return folder
 
-    def plot_all(self, folder: str | Path) -> dict[str, Path]:
-        """Every plot of this result as PNGs in ``folder``: signals, regions and (with models) predictions."""
+    def plot_all(self, folder: str | Path) -> dict[str, Plot]:
+        """Every plot of this result as PNGs in ``folder``: signals and regions over time (not for
+        a still image) and, with models, predictions."""
         folder = Path(folder)
-        plots = {"signals": self.plot_signals(folder / "signals.png"), "regions": self.plot_regions(folder / "regions.png")}
+        plots = {}
+        if self.track.num_frames > 1:
+            plots["signals over time"] = self._plot_signals(folder / "signals.png")
+            plots["regions"] = Plot(self.plot_regions(folder / "regions.png"))
         if len(self.predictions):
-            plots["predictions"] = self.plot_predictions(folder / "predictions.png")
+            plots["model predictions"] = self._plot_predictions(folder / "predictions.png")
         return plots
 
-    def to_html(self, path: str | Path, plots: dict[str, Path] | None = None) -> Path:
-        """One self-contained HTML report (plots embedded, measures and warnings as tables).
-        ``plots``: already written PNGs (``plot_all``) to embed instead of drawing them again."""
-        path = Path(path)
+    def to_html(self, path: str | Path, plots: dict[str, Plot] | None = None, video: Path | None = None) -> Path:
+        """One self-contained HTML report (fexa.analysis.report). ``plots``: already drawn
+        (``plot_all``), else drawn here; ``video``: the overlay MP4 to show, synchronised with the plots."""
         with tempfile.TemporaryDirectory() as d:
-            plots = plots or self.plot_all(d)
-            embedded = {k: base64.b64encode(p.read_bytes()).decode() for k, p in plots.items()}
-        usable = self.track.usable.mean()
-        m = self.measures.sort_values("primary", ascending=False, kind="stable")
-        rows = "".join(f"<tr{' class=primary' if r.primary else ''}><td>{html.escape(r.measure)}</td><td>{r.value:.4g}"
-                       f"</td><td>{html.escape(r.unit)}</td><td>{html.escape(r.aspect)}</td><td>{html.escape(r.flag)}"
-                       "</td></tr>" for r in m.itertuples())
-        warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) or "<li>none</li>"
-        preds = (self.predictions.to_html(index=False, float_format="%.3f") if len(self.predictions)
-                 else "<p>no model given</p>")
-        task = get_task(self.task)
-        reps = (self.repetitions.to_html(index=False, float_format="%.3f") if len(self.repetitions)
-                else "<p>not counted: no single task was recognised</p>" if task.name == "none"
-                else "<p>none: the task has no movement to repeat</p>" if task.signal is None else "<p>none found</p>")
-        figs = "".join(f'<h2>{k.capitalize()}</h2><img alt="{k}" src="data:image/png;base64,{v}">'
-                       for k, v in embedded.items())
-        title = html.escape(self.source.name)
-        how = {"given": "given", "detected": "detected automatically from the movement; give the task to set it",
-               "image": "a single image shows no movement to detect a task from"}[self.task_source]
-        page = f"""<!doctype html><html><head><meta charset="utf-8"><title>fexa report: {title}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}img{{max-width:100%}}
-tr.primary td{{background:#eef6ee;font-weight:bold}}</style></head><body>
-<h1>{title}</h1>
-<p>{self.track.num_frames} frames at {frame_rate(self.track.times):.2f} frames/s; face usable in
-{100 * usable:.1f}% of frames.</p>
-<p>Task: <b>{html.escape(task.name)}</b> ({html.escape(task.description)}; {how}). Measures serving it are
-highlighted.</p>
-<h2>Warnings</h2><ul>{warn}</ul>
-<h2>Model predictions</h2>{preds}
-<h2>Repetitions of the {html.escape(self.task)} movement</h2>{reps}
-{figs}
-<h2>Measures</h2><table><tr><th>measure</th><th>value</th><th>unit</th><th>aspect</th><th>flag</th></tr>{rows}</table>
-<p style="color:#666">Measures are kinematic descriptions of facial movement, not a diagnosis.
-Formulas: docs/measures.md.</p>
-</body></html>"""
-        with atomic_path(path) as tmp:
-            tmp.write_text(page)
-        return path
+            plots = plots if plots is not None else self.plot_all(d)
+            try:
+                picture = self.face_picture()
+            except (FexaError, ValueError, OSError):  # no crops in the entry: the report does without
+                picture = None
+            return render(self, Path(path), plots, picture, video)
 
 
 class Analyzer:
@@ -347,10 +340,7 @@ class Analyzer:
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
         duration = clip_duration(track.times)
-        if track.num_frames == 1:
-            warnings.append("a single image: ranges of motion and repetitions are 0 or empty, speeds and blinks are "
-                            "not measurable")
-        elif duration < MIN_DURATION:
+        if duration < MIN_DURATION and track.num_frames > 1:
             warnings.append(f"a very short clip ({track.num_frames} frames, {duration:.2f} s): speeds, blinks and "
                             "repetitions are flagged")
         if track.num_frames > 1:
@@ -359,8 +349,8 @@ class Analyzer:
         if occlusion is not None:
             frames = pd.concat([frames, occlusion.table()], axis=1)
         task, source = self.task, "given"
-        if task == "auto" and track.num_frames == 1:
-            task, source = "sit_at_rest", "image"
+        if track.num_frames == 1:  # a still image: its geometry, no movement
+            task, source = "none", "image"
         elif task == "auto":
             source = "detected"
             guess = detect_task(frames)
@@ -370,8 +360,10 @@ class Analyzer:
                                 "closures, mouth ranges) are reported; give the task (--task) to measure it")
             else:
                 warnings.append(f"task detected automatically: {task} ({guess.reason}); give the task to set it")
-        measures = compute_measures(track, task, hidden=hidden)
-        repetitions = task_repetitions(frames, task)
+        if source == "image":
+            measures, repetitions = static_measures(track, hidden=hidden), task_repetitions(frames, "sit_at_rest")
+        else:
+            measures, repetitions = compute_measures(track, task, hidden=hidden), task_repetitions(frames, task)
         segments = None
         if self.per_repetition and len(repetitions):
             segments = list(zip(repetitions["start"].astype(int), repetitions["end"].astype(int)))

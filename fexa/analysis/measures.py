@@ -447,8 +447,9 @@ def _blink_flag(blinks: Blinks) -> str:
     return "rate from a single blink" if blinks.count == 1 else ""
 
 
-def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, float], dict[str, str]]:
-    """Every measure's value, and a flag for those that need one beyond the clip-wide ones."""
+def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Every measure's value, a flag for those that need one beyond the clip-wide ones, and a
+    detail (which side) for the asymmetry measures."""
     sig = frame_signals(track)
     motion = region_motion(track, rest).set_index("region")
     blinks = detect_blinks(task_signal(sig, "eye_aperture"), track.times)
@@ -457,9 +458,14 @@ def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, fl
         v[f"rom_{region}"], v[f"peak_speed_{region}"], v[f"time_to_peak_{region}"] = r["rom"], r["peak_speed"], \
             r["time_to_peak"]
     rom = motion["rom"]
-    v["symmetry_mouth_corners"] = _symmetry(rom["mouth_corner_right"], rom["mouth_corner_left"])
-    v["symmetry_brows"] = _symmetry(rom["right_brow"], rom["left_brow"])
-    v["symmetry_eye_aperture"] = _symmetry(np.nanmean(sig["eye_aperture_right"]), np.nanmean(sig["eye_aperture_left"]))
+    details = {}
+    for name, right, left, what, unit in (
+            ("symmetry_mouth_corners", rom["mouth_corner_right"], rom["mouth_corner_left"], "moves more", "IOD"),
+            ("symmetry_brows", rom["right_brow"], rom["left_brow"], "moves more", "IOD"),
+            ("symmetry_eye_aperture", np.nanmean(sig["eye_aperture_right"]), np.nanmean(sig["eye_aperture_left"]),
+             "is more open on average", "")):
+        v[name] = _symmetry(right, left)
+        details[name] = _side(right, left, what, unit)
     v["blink_count"], v["blink_rate"], v["eye_closure_depth"] = blinks.count, blinks.rate_per_min, blinks.closure_depth
     v["eye_closures"], v["eye_closure_time"] = len(blinks.closures), blinks.closure_time
     for name in ("mouth_width", "mouth_opening", "lip_protrusion"):
@@ -472,7 +478,15 @@ def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, fl
     v["repetition_variability"] = amp.std() / amp.mean() if len(amp) > 1 and amp.mean() > 0 else np.nan
     v["fatigue"] = np.polyfit(np.arange(len(amp)), amp, 1)[0] / amp.mean() if len(amp) > 2 and amp.mean() > 0 \
         else np.nan
-    return v, {"blink_rate": _blink_flag(blinks)}
+    return v, {"blink_rate": _blink_flag(blinks)}, details
+
+
+def _side(right: float, left: float, what: str, unit: str) -> str:
+    """Which side ``what`` (for asymmetry measures), with both sides' values."""
+    if not (np.isfinite(right) and np.isfinite(left)):
+        return ""
+    side = "both sides equal" if right == left else f"{'right' if abs(right) > abs(left) else 'left'} side {what}"
+    return f"{side} (right {right:.3g}, left {left:.3g}{' ' + unit if unit else ''})"
 
 
 _REPETITION_MEASURES = ("repetitions", "repetition_amplitude", "repetition_variability", "fatigue")
@@ -518,12 +532,12 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
     fewer than half the frames usable; speeds, blinks and repetitions of a clip shorter than
     ``MIN_DURATION``; speeds and blinks at a frame rate too low for them, whose values are NaN;
     the measure's face region hidden by a hand in some frames, ``hidden``: region -> fraction of
-    usable frames, the track's points there already NaN, see fexa.face.occlusion.mask_occluded).
-    ``df.attrs['task']`` holds the task used."""
+    usable frames, the track's points there already NaN, see fexa.face.occlusion.mask_occluded),
+    detail (for asymmetry: which side, with both sides' values). ``df.attrs['task']`` holds the task used."""
     if task == "auto":
         task = detect_task(frame_signals(track)).task
     get_task(task)
-    values, own_flags = _values(track, task, rest)
+    values, own_flags, details = _values(track, task, rest)
     few = "fewer than half the frames usable" if track.usable.mean() < 0.5 else ""
     short = clip_duration(track.times) < MIN_DURATION
     limits = rate_limits(track.times)
@@ -540,9 +554,58 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
             value, flags = float("nan"), [NO_TASK]
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect,
                      "primary": m.name in TASK_FREE if task == "none" else task in m.tasks,
-                     "flag": "; ".join(f for f in flags if f)})
+                     "flag": "; ".join(f for f in flags if f), "detail": details.get(m.name, "") if np.isfinite(value)
+                     else ""})
     df = pd.DataFrame(rows)
     df.attrs["task"] = task
+    return df
+
+
+# -- one still image: static geometry ------------------------------------------------------------
+STATIC_MEASURES: dict[str, Measure] = {m.name: m for m in (
+    Measure("eye_aperture_right", "ratio", "static geometry", (), "mean of three upper-to-lower lid distances / eye width",
+            ("eye_right",)),
+    Measure("eye_aperture_left", "ratio", "static geometry", (), "as eye_aperture_right, left eye", ("eye_left",)),
+    Measure("brow_height_right", "IOD", "static geometry", (), "mean brow-point height above the eye corners / IOD"),
+    Measure("brow_height_left", "IOD", "static geometry", (), "as brow_height_right, left brow"),
+    Measure("mouth_width", "IOD", "static geometry", (), "corner-to-corner distance / IOD", ("mouth",)),
+    Measure("mouth_opening", "IOD", "static geometry", (), "inner-lip gap at the midline / IOD", ("mouth",)),
+    Measure("asymmetry_eye_aperture", "index", "static geometry", (), "|R - L| / (|R| + |L|) of the eye apertures",
+            ("eye_right", "eye_left")),
+    Measure("asymmetry_brow_height", "index", "static geometry", (), "|R - L| / (|R| + |L|) of the brow heights"),
+    Measure("mouth_corner_tilt", "IOD", "static geometry", (),
+            "height of the right mouth corner above the left, in the eye-levelled face / IOD (> 0: right higher)",
+            ("mouth",)),
+)}
+
+
+def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str, float] | None = None,
+                    ) -> pd.DataFrame:
+    """The face's geometry in one frame (a still image: ``frame`` defaults to the first usable):
+    eye apertures, brow heights, mouth width and opening, left/right asymmetry and mouth-corner
+    tilt; the same columns as ``compute_measures`` (aspect "static geometry", all primary)."""
+    _require_mesh(track)
+    frame = _rest_index(track.usable) if frame is None else frame
+    sig = frame_signals(track).iloc[frame]
+    p = normalized_points(track)[frame]
+    v = {name: float(sig[name]) for name in ("eye_aperture_right", "eye_aperture_left", "brow_height_right",
+                                              "brow_height_left", "mouth_width", "mouth_opening")}
+    er, el, br, bl = (v[k] for k in ("eye_aperture_right", "eye_aperture_left", "brow_height_right", "brow_height_left"))
+    v["asymmetry_eye_aperture"], v["asymmetry_brow_height"] = _symmetry(er, el), _symmetry(br, bl)
+    v["mouth_corner_tilt"] = float(p[_CORNER_L, 1] - p[_CORNER_R, 1])  # y grows downwards
+    details = {"asymmetry_eye_aperture": _side(er, el, "is more open", ""),
+               "asymmetry_brow_height": _side(br, bl, "is higher", "IOD"),
+               "mouth_corner_tilt": "" if not np.isfinite(v["mouth_corner_tilt"]) else
+               f"{'right' if v['mouth_corner_tilt'] > 0 else 'left'} corner higher"}
+    rows = []
+    for m in STATIC_MEASURES.values():
+        value = v[m.name]
+        flag = hidden_flag(m.regions, hidden or {}) if np.isfinite(value) else \
+            f"not measurable: {' and '.join(REGION_NAMES[r] for r in m.regions)} hidden" if m.regions else ""
+        rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect, "primary": True,
+                     "flag": flag, "detail": details.get(m.name, "") if np.isfinite(value) else ""})
+    df = pd.DataFrame(rows)
+    df.attrs["task"] = "none"
     return df
 
 
@@ -558,6 +621,10 @@ def measures_markdown() -> str:
     for m in MEASURES.values():
         formula = m.formula.replace("|", "\\|")  # a bar would end the table cell
         lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {formula} |")
+    lines += ["", "## A still image", "", "A single image has no movement: its report gives the face's geometry instead "
+              "(`static_measures`), no time series, speeds or blinks.", "", "| measure | unit | formula |", "|---|---|---|"]
+    for m in STATIC_MEASURES.values():
+        lines.append(f"| `{m.name}` | {m.unit} | {m.formula.replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n" + TASK_DOC + BLINKS_DOC + OCCLUSION_DOC
 
 
