@@ -2,6 +2,7 @@
 models trained on it."""
 
 import shutil
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,9 @@ def test_analyzer_result_tables_and_report(tmp_path):
     page = res.to_html(tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3  # signals, regions, the IOD picture
     assert "<b>smile</b>" in page and "Range of motion: left mouth corner" in page and "eye distances (IOD)" in page
+    text = re.sub(r'data:[^"]+', "", page)
+    assert res.measures["value"].isna().any() and not re.search(r"\bnan\b", text, re.I)  # said in words instead
+    assert "not measurable: " in text and 'class="plot synced"' in text and 'title="rom_upper_lip = max_t d(t)' in text
     again = Analyzer(cache=tmp_path / "cache").analyze(DEMO)  # the cached entry is reused
     pd.testing.assert_frame_equal(again.frames, f)
 
@@ -289,16 +293,29 @@ def test_cfc_sp_coarse_and_negative_runs_combine_frame_by_frame(tmp_path):
 
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
+    """The saved report in a real browser: plots and the embedded overlay video render, the video
+    plays in it (its metadata loads) and the time cursor follows it (#t=1.5 seeks to 1.5 s)."""
+    import re
+
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    report = Analyzer(cache=tmp_path / "cache").analyze(DEMO).to_html(tmp_path / "report.html")
+    res = Analyzer(cache=tmp_path / "cache").analyze(DEMO)
+    report = res.save(tmp_path / "out") / "report.html"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
-                    report.as_uri()], capture_output=True, timeout=120)
+    subprocess.run([*base, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()], capture_output=True,
+                   timeout=120)
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (2400, 1200)
-    assert img.std() > 20  # text and plots, not a blank page
-    assert (img[300:1000] < 128).mean() > 0.01  # the embedded signal plot drew dark lines
+    assert img.std() > 20  # text, video and plots, not a blank page
+    dom = subprocess.run([*base, "--virtual-time-budget=8000", "--dump-dom", report.as_uri() + "#t=1.5"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "data:video/mp4;base64," in dom and not re.search(r'(src|href)="https?:', dom)  # self-contained, offline
+    left = float(re.search(r'class="cursor" style="left: ([0-9.]+)%', dom).group(1)) / 100
+    plot = res.plot_all(tmp_path / "plots")["signals over time"]
+    x0, x1, t0, t1 = plot.time_axis
+    shown = t0 + (left - x0) / (x1 - x0) * (t1 - t0)
+    assert abs(shown - 1.5) <= 1.5 / 30, shown  # within a frame of the linked time

@@ -514,6 +514,19 @@ NO_TASK = "no single task recognised: give the task (--task) to measure it"
 
 
 REGION_NAMES = {"mouth": "mouth", "eye_right": "right eye", "eye_left": "left eye"}
+_NEEDS_REPETITIONS = {"repetition_amplitude": 1, "repetition_variability": 2, "fatigue": 3}
+
+
+def _why_missing(m: Measure, values: dict[str, float], regions: tuple[str, ...], hidden: dict[str, float]) -> str:
+    """Why measure ``m`` has no value when no other flag says so."""
+    if m.name in _REPETITION_MEASURES and not np.isfinite(values["repetitions"]):
+        return "the task has no movement to repeat"
+    if m.name in _NEEDS_REPETITIONS:
+        n = int(values["repetitions"])
+        return f"needs at least {_NEEDS_REPETITIONS[m.name]} repetition{'s' * (_NEEDS_REPETITIONS[m.name] > 1)}, {n} found"
+    if any(hidden.get(r, 0) >= 1 for r in regions):
+        return "hidden by a hand throughout"
+    return "not seen in any usable frame"
 
 
 def hidden_flag(regions: tuple[str, ...], hidden: dict[str, float]) -> str:
@@ -552,6 +565,8 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
             flags.append(limits[m.aspect])
         if task == "none" and m.name not in TASK_FREE:
             value, flags = float("nan"), [NO_TASK]
+        if not np.isfinite(value) and not any(flags):  # say why there is no value
+            flags.append(_why_missing(m, values, regions, hidden or {}))
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect,
                      "primary": m.name in TASK_FREE if task == "none" else task in m.tasks,
                      "flag": "; ".join(f for f in flags if f), "detail": details.get(m.name, "") if np.isfinite(value)

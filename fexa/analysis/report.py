@@ -1,7 +1,8 @@
 """report.html: one self-contained, offline page a clinician reads without the docs.
 
 What it shows: what was analysed and what to check first; the overlay video, synchronised with the
-time plots (a red line follows the video's time; a click on a plot seeks the video there); the
+time plots (a red line follows the video's time; a click on a plot seeks the video there, and
+``report.html#t=12.5`` opens at 12.5 s); the
 measures in plain language (unit in words, what a higher value means, which side for asymmetry,
 "not measurable: <reason>" instead of a bare NaN, the formula on hover and in a glossary); how
 distances are measured (a picture of the inter-ocular distance on the subject's own face); the
@@ -116,6 +117,9 @@ function frameAt(t) {  // the last frame shown at track time t
   while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (times[mid] <= t) lo = mid; else hi = mid - 1; }
   return lo;
 }
+function seek(t) { video.currentTime = (frameAt(t) + 0.5) / fps; video.pause(); }
+const linked = /t=([0-9.]+)/.exec(location.hash);  // report.html#t=12.5 opens at 12.5 s
+if (linked) video.addEventListener('loadedmetadata', () => seek(parseFloat(linked[1])), {once: true});
 document.querySelectorAll('.synced').forEach(box => {
   const d = box.dataset, x0 = +d.x0, x1 = +d.x1, t0 = +d.t0, t1 = +d.t1, cursor = box.querySelector('.cursor');
   const place = () => {
@@ -124,8 +128,7 @@ document.querySelectorAll('.synced').forEach(box => {
   };
   box.addEventListener('click', e => {
     const r = box.getBoundingClientRect(), f = (e.clientX - r.left) / r.width;
-    video.currentTime = (frameAt(t0 + (f - x0) / (x1 - x0) * (t1 - t0)) + 0.5) / fps;
-    video.pause();
+    seek(t0 + (f - x0) / (x1 - x0) * (t1 - t0));
   });
   for (const ev of ['timeupdate', 'seeked', 'loadedmetadata']) video.addEventListener(ev, place);
   const loop = () => { place(); if (!video.paused) requestAnimationFrame(loop); };
