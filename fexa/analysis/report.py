@@ -136,7 +136,7 @@ document.querySelectorAll('.synced').forEach(box => {
 });
 """
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.4}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
 vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.na{color:#8a5a00;font-style:italic}img{max-width:100%;display:block}.plot{position:relative}
@@ -208,7 +208,7 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
     limits = "" if still else "".join(f"<li>{html.escape(a)}: {html.escape(w)}</li>"
                                       for a, w in rate_limits(track.times).items())
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fexa report: {title}</title>
-<style>{_STYLE}</style></head><body>
+<style>{STYLE}</style></head><body>
 <h1>Facial movement report: {title}</h1>
 <table class=facts>{fact_rows}</table>
 <h2>Check first</h2><ul class=check>{check}{limits}</ul>

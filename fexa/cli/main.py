@@ -122,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--crop-size", type=int, default=256)
     i.set_defaults(func=_import_landmarks)
 
-    from fexa.cli import analyze, baseline, bench, cascade, models, reproduce, train, weights
+    from fexa.cli import analyze, baseline, bench, cascade, compare, models, reproduce, train, weights
 
     analyze.add_parser(sub)
+    compare.add_parser(sub)
     cascade.add_parser(sub)
     bench.add_parser(sub)
     baseline.add_parser(sub)

@@ -1,0 +1,54 @@
+"""``fexa compare``: the same person's recordings against a baseline, each measure's change with
+its uncertainty and against its test-retest noise (fexa.analysis.compare)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from fexa.analysis.analyzer import Analyzer
+    from fexa.analysis.compare import compare_results, write_comparison
+    from fexa.errors import FexaError
+
+    inputs = [args.baseline, *args.visits]
+    labels = args.labels or [Path(p).name for p in inputs]
+    if len(labels) != len(inputs):
+        raise FexaError(f"--labels gives {len(labels)} names for {len(inputs)} recordings")
+    cache = Path(args.out) / "cache"
+    first = Analyzer(cache=cache, task=args.task, progress=not args.quiet).analyze(args.baseline)
+    if args.task == "auto":  # the follow-ups are measured for the baseline's task
+        print(f"task of the baseline: {first.task} ({first.task_source}); the other visits are measured for it")
+    later = Analyzer(cache=cache, task=first.task, progress=not args.quiet)
+    results = [first, *(later.analyze(p) for p in args.visits)]
+    df = compare_results(results, labels, seed=args.seed)
+    out = write_comparison(df, labels, args.out, args.format)
+    shown = df[df["primary"]]
+    width = max(len(m) for m in shown["measure"])
+    for r in shown.itertuples():
+        change = f"{r.change:+.3g} {r.unit}" if r.change == r.change else "not measurable"
+        print(f"  {r.visit:>14s}  {r.measure:<{width}s}  change {change:<20s} {r.verdict}")
+    print(f"-> {out / 'compare.html'} ({out / f'compare.{args.format}'}, compare.png)")
+    return 0
+
+
+def add_parser(sub) -> None:
+    from fexa.analysis.tasks import TASKS
+
+    p = sub.add_parser("compare", help="change across visits of the same person, with uncertainty",
+                       description="Analyse a baseline recording and later ones of the same person (visits, before/"
+                       "after treatment) and report each measure's change with a 95%% bootstrap interval over the "
+                       "task's repetitions (or 5-s windows), flagging changes within the measure's test-retest "
+                       "noise (estimated by splitting each recording's repetitions in halves).")
+    p.add_argument("baseline", metavar="BASELINE", help="the first recording (video, image folder)")
+    p.add_argument("visits", nargs="+", metavar="VISIT", help="later recordings of the same person and task")
+    p.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
+                   help="the task performed in every recording (default auto: the baseline's, detected)")
+    p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per recording, baseline first (default: file names)")
+    p.add_argument("--out", default="comparison", metavar="DIR",
+                   help="folder for compare.html, compare.<format>, compare.png and the cache (default: comparison)")
+    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="format of the table")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the half splits")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
