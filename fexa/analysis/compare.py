@@ -184,6 +184,7 @@ def plot_comparison(df: pd.DataFrame, labels: list[str], path: Path, limit: int 
         for xi, yi, l0, h0, c in zip(x, y, lo, hi, colors):
             ax.errorbar(xi, yi, yerr=[[yi - l0], [h0 - yi]], fmt="o", color=c, capsize=4)
         ax.set_xticks(x, labels[:len(y)], fontsize=8, rotation=20)
+        ax.set_xlim(-0.5, len(y) - 0.5)
         d = describe(name)
         ax.set_title(d.label, fontsize=9)
         ax.set_ylabel(MEASURES[name].unit, fontsize=8)

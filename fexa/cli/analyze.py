@@ -13,12 +13,14 @@ def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
 
     analyzer = Analyzer(cache=Path(args.out) / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
-                        per_repetition=args.per_repetition, progress=not args.quiet)
+                        per_repetition=args.per_repetition, progress=not args.quiet, faces=args.faces)
     summary = analyzer.analyze_many(args.inputs, args.out, args.format,
                                     on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr),
                                     folder_as=args.folder_as)
-    failed = int((summary["status"] != "ok").sum())
-    print(f"{len(summary) - failed} of {len(summary)} inputs analysed -> {args.out} (summary.{args.format}, "
+    failed = summary.loc[summary["status"] != "ok", "path"].nunique()
+    inputs = summary["path"].nunique()
+    faces = f", {len(summary) - failed} faces" if args.faces == "all" else ""
+    print(f"{inputs - failed} of {inputs} inputs analysed{faces} -> {args.out} (summary.{args.format}, "
           "<id>/report.html)")
     return 1 if failed else 0
 
@@ -40,6 +42,9 @@ def add_parser(sub) -> None:
                    help="folder for the results: OUT/<id>/ per input (tables, plots, overlay, report.html), "
                    "OUT/summary.<format> with one row per input, OUT/cache/ (default: analysis)")
     add_folder_as(p)
+    p.add_argument("--faces", choices=["main", "all"], default="main",
+                   help="main: the main subject of each input (the face seen longest; default); all: every face "
+                   "seen in at least 10 frames, each with its own row and OUT/<id>/face_<k>/ folder")
     p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="format of the tables")
     p.add_argument("--smooth", type=int, default=256, metavar="FRAMES",
                    help="smooth-predicting window of per-frame models, in frames (CFC-SP; 0: none)")

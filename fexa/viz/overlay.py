@@ -53,7 +53,7 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
             color = SUBJECT_COLOR if tid == track.track_id else OTHER_COLOR
             p0, p1 = tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:])
             cv2.rectangle(img, p0, p1, color, unit + (tid == track.track_id))
-            cv2.putText(img, f"face {tid}" + (" (subject)" if tid == track.track_id else ""),
+            cv2.putText(img, f"face {tid}" + (" (analysed)" if tid == track.track_id else ""),
                         (p0[0], max(p0[1] - 4 * unit, int(12 * unit))), cv2.FONT_HERSHEY_SIMPLEX, font, color, unit,
                         cv2.LINE_AA)
     if track.usable[t]:
