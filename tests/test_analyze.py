@@ -199,7 +199,18 @@ def test_a_trained_run_scores_a_new_video(tmp_path, trajectory_run):
     p = res.predictions
     assert list(p.columns) == ["model", "score", "level"] and p.loc[0, "model"] == "tiny"
     assert pd.notna(p.loc[0, "score"]) and p.loc[0, "level"] == int(np.clip(round(p.loc[0, "score"]), 0, 2))
-    assert res.prediction_columns == []  # a clip model: no per-frame predictions
+    # a clip model: one score per input, and a curve from 2-s windows every 0.5 s: frames [0, 60) and
+    # [12, 72) of the 2.4-s clip, centred at 0.983 and 1.383 s, interpolated between
+    assert res.prediction_columns == ["tiny_score"]
+    from fexa.analysis.predict import TrainedModel
+
+    model = TrainedModel(trajectory_run)
+    win = model.predict(res.entry, res.task, segments=[(0, 60), (12, 72)]).segments["score"].to_numpy()
+    curve, t = res.frames["tiny_score"].to_numpy(), res.frames["time"].to_numpy()
+    assert curve[0] == pytest.approx(win[0]) and curve[-1] == pytest.approx(win[1])
+    k = 35  # 1.167 s, 46% of the way from the first centre to the second
+    assert curve[k] == pytest.approx(win[0] + (t[k] - 59 / 60) / 0.4 * (win[1] - win[0]), abs=1e-6)
+    assert Analyzer(cache=tmp_path / "cache", models=[trajectory_run], window=0).analyze(DEMO).prediction_columns == []
     res.plot_all(tmp_path)
     assert "Model predictions" in res.to_html(tmp_path / "r.html").read_text()
     assert (tmp_path / "predictions.png").stat().st_size > 0

@@ -293,14 +293,19 @@ class Analyzer:
     ``per_repetition``: clip models also score each repetition of the task's movement (as models
     trained on Toronto NeuroFace's per-repetition subclips expect); ``progress``: progress bars;
     ``faces``: ``main`` analyses the main subject of each input, ``all`` every face
-    (``analyze_faces``; in ``analyze_many`` each face gets its row and ``<id>/face_<k>/`` folder)."""
+    (``analyze_faces``; in ``analyze_many`` each face gets its row and ``<id>/face_<k>/`` folder);
+    ``window``, ``stride`` (s): clip models also score sliding windows, a curve over time in the
+    frames table (0: no windows; not with ``per_repetition``)."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
                  models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256,
-                 per_repetition: bool = False, progress: bool = False, faces: str = "main"):
+                 per_repetition: bool = False, progress: bool = False, faces: str = "main",
+                 window: float = 2.0, stride: float = 0.5):
         if faces not in ("main", "all"):
             raise FexaError(f"faces must be 'main' or 'all', not {faces!r}")
-        self.faces = faces
+        if window < 0 or stride <= 0:
+            raise FexaError(f"window must be >= 0 s and stride > 0 s, got {window} and {stride}")
+        self.faces, self.window, self.stride = faces, window, stride
         if task != "auto":
             try:
                 get_task(task)
@@ -407,6 +412,14 @@ class Analyzer:
                 scored = pred.segments.drop(columns=["start", "end"]).add_prefix(f"{model.name}_")
                 repetitions = pd.concat([repetitions, scored], axis=1)
         per_frame = [p.frames for p in preds if p.frames is not None]
+        clip_models = [m for m in models if not m.per_frame]
+        if clip_models and self.window and not segments:  # a curve over time, not one number
+            from fexa.analysis.predict import sliding_windows, window_curve
+
+            spans = sliding_windows(track.times, self.window, self.stride)
+            for model in clip_models if spans else ():
+                scored = model.predict(entry, task, progress=self.progress, segments=spans).segments
+                per_frame.append(window_curve(model, scored, track.times, track.usable))
         columns = [c for p in per_frame for c in p.columns]
         frames = pd.concat([frames, *per_frame], axis=1)
         rows = [p.row for p in preds]

@@ -1,7 +1,8 @@
 """Run a model trained with ``fexa train`` on an analysed input, with the run's test-time sampling.
 
 Clip models (heatmaps, trajectories, RGB clips) give one prediction per input, averaged over the
-run's test clips. Per-frame models (image models, e.g. the CFC-SP members) score every usable
+run's test clips, and a curve over time from sliding windows (``sliding_windows``,
+``window_curve``). Per-frame models (image models, e.g. the CFC-SP members) score every usable
 frame; the per-frame outputs are smoothed over time with CFC-SP's smooth predicting (window
 ``smooth_window`` frames; the paper's best was 256) and averaged into the per-input prediction.
 """
@@ -177,6 +178,36 @@ class TrainedModel:
             per_frame.insert(0, f"{self.name}_prediction",
                              np.where(track_usable, np.asarray(self.classes, dtype=object)[best], None))
         return Prediction(self._summary(np.nanmean(values[track_usable], axis=0)), frames=per_frame)
+
+
+def sliding_windows(times: np.ndarray, window: float, stride: float) -> list[tuple[int, int]]:
+    """[start, end) frames of ``window``-s windows every ``stride`` s over frames with timestamps
+    ``times``, the last one ending at the clip's end; none when the clip is shorter than a window."""
+    if window <= 0 or stride <= 0:
+        raise FexaError(f"window and stride must be > 0 s, got {window} and {stride}")
+    t = np.asarray(times, np.float64) - times[0]
+    duration = t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.0)
+    if duration < window:
+        return []
+    starts = np.arange(0.0, duration - window + 1e-9, stride)
+    if duration - (starts[-1] + window) > 1e-9:
+        starts = np.r_[starts, duration - window]
+    return [(int(np.searchsorted(t, a - 1e-9)), int(np.searchsorted(t, a + window - 1e-9))) for a in starts]
+
+
+def window_curve(model: TrainedModel, windows: pd.DataFrame, times: np.ndarray, usable: np.ndarray) -> pd.DataFrame:
+    """Per-frame columns from a clip model's scores on sliding windows (``windows``: start, end and
+    p_<class> or score, as ``predict(segments=...)`` gives): each value interpolated over the
+    frames' times between the windows' centre times; NaN where the frame has no usable face;
+    <model>_prediction the likeliest class per frame."""
+    centre = np.array([(times[a] + times[b - 1]) / 2 for a, b in zip(windows["start"], windows["end"])])
+    values = [c for c in windows if c.startswith("p_") or c == "score"]
+    curve = pd.DataFrame({f"{model.name}_{c}": np.interp(times, centre, windows[c].to_numpy(float)) for c in values})
+    curve.loc[~usable] = np.nan
+    if model.kind == "classification":
+        best = np.nan_to_num(curve.to_numpy(), nan=-1.0).argmax(axis=1)
+        curve.insert(0, f"{model.name}_prediction", np.where(usable, np.asarray(model.classes, dtype=object)[best], None))
+    return curve
 
 
 def cfc_sp_cascade(models: list[TrainedModel], per_frame: list[pd.DataFrame | None],

@@ -13,7 +13,8 @@ def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
 
     analyzer = Analyzer(cache=Path(args.out) / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
-                        per_repetition=args.per_repetition, progress=not args.quiet, faces=args.faces)
+                        per_repetition=args.per_repetition, progress=not args.quiet, faces=args.faces,
+                        window=0.0 if args.per_repetition else args.window, stride=args.stride)
     summary = analyzer.analyze_many(args.inputs, args.out, args.format,
                                     on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr),
                                     folder_as=args.folder_as)
@@ -51,5 +52,9 @@ def add_parser(sub) -> None:
     p.add_argument("--per-repetition", action="store_true",
                    help="clip models also score each repetition of the task's movement (models trained on "
                    "Toronto NeuroFace's per-repetition subclips); the input's score is their mean")
+    p.add_argument("--window", type=float, default=2.0, metavar="SECONDS",
+                   help="clip models also score sliding windows this long: a curve over time (default 2; 0: none)")
+    p.add_argument("--stride", type=float, default=0.5, metavar="SECONDS",
+                   help="step between the sliding windows (default 0.5)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
