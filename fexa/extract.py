@@ -78,7 +78,7 @@ class ExtractConfig:
     fps: float | None = None  # frame rate of folders of frames (default 30), or override
     min_video_frames: int = 2
     write_crops: bool = True
-    frame_cache_mb: int = 1024  # keep decoded frames for the crop pass up to this size, else decode again
+    frame_cache_mb: int = 256  # keep decoded frames for the crop pass up to this size, else decode again (bounds memory)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:

@@ -96,3 +96,28 @@ def test_slot_layout_is_aligned_and_sized_by_hand():
     layout, size = _layout({"a": torch.zeros(3, dtype=torch.uint8), "b": 1.0, "s": "x"}, 4)
     assert layout == {"a": (0, (4, 3), torch.uint8), "b": (64, (4,), torch.float64)}  # 12 bytes, padded to 64
     assert size == 128
+
+
+def test_workers_start_after_opencv_used_its_thread_pool(tmp_path):
+    """A process that resized an image with OpenCV's threads (the report's face picture) and then
+    started loader workers hung for ever: a forked worker resizing the pool waits for the parent's
+    pool threads. Run in a child process with a time limit, so a hang fails instead of stalling."""
+    import subprocess
+    import sys
+
+    code = ("import cv2, numpy as np, torch\n"
+            "from torch.utils.data import Dataset\n"
+            "from fexa.data.loading import worker_init\n"
+            "cv2.resize(np.zeros((256, 256, 3), np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)\n"
+            "class D(Dataset):\n"
+            "    def __len__(self): return 4\n"
+            "    def __getitem__(self, i):\n"
+            "        return torch.tensor(float(cv2.resize(np.full((64, 64), i, np.uint8), (32, 32)).mean()))\n"
+            "dl = torch.utils.data.DataLoader(D(), batch_size=2, num_workers=2, worker_init_fn=worker_init,\n"
+            "                                 multiprocessing_context='fork')\n"
+            "print(sorted(float(x) for b in dl for x in b))\n")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("loader workers hung after OpenCV used its thread pool")
+    assert r.returncode == 0 and r.stdout.strip() == "[0.0, 1.0, 2.0, 3.0]", r.stderr

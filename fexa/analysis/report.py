@@ -30,6 +30,7 @@ from fexa.io.atomic import atomic_path
 EMBED_LIMIT = 64 * 2**20  # bytes: larger overlay videos are linked, not embedded
 
 _COUNTS = {"blinks", "episodes", "count"}
+_VIDEO_SLOT = "\x00video\x00"  # where the embedded video's data URL goes
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
     video_html, script = "", ""
     if video is not None and not still:
         size = video.stat().st_size
-        src = f"data:video/mp4;base64,{_b64(video.read_bytes())}" if size <= EMBED_LIMIT else html.escape(video.name)
+        src = _VIDEO_SLOT if size <= EMBED_LIMIT else html.escape(video.name)
         linked = "" if size <= EMBED_LIMIT else f" (linked: {size / 2**20:.0f} MB is too large to embed)"
         times = json.dumps([round(float(t), 4) for t in track.times])
         video_html = (f'<h2>Video</h2><video id="video" controls muted preload="auto" src="{src}"></video>'
@@ -223,6 +224,13 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
 <p class=note>These measures describe facial movement; they are not a diagnosis.</p>
 {script}
 </body></html>"""
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)
+    head, slot, tail = page.partition(_VIDEO_SLOT)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(head)
+        if slot:  # the video, base64-encoded chunk by chunk: never whole in memory
+            f.write("data:video/mp4;base64,")
+            with open(video, "rb") as v:
+                while chunk := v.read(3 * 2**20):  # a multiple of 3 bytes: no padding inside
+                    f.write(_b64(chunk))
+        f.write(tail)
     return path

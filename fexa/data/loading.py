@@ -25,6 +25,26 @@ def worker_init(_: int = 0) -> None:
         sys.modules["cv2"].setNumThreads(1)
 
 
+_cv2_threads: list[int] = []
+
+
+def _cv2_before_fork() -> None:
+    """OpenCV's thread pool does not survive fork: a child that resizes it (``worker_init``) waits
+    forever for the parent's pool threads. So the pool is shrunk to none before a fork and
+    restored in the parent after it."""
+    if "cv2" in sys.modules:
+        _cv2_threads.append(sys.modules["cv2"].getNumThreads())
+        sys.modules["cv2"].setNumThreads(1)
+
+
+def _cv2_after_fork_in_parent() -> None:
+    if _cv2_threads:
+        sys.modules["cv2"].setNumThreads(_cv2_threads.pop())
+
+
+os.register_at_fork(before=_cv2_before_fork, after_in_parent=_cv2_after_fork_in_parent)
+
+
 def item_classes(ds: FaceSamples) -> np.ndarray:
     """The class index of every item of ``ds`` (rows repeated as the items repeat them)."""
     return ds.table["target"].to_numpy()[[ds.row_of(i) for i in range(len(ds))]].astype(np.int64)
