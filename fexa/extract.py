@@ -78,7 +78,7 @@ class ExtractConfig:
     fps: float | None = None  # frame rate of folders of frames (default 30), or override
     min_video_frames: int = 2
     write_crops: bool = True
-    frame_cache_mb: int = 256  # keep decoded frames for the crop pass up to this size, else decode again (bounds memory)
+    frame_cache_mb: int = 64  # keep decoded frames for the crop pass up to this size, else decode again (bounds memory)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
     budget = cfg.frame_cache_mb * 2**20
     with native_output_silenced():
         bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
-                   disable=not progress)
+                   disable=not progress or static)  # an image is one step of its batch's bar, not a bar of its own
         with FaceTracker(cfg.tracker, static=static) as tracker:
             for fr in prefetched(media.frames()):
                 observations.append(tracker(fr.rgb))

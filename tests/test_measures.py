@@ -124,9 +124,12 @@ def test_smile_widens_the_mouth_more_than_talking(clips):
     assert smile["rom_mouth_corner_right"] > 0.05 and smile["symmetry_mouth_corners"] < 0.5
     m = compute_measures(clips["d0"])
     assert set(m["unit"]) >= {"IOD", "IOD/s", "s", "index"}
-    flagged = m.loc[m["flag"] != "", ["measure", "flag"]].to_numpy().tolist()
-    assert len(flagged) == 1 and flagged[0][0] == "blink_rate", flagged  # the clip is shorter than 10 s
-    assert flagged[0][1].startswith("rate from ") and flagged[0][1].endswith("s of usable frames (< 10 s)")
+    flagged = dict(m.loc[m["flag"] != "", ["measure", "flag"]].to_numpy().tolist())
+    # the clip is shorter than 10 s; one smile: no variation or trend over repetitions, each says why
+    assert set(flagged) == {"blink_rate", "repetition_variability", "fatigue"}, flagged
+    assert flagged["blink_rate"].startswith("rate from ") and flagged["blink_rate"].endswith("s of usable frames (< 10 s)")
+    assert flagged["repetition_variability"] == "needs at least 2 repetitions, 1 found"
+    assert flagged["fatigue"] == "needs at least 3 repetitions, 1 found"
 
 
 def test_subclips_and_scaled_motion_features(demo_entry):

@@ -452,13 +452,14 @@ def build_optimizer(cfg: ExperimentConfig, params) -> tuple[torch.optim.Optimize
 # -- evaluation -------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind: str, batch_size: int,
-            amp: bool = False, workers: int = 0, channels_last: bool = False) -> np.ndarray:
-    """Per-row predictions of ``ds`` (test clips averaged): [N] scores or [N, C] probabilities."""
+            amp: bool = False, workers: int = 0, channels_last: bool = False, desc: str = "") -> np.ndarray:
+    """Per-row predictions of ``ds`` (test clips averaged): [N] scores or [N, C] probabilities;
+    ``desc``: a progress bar over its batches with this name."""
     model.eval()
     loader = make_loader(ds, batch_size, workers, device, persistent=False)
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
-    for batch in loader:
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not desc):
         batch = to_device(batch, device, ds.cfg, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out, _ = split_output(model(*argfn(batch)))
@@ -471,10 +472,10 @@ def predict(model: nn.Module, ds: FaceSamples, argfn, device: torch.device, kind
 
 
 def _evaluate(cfg: ExperimentConfig, model: nn.Module, ds: FaceSamples, argfn, device: torch.device,
-              kind: str) -> np.ndarray:
+              kind: str, desc: str = "") -> np.ndarray:
     """:func:`predict` with the run's batch size, precision, workers and memory layout."""
     return predict(model, ds, argfn, device, kind, max(1, cfg.train.batch_size), cfg.train.amp, cfg.data.workers,
-                   cfg.train.channels_last)
+                   cfg.train.channels_last, desc)
 
 
 def _better(metric: str, a: float, b: float | None) -> bool:
@@ -651,18 +652,21 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
         losses = torch.stack(losses).float().cpu().tolist() if losses else []
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_over_processes(losses, world)}
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
-            test_table, test_pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind))
+            shown = "test set" if progress else ""
+            test_table, test_pred = full_test(kind, data, _evaluate(cfg, model, test_ds, argfn, device, kind, shown))
             row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred, ordinal).items()})
             save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
             if val_ds is not None:
-                val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind)
+                val_pred = _evaluate(cfg, model, val_ds, argfn, device, kind, "validation set" if progress else "")
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred, ordinal).items()})
                 improved = _better(metric, row[f"val_{metric}"], best_val)
                 best_val = row[f"val_{metric}"] if improved else best_val
             for k, v in row.items():
                 if k != "epoch":
                     writer.add_scalar(k, v, epoch)
-            bar.set_postfix_str(f"loss {row['train_loss']:.3f} test {metric} {row.get(f'test_{metric}', float('nan')):.3f}")
+            # the test set is for the end: the bar shows what the run is steered by
+            shown = f"  val {metric} {row[f'val_{metric}']:.3f}" if f"val_{metric}" in row else ""
+            bar.set_postfix_str(f"loss {row['train_loss']:.3f}{shown}")
         history.append(row)
         if rank == 0:
             write_text(run / "metrics.csv", pd.DataFrame(history).to_csv(index=False))

@@ -21,7 +21,8 @@ def plot_training_curves(history: pd.DataFrame, out: str | Path, metric: str) ->
             h = history.dropna(subset=[col])
             axes[2].plot(h["epoch"], h[col], style, ms=3, label=split)
     axes[2].set_title(metric)
-    axes[2].legend()
+    if axes[2].get_legend_handles_labels()[0]:  # no evaluated epoch yet: no legend (matplotlib would warn)
+        axes[2].legend()
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
