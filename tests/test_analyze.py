@@ -360,3 +360,39 @@ def test_every_face_of_a_group_photo_gets_its_row_and_report(tmp_path):
     assert (by_id.drop(index=closed)["mouth_opening"] > 0.1).all()
     assert by_id["mouth_width"].idxmin() == closed  # no smile: the narrowest mouth
     assert Analyzer(cache=tmp_path / "cache").analyze(photo).face is None  # the default stays the main subject
+
+
+def test_overlay_text_sits_beside_the_picture_at_every_size():
+    """Before, the values panel covered the lower face on 512x512 clips and the header was cut:
+    the text now goes into a panel beside the picture, sized by the frame height."""
+    from fexa.io.trackfile import TrackData
+    from fexa.viz.overlay import draw_frame
+
+    lines = ("right eye opening 0.312", "mouth width 0.812", "tiny_prediction Happiness")
+    for h, w in ((480, 640), (512, 512), (720, 1280)):
+        track = TrackData.from_landmarks(np.full((1, 478, 2), np.nan), "mediapipe478", 30, 256, (h, w))  # face lost
+        img = draw_frame(np.zeros((h, w, 3), np.uint8), track, 0, track.points[0], None, lines)
+        assert img.shape[0] == h and img.shape[1] > w
+        border = max(1, round(h / 360)) * 2
+        assert not img[border:h - border, border:w - border].any()  # nothing written over the picture
+        panel = img[:, w:]
+        rows = np.flatnonzero((panel > 200).any(axis=(1, 2)))  # white text
+        above_status = panel[: int(0.8 * h)]
+        assert rows.min() > 0 and (above_status[:, -3:] == panel[0, -1]).all()  # inside, never cut at the right
+
+
+def test_window_curve_of_a_classifier_gives_probabilities_and_the_likeliest_class():
+    from types import SimpleNamespace
+
+    from fexa.analysis.predict import window_curve
+
+    model = SimpleNamespace(name="m", kind="classification", classes=("neutral", "happy"))
+    windows = pd.DataFrame({"start": [0, 10], "end": [10, 20], "p_neutral": [0.8, 0.2], "p_happy": [0.2, 0.8]})
+    times = np.arange(20) / 10.0  # window centres at 0.45 and 1.45 s
+    usable = np.ones(20, bool)
+    usable[19] = False
+    curve = window_curve(model, windows, times, usable)
+    assert list(curve.columns) == ["m_prediction", "m_p_neutral", "m_p_happy"]
+    assert curve.loc[9, "m_p_happy"] == pytest.approx(0.2 + 0.45 * 0.6)  # 0.9 s: 45 % of the way
+    assert curve.loc[0, "m_prediction"] == "neutral" and curve.loc[18, "m_prediction"] == "happy"
+    assert curve.loc[19].isna().all() or curve.loc[19, "m_prediction"] is None
