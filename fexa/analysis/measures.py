@@ -61,11 +61,15 @@ def _require_mesh(track: TrackData) -> None:
 
 # -- per-frame signals ----------------------------------------------------------------------------
 def normalized_points(track: TrackData) -> np.ndarray:
-    """[T, N, 2] crop points relative to each frame's nose tip, in inter-ocular distances (NaN where unusable)."""
-    p = track.points_crop.astype(np.float64)
+    """[T, N, 2] crop points relative to each frame's nose tip, in inter-ocular distances (NaN where
+    unusable). float32, computed in place: one array the size of the track's points, whatever the
+    video's length (float32 keeps 7 digits; the measures are read to 3)."""
+    p = track.points_crop.astype(np.float32)  # a copy
     lay = get_layout(track.layout)
     iod = np.linalg.norm(p[:, lay.left_eye_outer] - p[:, lay.right_eye_outer], axis=1)
-    return (p - p[:, lay.nose_tip][:, None]) / iod[:, None, None]
+    p -= p[:, lay.nose_tip][:, None].copy()
+    p /= iod[:, None, None]
+    return p
 
 
 def frame_signals(track: TrackData) -> pd.DataFrame:

@@ -140,7 +140,10 @@ def detect_occlusion(crops: Iterable[np.ndarray], track: TrackData, hands: list[
 
 def mask_occluded(track: TrackData, occlusion: Occlusion) -> TrackData:
     """A copy of ``track`` whose hidden regions' points are NaN in the frames they are occluded
-    (what a hand hides is no measurement); every signal and measure built on them follows."""
+    (what a hand hides is no measurement); every signal and measure built on them follows. The
+    track itself when nothing is hidden."""
+    if not occlusion.occluded.any():
+        return track
     points, crop = track.points.copy(), track.points_crop.copy()
     for k, region in enumerate(REGIONS):
         rows = np.flatnonzero(occlusion.occluded[:, k])
