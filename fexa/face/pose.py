@@ -16,10 +16,15 @@ import numpy as np
 _RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN = 33, 263, 10, 152
 
 
-def face_axes(points: np.ndarray) -> np.ndarray:
-    """[..., 478, 3] mesh points -> [..., 3, 3] rotation matrices whose columns are the face axes."""
-    x = points[..., _LEFT_EYE_OUTER, :] - points[..., _RIGHT_EYE_OUTER, :]
-    y = points[..., _CHIN, :] - points[..., _FOREHEAD, :]
+_FRAME_POINTS = [_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN]
+
+
+def face_axes(frame_points: np.ndarray) -> np.ndarray:
+    """[..., 4, 3] mesh points (right and left outer eye corner, forehead, chin: ``_FRAME_POINTS``)
+    -> [..., 3, 3] rotation matrices whose columns are the face axes."""
+    right, left, forehead, chin = (frame_points[..., k, :] for k in range(4))
+    x = left - right
+    y = chin - forehead
     x = x / np.linalg.norm(x, axis=-1, keepdims=True)
     y = y - np.sum(y * x, axis=-1, keepdims=True) * x
     y = y / np.linalg.norm(y, axis=-1, keepdims=True)
@@ -29,9 +34,9 @@ def face_axes(points: np.ndarray) -> np.ndarray:
 
 def head_pose(points: np.ndarray) -> np.ndarray:
     """[T, 478, 3] mesh points (NaN rows allowed) -> [T, 3] yaw, pitch, roll in degrees (NaN where missing)."""
-    pts = np.asarray(points, np.float64)
+    pts = np.asarray(points[:, _FRAME_POINTS], np.float64)  # only the 4 points the pose needs
     out = np.full((pts.shape[0], 3), np.nan, np.float32)
-    ok = np.isfinite(pts[:, [_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER, _FOREHEAD, _CHIN]]).all(axis=(1, 2))
+    ok = np.isfinite(pts).all(axis=(1, 2))
     if ok.any():
         r = face_axes(pts[ok])
         from scipy.spatial.transform import Rotation  # not at start-up
