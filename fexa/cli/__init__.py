@@ -6,3 +6,11 @@ def add_folder_as(parser) -> None:
     parser.add_argument("--folder-as", choices=["auto", "video", "images"], default="auto",
                         help="a folder's images: one video (its frames), separate images, or auto: one video when "
                         "their names are numbered frames of one size (default)")
+
+
+def add_task(parser, auto: str = "detected from the movement") -> None:
+    """The ``--task`` option: a clinical task (``fexa.analysis.tasks.TASKS``) or auto (``auto``: what auto does)."""
+    from fexa.analysis.tasks import TASKS
+
+    parser.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
+                        help=f"the task performed: {', '.join(TASKS)}, or auto ({auto}; default)")

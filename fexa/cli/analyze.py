@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fexa.cli import add_folder_as
+from fexa.cli import add_folder_as, add_task
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,16 +27,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from fexa.analysis.tasks import TASKS
-
     p = sub.add_parser("analyze", help="per-frame data, kinematic measures, predictions and an HTML report per input",
                        description="Track the face, compute per-frame signals and kinematic measures (range of "
                        "motion, speed, symmetry, blinks, repetitions), run trained models if given, and write "
                        "tables, plots, an overlay video and a self-contained HTML report for each input, plus "
                        "OUT/summary.<format> with one row per input.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, images, frame folders or folders of videos")
-    p.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
-                   help=f"the task performed: {', '.join(TASKS)}, or auto (detected from the movement; default)")
+    add_task(p)
     p.add_argument("--model", action="append", default=[], metavar="RUN_OR_CHECKPOINT",
                    help="a fexa train run folder (or a checkpoint in one) whose model scores each input (repeatable)")
     p.add_argument("--out", default="analysis", metavar="DIR",

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from fexa.analysis.tasks import TASKS
+    from fexa.cli import add_task
 
     p = sub.add_parser("compare", help="change across visits of the same person, with uncertainty",
                        description="Analyse a baseline recording and later ones of the same person (visits, before/"
@@ -43,8 +43,7 @@ def add_parser(sub) -> None:
                        "noise (estimated by splitting each recording's repetitions in halves).")
     p.add_argument("baseline", metavar="BASELINE", help="the first recording (video, image folder)")
     p.add_argument("visits", nargs="+", metavar="VISIT", help="later recordings of the same person and task")
-    p.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
-                   help="the task performed in every recording (default auto: the baseline's, detected)")
+    add_task(p, "the baseline's, detected from its movement, for every recording")
     p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per recording, baseline first (default: file names)")
     p.add_argument("--out", default="comparison", metavar="DIR",
                    help="folder for compare.html, compare.<format>, compare.png and the cache (default: comparison)")
