@@ -57,13 +57,13 @@ LAYOUT = "mediapipe478"
 CACHE_VERSION = 3  # bump when extraction changes its results: older entries are then redone
 ENTRY_FILES = ("track.npz", "crops.mp4")
 MIN_FACE_FRAMES = 10  # a face other than the subject is kept (face_<id>.npz) when seen in this many frames (or all)
+MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
 
 
 def face_files(face: int | None = None) -> tuple[str, str]:
     """The track and crops file names of a face in an entry: the subject's (``None``), or another
     face's by its track id."""
-    return ("track.npz", "crops.mp4") if face is None else (f"face_{face}.npz", f"crops_{face}.mp4")
-MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
+    return ENTRY_FILES if face is None else (f"face_{face}.npz", f"crops_{face}.mp4")
 
 
 @dataclass

@@ -97,8 +97,7 @@ class Analyzer:
         return [self._analyze(path, entry, meta, face) for face in (None, *(f["id"] for f in meta.get("faces", [])))]
 
     def _analyze(self, path: Path, entry: Path, meta: dict, face: int | None = None) -> Result:
-        track_file, crops_file = face_files(face)
-        track = TrackData.load(entry / track_file)
+        track = TrackData.load(entry / face_files(face)[0])
         warnings = ([f"partial input: {meta['error']}"] if meta["status"] == "partial" else []) + meta.get("warnings", [])
         if face is not None:
             warnings.insert(0, f"face {face}, not the main subject (face {meta.get('subject_track')}): models, if "
@@ -153,7 +152,7 @@ class Analyzer:
         if models:
             from fexa.analysis.predict import cfc_sp_cascade
 
-            combined = cfc_sp_cascade(self.models, [p.frames for p in preds], track.usable)
+            combined = cfc_sp_cascade(models, [p.frames for p in preds], track.usable)
             if combined is not None:
                 preds.append(combined)
         for model, pred in zip(models, preds):

@@ -61,13 +61,12 @@ def recording_units(result) -> Units:
         edges = np.searchsorted(track.times, track.times[0] + WINDOW * np.arange(n + 1))
         spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         basis = f"{n} windows of {WINDOW:g} s"
-    hidden = {c.removeprefix("occluded_"): 0.0 for c in result.frames if c.startswith("occluded_")}
     rows = []
     for start, end in spans:
         sub = track.subclip(start, end)
         if not sub.usable.any():
             continue
-        m = compute_measures(sub, task, hidden=hidden)
+        m = compute_measures(sub, task)  # hidden frames are already NaN in the result's track
         rows.append(m.set_index("measure")["value"])
     return Units(pd.DataFrame(rows).reset_index(drop=True), basis)
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from fexa.analysis.tasks import TASKS, get_task
 from fexa.face.landmarks import get_layout, get_scheme
+from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
 
 # mediapipe mesh indices
@@ -219,12 +220,6 @@ class Blinks:
     observed: float  # s of frames with a measured aperture (their count x the median frame interval)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in a 1-D boolean array."""
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK_CLOSED,
                   reopened: float = BLINK_REOPENED, bridge: float = BLINK_BRIDGE,
                   duration: tuple[float, float] = BLINK_DURATION) -> Blinks:
@@ -245,7 +240,7 @@ def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK
     dt = 1.0 / fps
     missing = ~np.isfinite(a)
     short_gaps = np.zeros_like(missing)
-    for s0, e0 in _runs(missing):
+    for s0, e0 in true_runs(missing):
         if s0 > 0 and e0 < len(a) and (e0 - s0) * dt < bridge:
             short_gaps[s0:e0] = True
     a = np.where(short_gaps, pd.Series(a).interpolate(limit_area="inside").to_numpy(), a)
@@ -254,7 +249,7 @@ def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK
     is_closed = seen & (closure > closed)
     is_open = seen & (closure < reopened)
     episodes: list[list[int]] = []
-    for s0, e0 in _runs(is_closed):
+    for s0, e0 in true_runs(is_closed):
         gap = slice(episodes[-1][1] if episodes else 0, s0)
         if episodes and (s0 - gap.start) * dt < bridge and not is_open[gap].any() and seen[gap].all():
             episodes[-1][1] = e0
@@ -637,13 +632,15 @@ def measures_markdown() -> str:
         moved = f"{t.signal} ({'+' if t.direction > 0 else '-'})" if t.signal else "none (stillness, blinks)"
         lines.append(f"| `{t.name}` | {t.description} | {moved} |")
     lines += ["", "## Measures", "", "| measure | unit | aspect | tasks | formula |", "|---|---|---|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # a bar would end the table cell
+
     for m in MEASURES.values():
-        formula = m.formula.replace("|", "\\|")  # a bar would end the table cell
-        lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {formula} |")
+        lines.append(f"| `{m.name}` | {m.unit} | {m.aspect} | {', '.join(m.tasks)} | {cell(m.formula)} |")
     lines += ["", "## A still image", "", "A single image has no movement: its report gives the face's geometry instead "
               "(`static_measures`), no time series, speeds or blinks.", "", "| measure | unit | formula |", "|---|---|---|"]
     for m in STATIC_MEASURES.values():
-        lines.append(f"| `{m.name}` | {m.unit} | {m.formula.replace('|', chr(92) + '|')} |")
+        lines.append(f"| `{m.name}` | {m.unit} | {cell(m.formula)} |")
     return "\n".join(lines) + "\n" + TASK_DOC + BLINKS_DOC + OCCLUSION_DOC
 
 

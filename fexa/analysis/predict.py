@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fexa.analysis.measures import clip_duration
 from fexa.data.adapters import AFFWILD2_CLASSES
 from fexa.data.samples import FaceSamples
 from fexa.data.store import StoreConfig, ensure_stores
@@ -186,7 +187,7 @@ def sliding_windows(times: np.ndarray, window: float, stride: float) -> list[tup
     if window <= 0 or stride <= 0:
         raise FexaError(f"window and stride must be > 0 s, got {window} and {stride}")
     t = np.asarray(times, np.float64) - times[0]
-    duration = t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.0)
+    duration = clip_duration(times)
     if duration < window:
         return []
     starts = np.arange(0.0, duration - window + 1e-9, stride)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fexa.analysis.glossary import describe
-from fexa.analysis.measures import frame_rate, rate_limits
+from fexa.analysis.measures import clip_duration, frame_rate, rate_limits
 from fexa.analysis.tasks import get_task
 from fexa.io.atomic import atomic_path
 
@@ -163,7 +163,7 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
     if still:
         facts.insert(1, ("what", f"a still image, {track.frame_size[1]} x {track.frame_size[0]} pixels"))
     else:
-        facts.insert(1, ("length", f"{track.times[-1] - track.times[0]:.1f} s, {track.num_frames} frames at "
+        facts.insert(1, ("length", f"{clip_duration(track.times):.1f} s, {track.num_frames} frames at "
                                    f"{frame_rate(track.times):.1f} frames per second"))
         facts.append(("task", f"<b>{html.escape(task.name.replace('_', ' '))}</b>: {html.escape(task.description)} "
                               f"({html.escape(how)})"))

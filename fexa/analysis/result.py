@@ -149,8 +149,12 @@ class Result:
         fig.suptitle(f"{self.source.name}: {shown} ({self.task_source})", fontsize=10)
         return self._save(fig, path, timed=axes[0])
 
+    def _occlusion_columns(self) -> list[str]:
+        """The frames table's occluded_<region> columns (none when hands were not looked for)."""
+        return [c for c in self.frames if c.startswith("occluded_")]
+
     def _mark_hidden(self, ax) -> None:
-        hidden = [c for c in self.frames if c.startswith("occluded_")]
+        hidden = self._occlusion_columns()
         if hidden and self.frames[hidden].to_numpy().any():
             ax.fill_between(self.frames["time"], 0, 1, where=self.frames[hidden].any(axis=1).to_numpy(),
                             transform=ax.get_xaxis_transform(), color="orange", alpha=0.15, step="mid",
@@ -222,7 +226,7 @@ class Result:
             raise ValueError(f"{self.source} is a single image: no overlay video")
         labels = [c for c in self.prediction_columns if c.endswith(("_prediction", "_score"))]  # not every probability
         values = self.frames[list(OVERLAY_SIGNALS) + labels].rename(columns=OVERLAY_SIGNALS)
-        hidden = [c for c in self.frames if c.startswith("occluded_")]
+        hidden = self._occlusion_columns()
         if hidden:
             names = [REGION_NAMES[c.removeprefix("occluded_")] for c in hidden]
             values["hidden"] = [", ".join(n for n, h in zip(names, row) if h) or None

@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fexa.face.detector import _mediapipe, native_output_silenced
+from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
 
 # mediapipe mesh indices: each region's outline (in order, for its polygon) and the points that
@@ -106,9 +107,8 @@ def _drop_short_runs(mask: np.ndarray, times: np.ndarray, min_run: float) -> np.
     """``mask`` without runs of True lasting under ``min_run`` s (a run lasts from its first frame
     to the frame after its last)."""
     out = mask.copy()
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
     step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    for s0, e0 in zip(edges[::2], edges[1::2]):
+    for s0, e0 in true_runs(mask):
         end = times[e0] if e0 < len(times) else times[-1] + step
         if end - times[s0] < min_run:
             out[s0:e0] = False

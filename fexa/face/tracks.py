@@ -57,20 +57,16 @@ class TrackSet:
         return np.sum([self.valid(i) for i in self.ids], axis=0).astype(np.int16)
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.r_[0, np.asarray(mask, bool).astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def gap_runs(valid: np.ndarray) -> list[tuple[int, int]]:
     """Interior runs of False in ``valid`` (bounded by True on both sides) as (start, stop)."""
     v = np.asarray(valid, bool)
-    runs, t, n = [], 0, len(v)
-    while t < n:
-        if v[t]:
-            t += 1
-            continue
-        start = t
-        while t < n and not v[t]:
-            t += 1
-        if start > 0 and t < n:
-            runs.append((start, t))
-    return runs
+    return [(a, b) for a, b in true_runs(~v) if a > 0 and b < len(v)]
 
 
 def fill_gaps(values: np.ndarray, valid: np.ndarray, max_gap: int = 5) -> tuple[np.ndarray, np.ndarray]:

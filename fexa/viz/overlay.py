@@ -35,6 +35,16 @@ def panel_width(h: int, longest: str) -> int:
     return max(int(0.55 * h), cv2.getTextSize(longest, cv2.FONT_HERSHEY_SIMPLEX, font, unit)[0][0] + 12)
 
 
+def draw_landmarks(img: np.ndarray, points: np.ndarray, layout: str, radius: int) -> None:
+    """Draw the 73 heatmap points of ``points`` [N, >=2] (``layout``, ``img``'s pixels) on ``img``,
+    coloured by region; hidden points (NaN: a hand over them) are left out."""
+    scheme = get_scheme("heatmap73")
+    for (x, y), r in zip(scheme.select(points[None, :, :2], layout)[0], scheme.region_of_point):
+        if np.isfinite(x) and np.isfinite(y):
+            cv2.circle(img, (int(round(x)), int(round(y))), radius, REGION_COLORS[scheme.region_names[r]], -1,
+                       cv2.LINE_AA)
+
+
 def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, boxes: np.ndarray | None,
                lines: tuple[str, ...] = (), width: int | None = None) -> np.ndarray:
     """Frame ``t`` with its annotations: on the picture, every track's box and the subject's
@@ -57,13 +67,7 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
                         (p0[0], max(p0[1] - 4 * unit, int(12 * unit))), cv2.FONT_HERSHEY_SIMPLEX, font, color, unit,
                         cv2.LINE_AA)
     if track.usable[t]:
-        scheme = get_scheme("heatmap73")
-        sel = scheme.select(points[None, :, :2], track.layout)[0]
-        for (x, y), r in zip(sel, scheme.region_of_point):
-            if not (np.isfinite(x) and np.isfinite(y)):  # hidden (a hand over it): no landmark to show
-                continue
-            color = REGION_COLORS[scheme.region_names[r]]
-            cv2.circle(img, (int(round(x)), int(round(y))), unit + 1, color, -1, cv2.LINE_AA)
+        draw_landmarks(img, points, track.layout, unit + 1)
     status = "FACE LOST" if not track.usable[t] else ("FILLED" if track.filled[t] else "")
     yaw, pitch, roll = track.pose[t]
     text = [f"frame {t}", f"time {track.times[t]:.2f} s"]
@@ -105,7 +109,7 @@ def write_overlay(track: TrackData, source: str | Path, out: str | Path, use_cro
     if values is not None:  # text columns: their longest value
         longest = max([longest, *(f"{c} {v}" for c in values.select_dtypes(exclude="number")
                                   for v in values[c].dropna().unique())], key=len)
-    width = panel_width(track.frame_size[0], longest)
+    width = panel_width(track.crop_size if use_crops else track.frame_size[0], longest)
     with VideoWriter(out, track.fps or 25.0) as w:
         for fr in tqdm(media.frames(), total=track.num_frames, desc="overlay", unit="frame", leave=False,
                        disable=not progress):
@@ -113,8 +117,7 @@ def write_overlay(track: TrackData, source: str | Path, out: str | Path, use_cro
             if t >= track.num_frames:
                 break
             boxes = None if use_crops else track.track_boxes[t]
-            w.write(draw_frame(fr.rgb, track, t, points[t], boxes, _value_lines(values, t),
-                               panel_width(fr.rgb.shape[0], longest) if use_crops else width))
+            w.write(draw_frame(fr.rgb, track, t, points[t], boxes, _value_lines(values, t), width))
     return out
 
 
@@ -132,10 +135,7 @@ def iod_picture(crops: str | Path, track: TrackData, scale: int = 2) -> bytes:
     rgb = next(fr.rgb for fr in Media(crops).frames() if fr.index == t)
     img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     pts = track.points_crop[t] * scale
-    scheme = get_scheme("heatmap73")
-    for (x, y), r in zip(scheme.select(pts[None], track.layout)[0], scheme.region_of_point):
-        if np.isfinite(x) and np.isfinite(y):
-            cv2.circle(img, (int(round(x)), int(round(y))), 2, REGION_COLORS[scheme.region_names[r]], -1, cv2.LINE_AA)
+    draw_landmarks(img, pts, track.layout, 2)
     lay = get_layout(track.layout)
     a, b = (tuple(int(round(v)) for v in pts[k]) for k in (lay.right_eye_outer, lay.left_eye_outer))
     cv2.line(img, a, b, IOD_COLOR, 2, cv2.LINE_AA)
