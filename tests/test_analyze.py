@@ -117,6 +117,17 @@ def test_a_still_image_gets_a_static_report(tmp_path, demo_frames):
     assert m.loc["asymmetry_eye_aperture", "value"] == pytest.approx(abs(r - left) / (r + left))
     assert m.loc["asymmetry_eye_aperture", "detail"].startswith(f"{'right' if r > left else 'left'} side is more open")
     assert m["value"].notna().all()
+    from fexa.analysis.measures import static_measures
+    from fexa.analysis.report import format_value
+    from fexa.face.occlusion import REGIONS, Occlusion, mask_occluded
+
+    hidden = np.array([[r == "mouth" for r in REGIONS]])  # a hand over the mouth in the photo
+    covered = static_measures(mask_occluded(res.track, Occlusion(hidden, hidden.astype(np.float32))),
+                              hidden={"mouth": 1.0}).set_index("measure")
+    gone = covered.loc["mouth_width"]
+    assert np.isnan(gone["value"]) and gone["flag"] == "mouth hidden by a hand"
+    assert format_value(gone["value"], gone["unit"], gone["flag"]) == "not measurable: mouth hidden by a hand"
+    assert covered.loc["eye_aperture_right", "value"] == pytest.approx(m.loc["eye_aperture_right", "value"])
     res.save(tmp_path / "out")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"frames.csv", "measures.csv", "predictions.csv",
                                                               "repetitions.csv", "report.html"}  # no plots, no video

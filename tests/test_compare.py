@@ -55,6 +55,8 @@ def test_a_recording_against_itself_and_against_half_its_movement(brows):
     assert df.loc["rom_left_brow", "verdict"] == "within test-retest noise"
     with pytest.raises(FexaError, match="different tasks"):
         compare_results([brows, dataclasses.replace(brows, task="smile")])
+    with pytest.raises(FexaError, match="d11.mp4 is a still image"):
+        compare_results([brows, dataclasses.replace(brows, task_source="image")])
 
 
 def test_cli_compare_writes_a_table_plot_and_page(tmp_path):

@@ -104,6 +104,9 @@ def compare_results(results: list, labels: list[str] | None = None, seed: int = 
     labels = labels or [r.source.name for r in results]
     if len(labels) != len(results):
         raise FexaError(f"{len(labels)} labels for {len(results)} recordings")
+    images = [r.source.name for r in results if r.task_source == "image"]
+    if images:
+        raise FexaError(f"compare needs recordings with movement; {', '.join(images)} is a still image")
     tasks = {r.task for r in results}
     if len(tasks) > 1:
         raise FexaError(f"the recordings show different tasks ({', '.join(sorted(tasks))}): compare recordings of "

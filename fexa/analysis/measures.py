@@ -615,7 +615,8 @@ def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str
     for m in STATIC_MEASURES.values():
         value = v[m.name]
         flag = hidden_flag(m.regions, hidden or {}) if np.isfinite(value) else \
-            f"not measurable: {' and '.join(REGION_NAMES[r] for r in m.regions)} hidden" if m.regions else ""
+            f"{' and '.join(REGION_NAMES[r] for r in m.regions)} hidden by a hand" if m.regions else \
+            "not seen in the image"
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect, "primary": True,
                      "flag": flag, "detail": details.get(m.name, "") if np.isfinite(value) else ""})
     df = pd.DataFrame(rows)
