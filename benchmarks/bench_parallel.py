@@ -20,7 +20,7 @@ from fexa.data.loading import worker_init
 from fexa.data.samples import FaceSamples
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import prepare_data, training_samples
+from fexa.train.data import prepare_data, training_samples
 
 
 def _dataset(config: str, sets: list[str]) -> FaceSamples:

@@ -28,8 +28,9 @@ from fexa.data.loading import make_loader
 from fexa.train.bench import sync
 from fexa.train.config import load_config
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import (CLASSIFICATION_LOSSES, build_training, prepare_data, task_kind, training_device,
-                                training_model, training_samples, training_step)
+from fexa.train.build import build_training, training_device, training_model, training_step
+from fexa.train.config import CLASSIFICATION_LOSSES
+from fexa.train.data import prepare_data, task_kind, training_samples
 
 REPO = Path(__file__).resolve().parents[1]
 

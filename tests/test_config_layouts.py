@@ -161,7 +161,7 @@ def test_every_config_reads_its_datasets_layout_and_builds_its_items(path, layou
     from fexa.data.loading import make_loader, to_device
     from fexa.data.samples import FaceSamples
     from fexa.train.inputs import model_inputs
-    from fexa.train.trainer import prepare_data, training_samples
+    from fexa.train.data import prepare_data, training_samples
 
     cfg = config_on_layout(path, layouts, tmp_path_factory.mktemp("runs"))
     data = prepare_data(cfg, progress=False)

@@ -37,7 +37,7 @@ def test_pcda_without_either_attention_ignores_the_landmarks():
 
 
 def test_scores_as_classes_counts_levels_over_every_split_and_refuses_fractions():
-    from fexa.train.trainer import score_levels
+    from fexa.train.data import score_levels
 
     part = lambda *y: pd.DataFrame({"target": list(y)})  # noqa: E731
     data = {"train": part(0, 1, 2), "val": part(), "test": part(1, 3), "unusable_test": part()}

@@ -70,7 +70,7 @@ def test_config_is_strict(tiny):
 def test_class_names_follow_the_target_map():
     from fexa.data.adapters import AFFWILD2_CLASSES
     from fexa.models.cfc_sp import TO_COARSE, TO_NEGATIVE
-    from fexa.train.trainer import class_names
+    from fexa.train.data import class_names
 
     assert class_names("affwild2", list(TO_COARSE), 5) == ["Neutral", "Happiness", "Surprise", "Other",
                                                           "Anger/Disgust/Fear/Sadness"]
@@ -223,7 +223,7 @@ def test_fine_tuning_from_another_dataset_matches_the_classifier_by_class_name(t
 
     from fexa.data.adapters import AFEW_CLASSES, DFEW_CLASSES
     from fexa.train.config import to_dict
-    from fexa.train.trainer import build_model, class_heads
+    from fexa.train.build import build_model, class_heads
 
     dfew_cfg = load_config(REPO / "configs/stt/dfew.yaml")
     torch.manual_seed(0)
@@ -250,7 +250,7 @@ def test_fine_tuning_from_another_dataset_matches_the_classifier_by_class_name(t
 
 def test_lr_scales_with_the_batch_when_given_for_another_batch():
     """CFC-SP's released recipe: 5e-4 for batches of 512; fexa's one-process batch of 128 gets 1.25e-4."""
-    from fexa.train.trainer import learning_rate
+    from fexa.train.build import learning_rate
 
     cfg = load_config(REPO / "configs/cfc_sp/affwild2_coarse_swin_s.yaml")
     assert cfg.optim.lr_batch == 512 and learning_rate(cfg) == pytest.approx(5e-4 * 128 / 512)

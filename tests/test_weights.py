@@ -94,7 +94,7 @@ def test_a_missing_weights_file_is_refused_before_any_data_is_prepared(tmp_path,
 ], ids=["qafe_net", "tramp_former", "pcda"])
 def test_configs_load_the_published_files_from_the_weights_folder(tmp_path, monkeypatch, config, checks):
     from fexa.train.config import load_config
-    from fexa.train.trainer import build_model
+    from fexa.train.build import build_model
 
     names = sorted({n for n, _ in checks.values()})
     files = {name: write_published(PUBLISHED[name], tmp_path, seed=i) for i, name in enumerate(names)}
@@ -137,7 +137,7 @@ def test_timm_backbones_load_a_local_file_through_timms_own_loader(tmp_path):
     import timm
 
     from fexa.train.config import load_config
-    from fexa.train.trainer import build_model
+    from fexa.train.build import build_model
 
     src = timm.create_model("resnet10t", pretrained=False)
     with torch.no_grad():

@@ -31,7 +31,7 @@ def sample_features(row: pd.Series) -> pd.Series:
 
 def _fold_result(cfg: ExperimentConfig, fold: int, trees: int) -> dict:
     from fexa.train.results import score
-    from fexa.train.trainer import full_test, prepare_data, task_kind
+    from fexa.train.data import full_test, prepare_data, task_kind
 
     cfg.data.fold = fold
     data = prepare_data(cfg, progress=False)

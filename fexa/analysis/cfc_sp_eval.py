@@ -42,7 +42,7 @@ def _role(model: TrainedModel) -> str:
 def test_frames(model: TrainedModel) -> pd.DataFrame:
     """The Aff-Wild2 test list (8-class targets) of a member's dataset: one row per labelled frame
     with its video's ``entry`` (NaN where the video has no usable entry) and frame ``start``."""
-    from fexa.train.trainer import prepare_data, whole_test_list
+    from fexa.train.data import prepare_data, whole_test_list
 
     cfg = dataclasses.replace(model.cfg, data=dataclasses.replace(model.cfg.data, target_map=[], limit=0))
     return whole_test_list(prepare_data(cfg, progress=False))

@@ -62,7 +62,7 @@ class TrainedModel:
     if any, else the last)."""
 
     def __init__(self, run_or_checkpoint: str | Path, smooth_window: int = 256):
-        from fexa.train.trainer import build_model
+        from fexa.train.build import build_model
 
         given = Path(run_or_checkpoint)
         run = find_run(given)

@@ -25,7 +25,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from fexa.train.config import load_config
-    from fexa.train.trainer import evaluate_run
+    from fexa.train.evaluate import evaluate_run
 
     target = Path(args.target)
     cfg = load_config(target / "config.yaml" if target.is_dir() else target, args.set)

@@ -17,8 +17,8 @@ from fexa.data.loading import make_loader, worker_init
 from fexa.data.samples import HOST_KEYS, FaceSamples, finish_batch
 from fexa.train.config import ExperimentConfig, from_scratch
 from fexa.train.inputs import model_inputs
-from fexa.train.trainer import (build_training, prepare_data, task_kind, training_device, training_model,
-                                training_samples, training_step)
+from fexa.train.build import build_training, training_device, training_model, training_step
+from fexa.train.data import prepare_data, task_kind, training_samples
 
 
 class _Order(Sampler):

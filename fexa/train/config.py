@@ -84,6 +84,8 @@ class TrainConfig:
 
 
 PROTOCOLS = ("paper", "honest", "both")
+REGRESSION_LOSSES = ("bmc", "gai", "mse", "focal_mse", "focal_l1")
+CLASSIFICATION_LOSSES = ("ce", "focal", "compact_softmax", "pcda")
 
 
 @dataclass
