@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
+from fexa.data.layouts import N, make_layouts
 from fexa.train.config import load_config
-from test_config_layouts import N, REPO, make_layouts
 
 TINY = ["model.name=ir50", "model.options={units: [1, 1, 1], channels: [8, 16, 32], num_stages: 3}",
         "data.samples.image_size=112", "train.epochs=1", "train.batch_size=4", "eval.bootstrap=0",

@@ -43,7 +43,7 @@ def test_docs_reproduce_is_current():
 
 
 def test_a_table_runs_and_collects_its_numbers_beside_the_papers(tmp_path, monkeypatch):
-    from test_config_layouts import make_layouts
+    from fexa.data.layouts import make_layouts
 
     monkeypatch.chdir(REPO)
     layout = make_layouts(tmp_path / "layouts")["rafdb"]
