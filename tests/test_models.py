@@ -188,6 +188,28 @@ def test_pcda_attention_and_gaussian_trunk():
     assert logits.shape == (1, 7) and feats.shape == (1, 768)
 
 
+def test_pcda_conv_attention_maps_the_landmark_channels_to_one_map_per_image_channel():
+    """Table 4's Conv: H = W f_lm + b with W [256, 128] (here [3, 2]), f_fusion = H * f_img channel by channel."""
+    m = create_model("pcda_gaussian", num_landmarks=2, depth=1, reduction="conv", landmark_channels=2,
+                     ir_units=(1, 1, 1), ir_channels=(4, 4, 3)).eval()
+    assert m.reduce_conv.weight.shape == (3, 2, 1, 1)
+    with torch.no_grad():
+        m.reduce_conv.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])[..., None, None])
+        m.reduce_conv.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
+    f_lm = torch.tensor([[[[1.0, -3.0]], [[2.0, 1.0]]]])  # [1, 2 channels, 1, 2]
+    h = m.attention_map(f_lm)
+    torch.testing.assert_close(h[0, :, 0], torch.tensor([[1.0, -3.0], [4.0, 2.0], [-0.5, -3.5]]))
+    seen = {}
+    m.embed_f.register_forward_hook(lambda mod, inp, out: seen.update(fusion=inp[0]))
+    m.landmarks.register_forward_hook(lambda mod, inp, out: seen.update(f_lm=out))
+    m.image.register_forward_hook(lambda mod, inp, out: seen.update(f_img=out))
+    with torch.no_grad():
+        m(torch.randn(1, 3, 112, 112), torch.tensor([[[4.0, 4.0], [60.0, 108.0]]]))
+    w, b = m.reduce_conv.weight[:, :, 0, 0], m.reduce_conv.bias
+    hand = (torch.einsum("ck,bkhw->bchw", w, seen["f_lm"]) + b[:, None, None]) * seen["f_img"]
+    torch.testing.assert_close(seen["fusion"], hand.flatten(2).transpose(1, 2))
+
+
 def test_pcda_mobilefacenet_trunk_is_frozen():
     m = create_model("pcda", depth=1)
     assert not any(p.requires_grad for p in m.landmarks.parameters())

@@ -6,13 +6,18 @@ user's checkpoint, none can be fetched here) or, the default here, per-landmark 
 14 x 14 rendered from fexa's tracked landmarks and lifted to 128 channels by a 1x1 conv. The
 model's ``landmark_trunk`` attribute says which one a run used.
 
-Dot-product attention: H = a channel reduction of f_lm (max, the paper's best; sum, abs-sum or a
-learned 1x1 conv in the ablation), f_fusion = H * f_img. Cross-feature attention (2 blocks,
-768-d, 12 heads, MLP ratio 4): fusion and landmark tokens (196 + a class token each) are
-embedded; queries come from the landmark tokens, keys and values from the fusion tokens:
-t' = t_f + CA(W_q_lm(LN(t_lm)), LN(t_f)); t_f = t' + MLP(LN(t')). Only the fusion tokens are
-updated. The fusion class token goes to the classifier; ``forward`` returns (logits, class-token
-features) because NeAA works on the features.
+Dot-product attention: f_fusion = H * f_img. H is a channel reduction of f_lm to one map, repeated
+over f_img's 256 channels (max, the paper's best; sum or abs-sum in Table 4), or, Table 4's "Conv",
+a convolution mapping f_lm's 128 channels to 256 maps, one per f_img channel (the paper names no
+kernel size, bias or activation: 1x1, with bias, none). Cross-feature attention (2 blocks, 768-d,
+12 heads, MLP ratio 4): fusion and landmark tokens (196 + a class token each) are embedded;
+queries come from the landmark tokens, keys and values from the fusion tokens:
+t' = t_f + W_o CA(W_q_lm t_lm, W_k LN(t_f), W_v LN(t_f)); t_f = t' + MLP(LN(t')) (Eqs. 3-5; the
+keys and values read LN(t_f) as in a ViT-B block, where Eq. 3 writes t_fusion), and the fusion
+class token goes to the classifier as it is. ``token_norms=True`` adds a LayerNorm on the landmark
+tokens before W_q_lm and one on the class token before the classifier (not in the paper). Only
+the fusion tokens are updated; ``forward`` returns (logits, class-token features) because NeAA
+works on the features.
 
 The paper's 34.2M parameters count a whole ViT-B block per layer (including a query projection
 of the fusion tokens that cross-attention never uses) plus the landmark query; fexa builds only
@@ -129,7 +134,8 @@ class PCDA(nn.Module):
                 self.landmarks.requires_grad_(False)
             else:
                 self.landmarks = GaussianLandmarkTrunk(cfg.num_landmarks, cfg.gaussian_sigma, cfg.img_size, lm_channels)
-        self.reduce_conv = nn.Conv2d(lm_channels, 1, 1) if cfg.reduction == "conv" and cfg.dot_attention else None
+        conv = cfg.reduction == "conv" and cfg.dot_attention
+        self.reduce_conv = nn.Conv2d(lm_channels, self.image.out_channels, 1) if conv else None
         d = cfg.dim
         self.embed_f = nn.Linear(self.image.out_channels, d)
         if cfg.cross_attention:
@@ -159,7 +165,8 @@ class PCDA(nn.Module):
         return self.landmarks(landmarks)
 
     def attention_map(self, f_lm: Tensor) -> Tensor:
-        """[B, 128, 14, 14] -> [B, 1, 14, 14], the dot-product attention weights H."""
+        """[B, 128, 14, 14] -> the dot-product attention weights H: [B, 1, 14, 14] (a reduction,
+        broadcast over f_img's channels as the paper's repeat) or [B, 256, 14, 14] (the conv)."""
         r = self.cfg.reduction
         if r == "max":
             return f_lm.amax(dim=1, keepdim=True)
