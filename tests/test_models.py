@@ -98,6 +98,24 @@ def test_skateformer_partitions_group_the_right_tokens():
     assert w[0, :, 0].tolist() == [k // 9 for k in range(72)]
 
 
+@pytest.mark.parametrize("frames", [64, 128, 256])
+def test_global_partitions_follow_tp_equals_g_times_l(frames):
+    """T_p = G x L with L = 8: G = 8, 16, 32 global frames at stride 8 on the input, stride 1 at the last stage."""
+    g = {64: 8, 128: 16, 256: 32}[frames]
+    m = create_model("skateformer_face", num_frames=frames, depths=(1, 1, 1, 1))
+    first, last = m.stages[0][0], m.stages[3][1]
+    assert first._windows(frames)[2][0] == (g, 8) and last._windows(frames // 8)[2][0] == (g, 1)
+    assert first.attention[2].tt == first.attention[3].tt == g
+    w, _ = _partition(_point_ids(frames, 63), (g, 8), (7, 9), True, False)
+    # windows run over (offset l, region): window 3 x 7 + 2 is frames 3, 11, ..., 3 + 8 (G - 1) x region 2's points
+    assert w[23, :, 0].tolist()[::9] == list(range(3, frames, 8)) and w[23, :9, 1].tolist() == list(range(18, 27))
+    with torch.no_grad():
+        out = m.eval()(torch.randn(1, frames, 63, 5), torch.zeros(1, frames))
+    assert out.shape == (1, 256)
+    with pytest.raises(ValueError, match="multiple of 2"):
+        create_model("skateformer_face", num_frames=256, depths=(1,) * 5, channels=(128,) + (256,) * 4)
+
+
 def test_relative_time_bias_layouts():
     att = PartitionAttention(heads=1, time_tokens=2, point_tokens=3, table_frames=2, per_point_bias=False, attn_drop=0)
     with torch.no_grad():

@@ -12,7 +12,8 @@ per channel group and a grouped temporal 7x1 T-Conv), 3C/2 channels to four part
   type 2: L = 8 contiguous frames x one point from each of the 7 regions (local motion, distant)
   type 3: G frames at stride T/G x the 9 points of one region           (global motion, neighbours)
   type 4: G frames at stride T/G x one point from each region           (global motion, distant)
-with G = 16 (8 for T = 64). The results are concatenated, projected, added back (drop-path), then
+with G = T_p / L, the paper's T_p = G x L (8, 16, 32 for T_p = 64, 128, 256), kept through the stages as
+SkateFormer keeps its partition sizes (the stride T/G shrinks as T halves). The results are concatenated, projected, added back (drop-path), then
 LN -> MLP (ratio 2) -> residual. Relative time biases per partition (types 2/4 per point pair
 too); the global types' tables are sized for 256 frames (63 offsets) and their first 2G - 1 rows used,
 as in the reference weights. SkateFormer's own code tiles the type 1/3 bias so that it does not
@@ -57,13 +58,20 @@ class SkateFormerConfig:
 
     @property
     def global_frames(self) -> int:
-        return 8 if self.num_frames <= 64 else 16
+        """G = T_p / L: the frames of a global partition (the paper's T_p = G x L)."""
+        return self.num_frames // self.local_frames
 
     def __post_init__(self) -> None:
         if self.bias_layout not in ("time", "reference"):
             raise ValueError(f"bias_layout must be 'time' or 'reference', got {self.bias_layout!r}")
         if self.num_frames % (self.local_frames * 2 ** (len(self.depths) - 1)):
             raise ValueError(f"num_frames must be a multiple of {self.local_frames * 2 ** (len(self.depths) - 1)}")
+        if self.local_frames % 2 ** (len(self.depths) - 1):  # the last stage's T / G = L / 2^(stages - 1) frames
+            raise ValueError(f"local_frames ({self.local_frames}) must be a multiple of 2^(stages - 1) = "
+                             f"{2 ** (len(self.depths) - 1)}, for the global partitions' stride at the last stage")
+        if self.num_frames > self.max_frames:
+            raise ValueError(f"num_frames {self.num_frames} exceeds max_frames {self.max_frames}, which sizes the "
+                             "global partitions' bias tables")
 
 
 def _relative_index(p: int) -> Tensor:
