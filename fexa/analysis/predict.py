@@ -59,7 +59,7 @@ class Prediction:
 
 class TrainedModel:
     """A finished run: its config and weights (the checkpoint given, else the best validation epoch
-    if any, else the last)."""
+    if any, else a paper run's best test epoch, else the last)."""
 
     def __init__(self, run_or_checkpoint: str | Path, smooth_window: int = 256):
         from fexa.train.build import build_model
@@ -71,7 +71,7 @@ class TrainedModel:
         elif (given / "model.safetensors").is_file():
             weights = given / "model.safetensors"
         else:
-            weights = next((run / "checkpoints" / n / "model.safetensors" for n in ("best_val", "last")
+            weights = next((run / "checkpoints" / n / "model.safetensors" for n in ("best_val", "best_test", "last")
                             if (run / "checkpoints" / n / "model.safetensors").is_file()), None)
         if weights is None or not weights.is_file():
             raise FexaError(f"{given} has no checkpoint")

@@ -107,7 +107,11 @@ def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | Non
         options["num_landmarks"] = get_scheme("heatmap73").num_points
     model = create_model(cfg.model.name, **options)
     for sub, spec in resolve_pretrained(cfg.model.pretrained).items():
-        module = model.get_submodule(sub) if sub else model
+        try:
+            module = model.get_submodule(sub) if sub else model
+        except AttributeError:
+            raise FexaError(f"model.pretrained.{sub}: {cfg.model.name} with options {cfg.model.options} has no "
+                            f"submodule {sub!r} to load into (set model.pretrained.{sub}=none)") from None
         if spec["source"] == "fexa":  # a fexa run's checkpoint folder, e.g. runs/stt_dfew/checkpoints/best_val
             heads = class_heads(cfg, num_classes, sub) if num_classes else set()
             line = load_fexa_weights(module, spec, heads, class_names(cfg.data.dataset, cfg.data.target_map, num_classes))
@@ -159,6 +163,16 @@ def build_training(cfg: ExperimentConfig, kind: str, data: dict, model: nn.Modul
     return criterion, params, opt, sched
 
 
+def compute_loss(cfg: ExperimentConfig, kind: str, criterion, pred: torch.Tensor, y: torch.Tensor,
+                 feats: torch.Tensor | None = None) -> torch.Tensor:
+    """The config's loss of a batch's predictions (in float32): class targets for a classifier, one
+    score per item for a regressor; the pcda loss also takes the class-token features."""
+    pred = pred.float()
+    if kind == "classification":
+        return criterion(pred, y.long(), feats.float()) if cfg.train.loss == "pcda" else criterion(pred, y.long())
+    return criterion(pred.reshape(-1), y)
+
+
 def training_step(cfg: ExperimentConfig, kind: str, net: nn.Module, criterion, opt: torch.optim.Optimizer,
                   params: list[nn.Parameter], device: torch.device, argfn):
     """The function that takes one optimisation step on a loader batch: finish it on ``device``,
@@ -171,11 +185,7 @@ def training_step(cfg: ExperimentConfig, kind: str, net: nn.Module, criterion, o
         batch = to_device(batch, device, sc, cfg.train.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
             pred, feats = split_output(net(*argfn(batch)))
-        y, pred = batch["target"], pred.float()
-        if kind == "classification":
-            loss = criterion(pred, y.long(), feats.float()) if cfg.train.loss == "pcda" else criterion(pred, y.long())
-        else:
-            loss = criterion(pred.reshape(-1), y)
+        loss = compute_loss(cfg, kind, criterion, pred, batch["target"], feats)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.clip_grad:

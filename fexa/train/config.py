@@ -24,6 +24,13 @@ class DataConfig:
     root: str = ""  # the dataset folder
     options: dict = field(default_factory=dict)  # adapter options (file names, ...)
     cache: str = "cache"  # fexa extract output folder shared by runs
+    # "detect": faces found and aligned by fexa (MediaPipe); "given": the dataset's own face images, as the
+    # papers used them: resized to the model's input size, not detected, rotated or re-aligned; the mesh
+    # only gives landmarks, and an image it fails on is kept (docs/training.md, "Faces")
+    faces: str = "detect"
+    # a folder of per-sample landmark or point-track files, <sample id>.npy, used instead of the mesh's
+    # landmarks for trajectories, heatmaps and image landmarks (docs/landmarks.md, "Landmarks from files")
+    landmarks: str = ""
     task: str = ""  # keep only this task (e.g. a PFED5 action)
     split: str = "folds"  # "fixed" (the dataset's fold column), "folds" (subject k-fold) or "file" (fold_file's lists)
     fold_file: str = ""  # published test-subject lists per fold (CSV subject,fold or the authors' Python dict)
@@ -182,6 +189,8 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
     need("data.root", d.root, isinstance(d.root, str) and d.root.strip() != "", "the dataset's folder (or manifest CSV)")
     need("data.cache", d.cache, isinstance(d.cache, str) and d.cache.strip() != "", "a folder for the extract cache")
     need("data.split", d.split, d.split in ("fixed", "folds", "file"), "fixed, folds or file")
+    need("data.faces", d.faces, d.faces in ("detect", "given"), "detect or given")
+    need("data.landmarks", d.landmarks, isinstance(d.landmarks, str), "a folder of <sample id>.npy files, or empty")
     if d.split == "file":
         need("data.fold_file", d.fold_file, isinstance(d.fold_file, str) and d.fold_file.strip() != "",
              "the published fold lists (a subject,fold CSV or the authors' Python file)")
@@ -201,6 +210,11 @@ def _check(cfg: ExperimentConfig) -> list[tuple[str, Any, str]]:
          "a list of class indices (-1 drops a class)")
     need("data.samples.crop_scale", sc.crop_scale, len(sc.crop_scale) == 2 and all(map(_is_number, sc.crop_scale))
          and 0 < sc.crop_scale[0] <= sc.crop_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
+    need("data.samples.erasing_scale", sc.erasing_scale, len(sc.erasing_scale) == 2
+         and all(map(_is_number, sc.erasing_scale)) and 0 < sc.erasing_scale[0] <= sc.erasing_scale[1] < 1,
+         "[low, high] area fractions with 0 < low <= high < 1")
+    need("data.samples.clip_start", sc.clip_start, sc.clip_start == "first" or (
+        sc.clip_start == "random" and sc.clip_padding == "loop"), "first, or random for looped clips (clip_padding loop)")
     need("data.samples.clip_scale", sc.clip_scale, len(sc.clip_scale) == 2 and all(map(_is_number, sc.clip_scale))
          and 0 < sc.clip_scale[0] <= sc.clip_scale[1] <= 1, "[low, high] with 0 < low <= high <= 1")
     need("data.samples.clip_train", sc.clip_train, sc.clip_train in ("crop", "resized_crop"), "crop or resized_crop")
@@ -307,5 +321,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise FexaError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _set(data, key.strip(), yaml.safe_load(value))
-    return validate(_build(ExperimentConfig, data, ""))
+    cfg = _build(ExperimentConfig, data, "")
+    if isinstance(cfg.model.pretrained, dict):  # model.pretrained.SUB=none: that submodule starts from scratch
+        cfg.model.pretrained = {k: v for k, v in cfg.model.pretrained.items() if v not in (None, "none")}
+    return validate(cfg)
 

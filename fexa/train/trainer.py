@@ -1,7 +1,7 @@
 """``fexa train``: one experiment from a config, on one process or many (torchrun + DDP).
 
 Run folder (``out/name``): ``config.yaml`` (resolved), ``splits.csv`` (which sample went where),
-``metrics.csv`` and TensorBoard events (per epoch), ``checkpoints/{last,best_val}/`` (weights as
+``metrics.csv`` and TensorBoard events (per epoch), ``checkpoints/{last,best_val,best_test}/`` (weights as
 safetensors, the config as JSON, optimiser/scheduler/RNG state beside them; written atomically
 every epoch), ``predictions/epoch_NNN.csv`` (test predictions per epoch), and at the end
 ``results.{csv,json,md}`` and ``curves.png``.
@@ -9,7 +9,8 @@ every epoch), ``predictions/epoch_NNN.csv`` (test predictions per epoch), and at
 Two evaluation protocols (``eval.protocol``): **paper** (trained on every training subject, the best
 test epoch, as the authors selected: optimistic) and **honest** (``data.val_fraction`` of the
 training subjects held out, the epoch with the best validation score; the test set is evaluated
-once, with those weights). ``both`` trains the two as runs ``out/name/paper`` and ``out/name/honest``
+once, with those weights). A paper run keeps the best test epoch's weights in ``checkpoints/best_test``
+(the authors' ``model_best.pth``; a fine-tune or cascade of the paper protocol starts from them). ``both`` trains the two as runs ``out/name/paper`` and ``out/name/honest``
 (sharing the extract cache and store) and reports them side by side in ``out/name/results.*``; a
 dataset with its own validation set gives both from one run. All come with bootstrap CIs.
 """
@@ -112,6 +113,16 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     return results
 
 
+def write_model_json(run: Path, cfg: ExperimentConfig, kind: str, num_classes: int, targets: pd.Series,
+                     init: list[str]) -> None:
+    """``run/model.json``: what ``fexa analyze --model`` and the cascade need to use the run's weights."""
+    classes = class_names(cfg.data.dataset, cfg.data.target_map, num_classes) if kind == "classification" else []
+    write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
+                                    "classes": classes, "inputs": list(model_inputs(cfg.model.name)[0]),
+                                    "target_range": [float(targets.min()), float(targets.max())],
+                                    "initialisation": init})
+
+
 def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, resume_from: str | None = None,
               overwrite: bool = False, config_hint: str = "CONFIG") -> dict:
     """Train and evaluate one run in ``cfg.run_dir`` (see :func:`train`)."""
@@ -145,12 +156,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     if rank == 0:
         for line in init:
             print(f"fexa: initialised from {line}", file=sys.stderr)
-        classes = class_names(cfg.data.dataset, cfg.data.target_map, num_classes) if kind == "classification" else []
-        targets = data["train"]["target"]
-        write_json(run / "model.json", {"name": cfg.model.name, "kind": kind, "num_classes": num_classes,
-                                        "classes": classes, "inputs": list(keys),
-                                        "target_range": [float(targets.min()), float(targets.max())],
-                                        "initialisation": init})
+        write_model_json(run, cfg, kind, num_classes, data["train"]["target"], init)
         parts = [df.assign(split=k, usable=df["entry"].notna())[["id", "subject", "target", "task", "split", "usable"]]
                  for k, df in (("train", data["train"]), ("val", data["val"]), ("test", whole_test_list(data)))]
         write_text(run / "splits.csv", pd.concat(parts).to_csv(index=False))
@@ -173,7 +179,8 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     step = training_step(cfg, kind, net, criterion, opt, params, device, argfn)
     metric, ordinal = selection_metric(cfg, kind), normal_level_of(cfg)
 
-    start, history, best_val = 0, [], None
+    start, history, best_val, best_test = 0, [], None, None
+    keep_best_test = cfg.eval.protocol == "paper" and not data["held_out"]  # the authors' model_best.pth
     if resume:
         name, weights, state, skipped = resume_point(checkpoints, resume_from, config_hint)
         if skipped and rank == 0:
@@ -186,6 +193,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
             criterion.load_state_dict(state["criterion"])
         _set_rng_state(state["rng"])
         start, history, best_val = state["epoch"] + 1, state["history"], state["best_val"]
+        best_test = state.get("best_test")
 
     writer = None
     if rank == 0:
@@ -198,7 +206,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         net.train()
-        losses, improved = [], False
+        losses, improved, improved_test = [], False, False
         steps = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress or rank != 0)
         for batch in steps:
             losses.append(step(batch))  # no per-step device sync: read once per epoch
@@ -210,6 +218,9 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
             test_table, test_pred = full_test(kind, data, evaluate_samples(cfg, model, test_ds, argfn, device, kind, shown))
             row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred, ordinal).items()})
             save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
+            if keep_best_test:
+                improved_test = _better(metric, row[f"test_{metric}"], best_test)
+                best_test = row[f"test_{metric}"] if improved_test else best_test
             if val_ds is not None:
                 val_pred = evaluate_samples(cfg, model, val_ds, argfn, device, kind, "validation set" if progress else "")
                 row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred, ordinal).items()})
@@ -225,11 +236,13 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
         if rank == 0:
             write_text(run / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
             state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": _rng_state(),
-                     "epoch": epoch, "history": history, "best_val": best_val}
+                     "epoch": epoch, "history": history, "best_val": best_val, "best_test": best_test}
             if isinstance(criterion, nn.Module):
                 state["criterion"] = criterion.state_dict()
             if val_ds is not None and improved:  # a full state: `--resume --from best_val` continues from it
                 save_checkpoint(checkpoints / "best_val", model, to_dict(cfg), state)
+            if improved_test:  # the paper protocol's weights: the best test epoch, as the authors kept them
+                save_checkpoint(checkpoints / "best_test", model, to_dict(cfg), state)
             save_checkpoint(last, model, to_dict(cfg), state, keep_previous=True)
         barrier(world)
     if writer is not None:
