@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 import fexa
 from fexa.errors import FexaError, MediaError
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
-from fexa.face.detector import FaceTracker, TrackerConfig, native_output_silenced, points_box
+from fexa.face.detector import NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced, points_box
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
@@ -58,6 +58,7 @@ CACHE_VERSION = 3  # bump when extraction changes its results: older entries are
 ENTRY_FILES = ("track.npz", "crops.mp4")
 MIN_FACE_FRAMES = 10  # a face other than the subject is kept (face_<id>.npz) when seen in this many frames (or all)
 MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
+FACES = ("detect", "given")  # ExtractConfig.faces
 
 
 def face_files(face: int | None = None) -> tuple[str, str]:
@@ -79,6 +80,9 @@ class ExtractConfig:
     min_video_frames: int = 2
     write_crops: bool = True
     frame_cache_mb: int = 64  # keep decoded frames for the crop pass up to this size, else decode again (bounds memory)
+    # "detect": crops cut around the detected, tracked face; "given": the input is the face (a dataset's own
+    # face crops): each crop is the whole frame resized to crop_size, every frame kept, the mesh only landmarks it
+    faces: str = "detect"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -90,7 +94,8 @@ class ExtractConfig:
                   ("fps", self.fps, self.fps is None or (math.isfinite(self.fps) and self.fps > 0),
                    "a positive, finite frame rate"),
                   ("max_faces", t.max_faces, t.max_faces >= 1, ">= 1"),
-                  ("detect_every", t.detect_every, t.detect_every >= 1, ">= 1")]
+                  ("detect_every", t.detect_every, t.detect_every >= 1, ">= 1"),
+                  ("faces", self.faces, self.faces in FACES, " or ".join(FACES))]
         for name, value, ok, allowed in checks:
             if not ok:
                 raise FexaError(f"extract setting {name}={value!r} is not allowed: must be {allowed}")
@@ -101,6 +106,8 @@ class ExtractConfig:
         d.pop("frame_cache_mb")
         if not d["tracker"]["whole_image_fallback"]:  # added later: left out when off, so older caches stay valid
             d["tracker"].pop("whole_image_fallback")
+        if d["faces"] == "detect":  # added later: left out for detection, so older caches stay valid
+            d.pop("faces")
         return {"cache_version": CACHE_VERSION, **d}
 
     def digest(self) -> str:
@@ -244,6 +251,37 @@ def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
     )
 
 
+def _given_track(ts: TrackSet, main: int | None, times: np.ndarray, fps: float, frame_size: tuple[int, int],
+                 cfg: ExtractConfig) -> TrackData:
+    """The subject's track when the input is the face (``faces="given"``): every frame usable, the crop
+    the whole frame scaled to crop_size (no rotation, no re-alignment), landmarks where the mesh found
+    the face and NaN elsewhere (``valid`` says which)."""
+    n, (h, w), s = len(times), frame_size, cfg.crop_size
+    points = ts.points[main] if main is not None else np.full((n, NUM_MESH_POINTS, 3), np.nan, np.float32)
+    valid = np.isfinite(points[:, :, :2]).all(axis=(1, 2))
+    affine = np.tile(np.array([[s / w, 0, 0], [0, s / h, 0]], np.float32), (n, 1, 1))
+    boxes = np.stack([ts.boxes(i) for i in ts.ids], axis=1) if ts.ids else np.full((n, 0, 4), np.nan)
+    return TrackData(times=times, points=points.astype(np.float32), affine=affine,
+                     points_crop=apply_transform(points, affine).astype(np.float32),
+                     box=points_box(points).astype(np.float32),
+                     score=ts.score[main].astype(np.float32) if main is not None else np.zeros(n, np.float32),
+                     detected=ts.detected[main] if main is not None else np.zeros(n, bool), pose=head_pose(points),
+                     valid=valid, filled=np.zeros(n, bool), num_faces=ts.faces_per_frame(),
+                     track_boxes=boxes.astype(np.float32), track_ids=np.asarray(ts.ids, np.int32), fps=fps,
+                     crop_size=s, frame_size=frame_size, layout=LAYOUT, track_id=-1 if main is None else int(main))
+
+
+def _write_given_crops(frames: Iterable[np.ndarray], path: Path, track: TrackData, cfg: ExtractConfig) -> None:
+    """The crops of given faces: each whole frame resized to crop_size as the papers' loaders resize
+    (PIL bilinear, antialiased when shrinking: torchvision's Resize on PIL images)."""
+    from PIL import Image
+
+    s = cfg.crop_size
+    with VideoWriter(path, track.fps or 25.0) as w:
+        for _, rgb in zip(range(track.num_frames), frames):
+            w.write(np.asarray(Image.fromarray(rgb).resize((s, s), Image.BILINEAR)))
+
+
 def _write_crops(frames: Iterable[np.ndarray], tracks: list[TrackData], paths: list[Path], cfg: ExtractConfig) -> None:
     """Second pass: write each face's aligned crops of ``frames`` to its path (black where the face
     is missing), all in one pass over the frames."""
@@ -299,7 +337,18 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 raise MediaError(f"video has {n} frame(s); at least {cfg.min_video_frames} are needed: {path}")
             main = ts.main_track()
             meta["tracks"] = [{"id": i, "frames": int(ts.valid(i).sum())} for i in ts.ids]
-            if main is None:
+            if cfg.faces == "given":
+                track = _given_track(ts, main, times, float(fps), (info.height, info.width), cfg)
+                track.save(tmp / ENTRY_FILES[0])
+                if cfg.write_crops:
+                    frames = cache if cache is not None else (fr.rgb for fr in prefetched(media.frames()))
+                    _write_given_crops(frames, tmp / ENTRY_FILES[1], track, cfg)
+                face = int(track.valid.sum())
+                meta.update(status="ok", face_frames=face, filled_frames=0, subject_track=track.track_id)
+                if face < n:
+                    meta["warnings"].append(f"no landmarks in {n - face} of {n} frames: their given face images "
+                                            "are kept, with landmarks marked missing")
+            elif main is None:
                 meta.update(status="no_face", error=f"no face found in any of {n} frames")
             else:
                 boxes = np.stack([ts.boxes(i) for i in ts.ids], axis=1).astype(np.float32)

@@ -9,6 +9,12 @@ A sample table (``fexa.data.tables``) is linked to the extract cache (``fexa ext
 - ``trajectory`` [T_p, 63, C] and ``time_index`` [T_p] (TraMP-Former);
 - ``target`` (float: class index or score) and ``index`` (row of the table).
 
+Landmarks come from the entry (fexa's mesh) or, for a table with a ``landmarks`` column (linked by
+``fexa.data.landmark_files.link_landmarks``), from a landmark file's arrays. Clips with heatmaps or
+trajectories use only frames with landmarks; an image without landmarks (a given face the mesh failed
+on) gets every landmark at ``MISSING_LANDMARK``, far outside the image: PCDA's Gaussian trunk then
+renders empty maps, so the model sees the image without landmark guidance.
+
 An optional ``motion_scale`` column scales every landmark's displacement from the sample's first
 frame before the landmark-based inputs (trajectories, heatmaps, image landmarks) are built: a
 simulated reduction of facial motion, for sanity checks (the RGB pixels are not changed).
@@ -37,6 +43,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from fexa.errors import FexaError
+from fexa.data.landmark_files import FileLandmarks
 from fexa.data.store import EntryCache, StoreConfig, ensure_stores
 from fexa.represent.heatmap import HeatmapConfig, heatmap_volume_torch
 from fexa.represent.sampling import clip_indices, segment_indices
@@ -51,6 +58,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 INPUT_KEYS = ("image", "clip", "heatmaps", "trajectory")
 HOST_KEYS = ("flip", "clip_box", "heatmap_at", "heatmap_src")  # steer finish_batch: not copied to the device
+MISSING_LANDMARK = -1000.0  # image landmarks of an image the mesh failed on (pixels, outside any crop)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class SampleConfig:
     image_size: int = 112  # static images (PCDA)
     clip_size: int = 224  # RGB clips (Former-DFER at 224; 112 for STT)
     num_subclips: int = 5  # T = n x 16 (UNBC-McMaster: 9)
+    # where a training (or random test) clip of a video shorter than n x 16 frames starts before looping:
+    # "first" frame (QAFE-Net's released PFED5 code) or a "random" one (QAFE-Net's text, used on UNBC-McMaster)
+    clip_start: str = "first"
     sampling: str = "subclips"  # "subclips" (QAFE/TraMP) or "segments" (STT/Former-DFER: 8 x 2)
     normalize: str = "imagenet"  # "imagenet" or "none" (Former-DFER's DFEW models use [0, 1])
     heatmap_mode: str = "rgb_weighted"
@@ -96,7 +107,8 @@ class SampleConfig:
     color_jitter_p: float = 1.0  # probability of jittering
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # Gaussian blur sigma range
     blur: float = 0.0  # probability of blurring
-    erasing: float = 0.0  # probability of erasing a box of 2-33 % of the image, aspect 0.3-3.3
+    erasing: float = 0.0  # probability of erasing a box of erasing_scale of the image's area, aspect 0.3-3.3
+    erasing_scale: tuple[float, float] = (0.02, 0.33)  # torchvision's default; POSTER (PCDA's base): 0.02-0.25
     test_clips: int = 1  # clips averaged per sample at test time (UNBC-McMaster: 10 random clips)
 
 
@@ -197,6 +209,7 @@ class FaceSamples(Dataset):
         self._start = t["start"].fillna(0).to_numpy(np.int64) if "start" in t else np.zeros(n, np.int64)
         self._end = t["end"].fillna(-1).to_numpy(np.int64) if "end" in t else np.full(n, -1, np.int64)
         self._scale = t["motion_scale"].to_numpy(np.float64) if "motion_scale" in t else np.ones(n)
+        self._landmarks = t["landmarks"].fillna("").astype(str).to_numpy() if "landmarks" in t else np.full(n, "")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -218,11 +231,15 @@ class FaceSamples(Dataset):
         clip_no = item % self.clips
         rng = np.random.default_rng([self.seed, epoch if self.train else 0, item, clip_no])
         entry = self.entries(self._entry[row])
+        if self._landmarks[row]:
+            entry = FileLandmarks(entry, self._landmarks[row])
         start, end = int(self._start[row]), int(self._end[row])
         usable = entry.usable_frames
         frames = usable[np.searchsorted(usable, start): np.searchsorted(usable, end) if end >= 0 else len(usable)]
+        if "heatmaps" in self.inputs or "trajectory" in self.inputs:  # given faces and files may lack landmarks
+            frames = frames[np.isfinite(entry.nose[frames, 0])]
         if len(frames) == 0:
-            raise FexaError(f"sample {self._ids[row]}: no frame with a face in frames {start}..{end}")
+            raise FexaError(f"sample {self._ids[row]}: no frame with a face and landmarks in frames {start}..{end}")
         # simulated hypomimia: every landmark moves less from the sample's first frame
         points = landmark_arrays(entry, frames, float(self._scale[row]))
         out = {"target": torch.tensor(float(self._target[row])), "index": torch.tensor(row)}
@@ -241,8 +258,9 @@ class FaceSamples(Dataset):
         crop = entry.frames([t])[0]
         n, size = crop.shape[0], self.cfg.image_size
         pts = np.array(points["heatmap73"][t], np.float32)
+        missing = not np.isfinite(pts).all()
         img = tv_tensors.Image(torch.from_numpy(crop).permute(2, 0, 1))
-        kp = tv_tensors.KeyPoints(torch.from_numpy(pts), canvas_size=(n, n))
+        kp = tv_tensors.KeyPoints(torch.from_numpy(np.nan_to_num(pts)), canvas_size=(n, n))
         if self.train and self.cfg.rotation:
             angle = float(rng.uniform(-self.cfg.rotation, self.cfg.rotation))
             img, kp = F.rotate(img, angle), F.rotate(kp, angle)
@@ -260,12 +278,14 @@ class FaceSamples(Dataset):
         img = img.as_subclass(torch.Tensor)
         if self.train:
             img = photometric(img, self.cfg, rng)
-        return {"image": img, "landmarks": kp.as_subclass(torch.Tensor).float()}
+        landmarks = kp.as_subclass(torch.Tensor).float()
+        return {"image": img, "landmarks": landmarks.fill_(MISSING_LANDMARK) if missing else landmarks}
 
     def _frame_indices(self, n: int, rng) -> np.ndarray:
         if self.cfg.sampling == "segments":
             return segment_indices(n, train=self.train, rng=rng)
-        return clip_indices(n, self.cfg.num_subclips, train=self.train or self.clips > 1, rng=rng).ravel()
+        return clip_indices(n, self.cfg.num_subclips, train=self.train or self.clips > 1, rng=rng,
+                            random_start=self.cfg.clip_start == "random").ravel()
 
     def _clip(self, entry, points: dict, frames: np.ndarray, rng, flip: bool) -> dict:
         idx = frames[self._frame_indices(len(frames), rng)]
@@ -335,8 +355,8 @@ def photometric(img: torch.Tensor, cfg: SampleConfig, rng) -> torch.Tensor:
         img = F.gaussian_blur(img, [k, k], [sigma, sigma])
     if cfg.erasing and rng.random() < cfg.erasing:
         h, w = img.shape[-2:]
-        for _ in range(10):  # torchvision's RandomErasing: area 2-33 %, log-uniform aspect 0.3-3.3
-            area = h * w * rng.uniform(0.02, 0.33)
+        for _ in range(10):  # torchvision's RandomErasing: area fraction, log-uniform aspect 0.3-3.3
+            area = h * w * rng.uniform(*cfg.erasing_scale)
             aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3)))
             eh, ew = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
             if eh < h and ew < w:

@@ -62,11 +62,13 @@ class StoreConfig:
             raise FexaError(f"store subsampling must be 444, 422 or 420, got {self.subsampling!r}")
 
 
-def entry_arrays(track: TrackData) -> dict[str, np.ndarray]:
-    """The per-frame landmark arrays of the store, from a track (NaN where no usable face)."""
+def entry_arrays(track: TrackData, given: bool = False) -> dict[str, np.ndarray]:
+    """The per-frame landmark arrays of the store, from a track (NaN where no usable face). With
+    ``given`` faces (the input is the face) every frame is usable; landmarks are NaN where the mesh failed."""
     points = track.points_crop.copy()
     points[~track.usable] = np.nan
-    return {"usable": track.usable.astype(bool), "times": np.asarray(track.times, np.float64),
+    usable = np.ones(track.num_frames, bool) if given else track.usable.astype(bool)
+    return {"usable": usable, "times": np.asarray(track.times, np.float64),
             "heatmap73": get_scheme("heatmap73").select(points, track.layout).astype(np.float32),
             "traj63": get_scheme("traj63").select(points, track.layout).astype(np.float32),
             "nose": points[:, get_layout(track.layout).nose_tip].astype(np.float32)}
@@ -99,6 +101,11 @@ def store_state(entry: Path, cfg: StoreConfig = StoreConfig()) -> str:
     return ""
 
 
+def given_faces(meta: dict) -> bool:
+    """Whether an entry's meta.json says it was extracted from given faces (``fexa.extract``'s ``faces``)."""
+    return meta.get("config", {}).get("faces") == "given"
+
+
 def _source(meta: dict) -> dict:
     """What a store is built from: the entry's track and crops checksums."""
     return {k: v.get("sha256") for k, v in meta.get("files", {}).items() if k in ("track.npz", "crops.mp4")}
@@ -118,7 +125,7 @@ def build_store(entry: str | Path, cfg: StoreConfig = StoreConfig()) -> dict:
         raise FexaError(f"cannot build the training store of {entry}: {why}; rerun `fexa extract`")
     remove_stale_temporaries(entry)  # what a killed build left behind
     track = TrackData.load(entry / "track.npz")
-    arrays = entry_arrays(track)
+    arrays = entry_arrays(track, given_faces(meta))
     n = track.num_frames
     offsets, crcs = np.zeros(n + 1, np.int64), np.zeros(n, np.uint32)
     colours = np.zeros((n, arrays["traj63"].shape[1], 3), np.uint8)
@@ -296,7 +303,7 @@ class DecodedEntry(_Entry):
         entry = Path(entry)
         track = TrackData.load(entry / "track.npz")
         self.path = entry
-        arrays = entry_arrays(track)
+        arrays = entry_arrays(track, given_faces(json.loads((entry / "meta.json").read_text())))
         self._crops = read_all(entry / "crops.mp4")[1]
         if len(self._crops) != track.num_frames:
             raise FexaError(f"damaged entry {entry}: crops.mp4 has {len(self._crops)} frames, its track "

@@ -15,16 +15,19 @@ def clip_indices(
     subclip_len: int = 16,
     train: bool = False,
     rng: np.random.Generator | None = None,
+    random_start: bool = False,
 ) -> np.ndarray:
     """[num_subclips, subclip_len] frame indices (T = n x 16; QAFE-Net and TraMP-Former).
 
-    Short videos loop from frame 0; longer ones take a random contiguous window in training and
-    indices spread evenly over the whole video in testing."""
+    Short videos loop from frame 0, or in training with ``random_start`` from a random frame (QAFE-Net's
+    text: "the starting frame also chosen at random, with loop back to the beginning"); longer ones take
+    a random contiguous window in training and indices spread evenly over the whole video in testing."""
     if num_frames < 1:
         raise ValueError("cannot sample a clip from a video with no frames")
     total = num_subclips * subclip_len
     if num_frames <= total:
-        idx = np.arange(total) % num_frames
+        start = (rng or np.random.default_rng()).integers(0, num_frames) if train and random_start else 0
+        idx = (start + np.arange(total)) % num_frames
     elif train:
         start = (rng or np.random.default_rng()).integers(0, num_frames - total + 1)
         idx = start + np.arange(total)

@@ -4,20 +4,29 @@ and the whole test list, whose samples without a usable face are scored as failu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fexa.data.adapters import DATASETS, load_dataset
+from fexa.data.landmark_files import FileLandmarks, link_landmarks, write_landmark_files
 from fexa.data.samples import FaceSamples, link_cache, mirror_permutation
 from fexa.data.store import StoreConfig, StoredEntry
 from fexa.data.splits import (assert_subject_disjoint, file_folds, fixed_split, read_fold_file, split_fold,
                               subject_folds, validation_split)
 from fexa.errors import FexaError
 from fexa.train.config import CLASSIFICATION_LOSSES, ExperimentConfig
+from fexa.face.align import CROP_SIZE
 from fexa.train.distributed import barrier
+from fexa.train.inputs import model_inputs
+
+if TYPE_CHECKING:
+    from fexa.extract import ExtractConfig
 
 
 def dataset_table(cfg: ExperimentConfig) -> pd.DataFrame:
@@ -44,16 +53,7 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
     info = DATASETS.get(d.dataset)
     table = dataset_table(cfg)
     table, absent = _check_media(table, d.allow_missing)
-    from fexa.extract import ExtractConfig  # the face models' module: not where a worker imports this
-    from fexa.face.detector import TrackerConfig
-
-    store = StoreConfig(d.store_quality)
-    extract = ExtractConfig(tracker=TrackerConfig(whole_image_fallback=True)) if info and info.face_crops else None
-    if rank == 0:  # one process extracts and builds the training store; the others then find both complete
-        linked, dropped = link_cache(table, d.cache, extract, workers=d.extract_workers, progress=progress, store=store)
-    barrier(world)
-    if rank != 0:
-        linked, dropped = link_cache(table, d.cache, extract, progress=False, store=store)
+    linked, dropped = linked_samples(cfg, table, rank, world, progress)
     dropped = pd.concat([absent, dropped], ignore_index=True)
     # every sample is split, usable or not: the splits do not depend on face detection, and the test
     # list stays the dataset's whole list (its unusable samples are scored as wrong, see full_test)
@@ -84,6 +84,55 @@ def prepare_data(cfg: ExperimentConfig, rank: int = 0, world: int = 1, progress:
         raise FexaError(f"empty split: {len(usable['train'])} training and {len(usable['test'])} test samples "
                         f"with a usable face")
     return {**usable, "unusable_test": unusable_test, "dropped": dropped, "info": info, "held_out": held_out}
+
+
+def extract_settings(cfg: ExperimentConfig) -> tuple[ExtractConfig, Path]:
+    """(extraction settings, cache folder) of the config's faces. Given faces are cropped at the model's
+    input size (the image or clip size; the 256-px crop for trajectories alone), in their own cache
+    folder ``<cache>/given<size>``, so runs on detected and given faces (or other sizes) keep their entries."""
+    from fexa.extract import ExtractConfig  # the face models' module: not where a worker imports this
+    from fexa.face.detector import TrackerConfig
+
+    d = cfg.data
+    info = DATASETS.get(d.dataset)
+    fallback = TrackerConfig(whole_image_fallback=True)
+    if d.faces == "given":
+        keys, _ = model_inputs(cfg.model.name)
+        size = d.samples.image_size if "image" in keys else d.samples.clip_size if "clip" in keys else CROP_SIZE
+        return ExtractConfig(faces="given", crop_size=size, tracker=fallback), Path(d.cache) / f"given{size}"
+    return (ExtractConfig(tracker=fallback) if info and info.face_crops else ExtractConfig()), Path(d.cache)
+
+
+def linked_samples(cfg: ExperimentConfig, table: pd.DataFrame, rank: int = 0, world: int = 1,
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(samples linked to the extract cache, the training store and ``data.landmarks`` files; samples
+    dropped, with the status and reason). Rank 0 extracts and builds; the others then find all complete."""
+    d = cfg.data
+    extract, cache = extract_settings(cfg)
+    store = StoreConfig(d.store_quality)
+    keys, _ = model_inputs(cfg.model.name)
+
+    def link(workers: int, bars: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+        linked, dropped = link_cache(table, cache, extract, workers=workers, progress=bars, store=store)
+        if not d.landmarks:
+            return linked, dropped
+        linked, missing = link_landmarks(linked, d.landmarks, keys, d.allow_missing)
+        return linked, pd.concat([dropped, missing], ignore_index=True)
+
+    if rank == 0:
+        result = link(d.extract_workers, progress)
+    barrier(world)
+    return result if rank == 0 else link(1, False)
+
+
+def write_synthetic_landmarks(cfg: ExperimentConfig, folder: str | Path, fmt: str) -> list[Path]:
+    """A ``data.landmarks`` folder for the config's samples, in format ``fmt`` (insightface106,
+    insightface73 or tracks63), made from fexa's own mesh: what ``fexa reproduce --check`` runs the
+    rows that read landmark files on (the researcher's files come from SCRFD or the trackers)."""
+    plain = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, landmarks=""))
+    table, _ = _check_media(dataset_table(plain), True)
+    linked, _ = linked_samples(plain, table, progress=False)
+    return write_landmark_files(linked, folder, fmt)
 
 
 def published_fold(rows: pd.DataFrame, fold_file: str, fold: int, rank: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -171,13 +220,19 @@ def score_levels(data: dict) -> int:
     return int(y.max()) + 1
 
 
-def mirror_of(train: pd.DataFrame) -> np.ndarray:
-    """Left/right permutation of the heatmap73 points, from the training set's mean shape."""
+def mirror_of(train: pd.DataFrame) -> np.ndarray | None:
+    """Left/right permutation of the heatmap73 points, from the mean shape of the first 50 training
+    samples with landmarks (None when none has any: their image landmarks are all missing)."""
     shapes = []
-    for entry in train["entry"].iloc[:50]:
-        e = StoredEntry(entry)
-        shapes.append(e.heatmap73[e.usable_frames[0]])
-    return mirror_permutation(np.mean(shapes, axis=0))
+    files = train["landmarks"] if "landmarks" in train else pd.Series("", index=train.index)
+    for entry, file in zip(train["entry"], files.fillna("")):
+        e = FileLandmarks(StoredEntry(entry), file) if file else StoredEntry(entry)
+        found = e.usable_frames[np.isfinite(e.nose[e.usable_frames, 0])]
+        if len(found):
+            shapes.append(e.heatmap73[found[0]])
+        if len(shapes) == 50:
+            break
+    return mirror_permutation(np.mean(shapes, axis=0)) if shapes else None
 
 
 def training_samples(cfg: ExperimentConfig, table: pd.DataFrame, keys: tuple[str, ...], repeats: int | None = None,
