@@ -85,3 +85,35 @@ def test_no_prediction_counts_wrong_for_its_class_and_as_no_other_class():
         M.confusion_matrix(y, p, 2)  # a confusion matrix has no column for it
     with pytest.raises(ValueError, match="labels must lie in 0..1"):
         M.uar(np.array([0, -1]), np.array([0, 0]), 2)  # a target is never missing
+
+
+def test_per_class_recall_and_f1_by_hand_and_against_sklearn():
+    # class 0: 2 true, 1 right, 1 without prediction; class 1: 3 true, 2 right, 1 predicted as 2;
+    # class 2: never true, predicted once (for a 1) -> recall NaN, F1 0; class 3: absent everywhere -> NaN
+    y, p = np.array([0, 0, 1, 1, 1]), np.array([0, M.NO_PREDICTION, 1, 1, 2])
+    np.testing.assert_allclose(M.class_recall(y, p, 4), [0.5, 2 / 3, np.nan, np.nan])
+    # F1 = 2 TP / (2 TP + FP + FN): class 0: 2 / (2 + 0 + 1); class 1: 4 / (4 + 0 + 1); class 2: 0 / (0 + 1 + 0)
+    np.testing.assert_allclose(M.class_f1(y, p, 4), [2 / 3, 4 / 5, 0.0, np.nan])
+    assert M.uar(y, p, 4) == pytest.approx((0.5 + 2 / 3) / 2)
+    assert M.macro_f1(y, p, 4) == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 7, 300)
+    p = np.where(rng.random(300) < 0.5, y, rng.integers(0, 7, 300))
+    np.testing.assert_allclose(M.class_recall(y, p, 7), skm.recall_score(y, p, average=None, labels=range(7)))
+    np.testing.assert_allclose(M.class_f1(y, p, 7), skm.f1_score(y, p, average=None, labels=range(7)))
+
+
+def test_score_names_each_class_recall_and_f1_by_the_dataset_class_names():
+    import pandas as pd
+
+    from fexa.train.results import class_key, score
+
+    table = pd.DataFrame({"target": [0, 0, 1, 2], "task": ""})
+    pred = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [np.nan] * 3])  # the last: no face
+    out = score("classification", table, pred, classes=["Neutral", "Happy", "Anger/Disgust"])
+    assert out["recall_neutral"] == 0.5 and out["recall_happy"] == 1.0 and out["recall_anger_disgust"] == 0.0
+    # F1: neutral 2 / (2 + 0 + 1); happy 2 / (2 + 1 + 0); anger/disgust: never predicted, one missed -> 0
+    assert out["f1_neutral"] == pytest.approx(2 / 3) and out["f1_happy"] == pytest.approx(2 / 3)
+    assert out["f1_anger_disgust"] == 0.0 and out["accuracy"] == 0.5
+    assert not any(k.startswith("recall_") for k in score("classification", table, pred))  # no names: none
+    assert class_key(" Sad-ness (7)") == "sad_ness_7"

@@ -122,21 +122,38 @@ def accuracy(y_true, y_pred) -> float:
 war = accuracy
 
 
+def _recall(cm: np.ndarray) -> np.ndarray:
+    """[C] recall of each class from :func:`_counts`; NaN for a class absent from y_true."""
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / support, np.nan)
+
+
+def _f1(cm: np.ndarray) -> np.ndarray:
+    """[C] F1 = 2 TP / (2 TP + FP + FN) of each class from :func:`_counts`; NaN for a class neither true nor predicted."""
+    denom = cm[:, :-1].sum(axis=0) + cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2 * np.diag(cm) / denom, np.nan)
+
+
+def class_recall(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+    """[C] recall of each class (the papers' per-class accuracy); NaN for a class absent from y_true."""
+    return _recall(_counts(y_true, y_pred, "class_recall", num_classes))
+
+
+def class_f1(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+    """[C] F1 of each class; NaN for a class that is neither true nor predicted."""
+    return _f1(_counts(y_true, y_pred, "class_f1", num_classes))
+
+
 def uar(y_true, y_pred, num_classes: int | None = None) -> float:
     """Unweighted average recall: the mean over the classes present in y_true of their recall."""
-    cm = _counts(y_true, y_pred, "uar", num_classes)
-    support = cm.sum(axis=1)
-    present = support > 0
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+    return float(np.nanmean(_recall(_counts(y_true, y_pred, "uar", num_classes))))
 
 
 def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
     """Mean F1 over the classes that occur in y_true or y_pred (F1 = 0 where precision+recall = 0)."""
-    cm = _counts(y_true, y_pred, "macro_f1", num_classes).astype(np.float64)
-    tp = np.diag(cm)
-    denom = cm[:, :-1].sum(axis=0) + cm.sum(axis=1)
-    present = denom > 0
-    return float(np.mean(np.where(denom[present] > 0, 2 * tp[present] / denom[present], 0.0)))
+    return float(np.nanmean(_f1(_counts(y_true, y_pred, "macro_f1", num_classes))))
 
 
 def binary_report(y_true, y_pred) -> dict[str, float]:

@@ -18,7 +18,7 @@ from fexa.errors import FexaError
 from fexa.train.build import build_model, training_device
 from fexa.train.checkpoint import load_checkpoint
 from fexa.train.config import ExperimentConfig
-from fexa.train.data import dataset_table, full_test, prepare_data, task_kind, whole_test_list
+from fexa.train.data import class_names, dataset_table, full_test, prepare_data, task_kind, whole_test_list
 from fexa.train.inputs import model_inputs, split_output
 from fexa.train.results import (PROTOCOL_NOTES, combine_protocols, initialisation, metric_functions, normal_level_of,
                                 read_predictions, save_predictions, score, selection_metric, write_results)
@@ -79,6 +79,7 @@ def finish_run(cfg, run, model, test_ds, argfn, device, kind, metric, data, hist
     table = whole_test_list(data)
     y = table["target"].to_numpy()
     ordinal = normal_level_of(cfg)
+    classes = class_names(cfg.data.dataset, cfg.data.target_map, task_kind(cfg, data)[1])
     fn = metric_functions(kind, ordinal)[metric]
     groups = table["subject"].to_numpy()
 
@@ -86,7 +87,7 @@ def finish_run(cfg, run, model, test_ds, argfn, device, kind, metric, data, hist
         v, lo, hi = M.bootstrap_ci(fn, y, pred, cfg.eval.bootstrap, seed=cfg.train.seed, groups=groups)
         return {"epoch": epoch, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi, "note": PROTOCOL_NOTES[name],
                 "run": ".", "train_samples": len(data["train"]), "val_samples": len(data["val"]),
-                **score(kind, table, pred, ordinal)}
+                **score(kind, table, pred, ordinal, classes)}
 
     results = {"name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.dataset, "task": cfg.data.task,
                "protocol": cfg.eval.protocol, "test_samples": len(table), "test_unusable": len(data["unusable_test"]),

@@ -8,6 +8,8 @@ the paper protocol trains on every training subject and the honest one holds som
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +76,33 @@ def metric_functions(kind: str, normal_level: int | None = None) -> dict:
     return {**METRICS[kind], **{name: _of_level(fn) for name, fn in METRICS["regression"].items()}, **binary}
 
 
-def score(kind: str, table: pd.DataFrame, pred: np.ndarray, normal_level: int | None = None) -> dict[str, float]:
-    """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman)."""
+def class_key(name: str) -> str:
+    """A class name as it ends a per-class metric's name: lower case, other characters runs of '_'
+    ('Neutral' -> 'neutral', 'Anger/Disgust' -> 'anger_disgust')."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def per_class(y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """``recall_<class>`` (the papers' per-class accuracy) and ``f1_<class>`` of [N, C] class scores;
+    NaN for a class absent from the test set (recall) or from both truth and predictions (F1)."""
+    if len(classes) != pred.shape[1]:
+        raise FexaError(f"classes: {len(classes)} names for {pred.shape[1]} class scores")
+    c, n = predicted_class(pred), pred.shape[1]
+    recall, f1 = M.class_recall(y.astype(int), c, n), M.class_f1(y.astype(int), c, n)
+    keys = [class_key(k) for k in classes]
+    return {**{f"recall_{k}": float(v) for k, v in zip(keys, recall)}, **{f"f1_{k}": float(v) for k, v in zip(keys, f1)}}
+
+
+def score(kind: str, table: pd.DataFrame, pred: np.ndarray, normal_level: int | None = None,
+          classes: Sequence[str] = ()) -> dict[str, float]:
+    """Every metric of ``kind`` on a sample table's targets (plus the per-task mean Spearman, and
+    with the ``classes``' names, each class's recall and F1: :func:`per_class`)."""
     y = table["target"].to_numpy()
     out = {name: fn(y, pred) for name, fn in metric_functions(kind, normal_level).items()}
     if kind == "regression" and table["task"].nunique() > 1:
         out["spearman_task_mean"] = M.spearman_per_task(y, pred, table["task"])["mean"]
+    if kind == "classification" and classes:
+        out.update(per_class(y, pred, classes))
     return out
 
 

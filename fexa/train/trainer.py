@@ -178,6 +178,7 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     criterion, params, opt, sched = build_training(cfg, kind, data, model, device)
     step = training_step(cfg, kind, net, criterion, opt, params, device, argfn)
     metric, ordinal = selection_metric(cfg, kind), normal_level_of(cfg)
+    classes = class_names(cfg.data.dataset, cfg.data.target_map, num_classes)  # names the per-class metrics
 
     start, history, best_val, best_test = 0, [], None, None
     keep_best_test = cfg.eval.protocol == "paper" and not data["held_out"]  # the authors' model_best.pth
@@ -216,14 +217,14 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
         if rank == 0 and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs):
             shown = "test set" if progress else ""
             test_table, test_pred = full_test(kind, data, evaluate_samples(cfg, model, test_ds, argfn, device, kind, shown))
-            row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred, ordinal).items()})
+            row.update({f"test_{k}": v for k, v in score(kind, test_table, test_pred, ordinal, classes).items()})
             save_predictions(run / "predictions" / f"epoch_{epoch:03d}.csv", test_table, test_pred, kind)
             if keep_best_test:
                 improved_test = _better(metric, row[f"test_{metric}"], best_test)
                 best_test = row[f"test_{metric}"] if improved_test else best_test
             if val_ds is not None:
                 val_pred = evaluate_samples(cfg, model, val_ds, argfn, device, kind, "validation set" if progress else "")
-                row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred, ordinal).items()})
+                row.update({f"val_{k}": v for k, v in score(kind, data["val"], val_pred, ordinal, classes).items()})
                 improved = _better(metric, row[f"val_{metric}"], best_val)
                 best_val = row[f"val_{metric}"] if improved else best_val
             for k, v in row.items():
