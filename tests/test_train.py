@@ -225,7 +225,7 @@ def test_fine_tuning_from_another_dataset_matches_the_classifier_by_class_name(t
     from fexa.train.config import to_dict
     from fexa.train.build import build_model, class_heads
 
-    dfew_cfg = load_config(REPO / "configs/stt/dfew.yaml")
+    dfew_cfg = load_config(REPO / "configs/stt/dfew.yaml", ["model.pretrained=none"])
     torch.manual_seed(0)
     dfew = build_model(dfew_cfg, 7)
     src = tmp_path / "best_val"

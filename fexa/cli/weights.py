@@ -18,10 +18,11 @@ def run_list(args: argparse.Namespace) -> int:
         used = configs_using(p.name, CONFIGS) if CONFIGS.is_dir() else []
         print(f"{p.name}\n  file          {p.filename}"
               + (f"  ({'present' if (folder / p.filename).is_file() else 'absent'} in {folder})" if folder else "")
-              + f"\n  initialises   {p.initialises}\n  loads into    fexa model {p.model!r} (mapping {p.source!r})"
+              + f"\n  initialises   {p.initialises}\n  loads into    fexa model {p.model!r}"
+              + (f", its {p.submodule!r}" if p.submodule else "") + f" (mapping {p.source!r})"
               f"\n  published at  {p.where}\n  used by       {', '.join(used) or '-'}"
               f"\n  holds         {len(p.expected())} tensors (`fexa weights show {p.name}` lists them)")
-    print("\nNot published by their authors (no file to check):")
+    print("\nInitialisations their authors did not publish (the stand-in files above):")
     for what in NOT_PUBLISHED.values():
         print(f"  {what}")
     return 0
@@ -36,7 +37,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Every known file in DIR checked strictly; absent files named with where to get them."""
+    """Every known file in DIR checked strictly; absent files named with where to get them. Exit
+    status 1 when any is absent or does not fit."""
     from fexa.errors import FexaError
     from fexa.models.weights import PUBLISHED, load_published
 
@@ -47,6 +49,7 @@ def run_check(args: argparse.Namespace) -> int:
     for p in PUBLISHED.values():
         path = folder / p.filename
         if not path.is_file():
+            bad += 1
             print(f"absent   {p.filename:36s} {p.name}: from {p.where}")
             continue
         try:
@@ -73,7 +76,11 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", metavar="DIR", help="the weights folder (default $FEXA_WEIGHTS): say which files are there")
     p.set_defaults(func=run_list)
     ws = p.add_subparsers(dest="action", metavar="ACTION")
-    c = ws.add_parser("check", help="verify the files in a weights folder (exact keys and shapes, strict load)")
+    ls = ws.add_parser("list", help="the published files fexa knows (what bare `fexa weights` prints)")
+    ls.add_argument("--weights", metavar="DIR", help="the weights folder (default $FEXA_WEIGHTS): say which files are there")
+    ls.set_defaults(func=run_list)
+    c = ws.add_parser("check", help="verify the files in a weights folder (exact keys and shapes, strict load); "
+                      "exit status 1 when one is absent or does not fit")
     c.add_argument("folder", metavar="DIR")
     c.set_defaults(func=run_check)
     s = ws.add_parser("show", help="the tensors (key and shape) a published file must hold")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -61,6 +62,51 @@ def _same(name: str) -> Callable[[], Shapes]:
     return lambda: dict(reference_keys()[name])
 
 
+def _shapes(module: nn.Module) -> Shapes:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _torchvision_resnet18() -> Shapes:
+    """torchvision's ResNet-18 with its 1000-way ``fc``: the file DAN and SCN load strictly into
+    ``torchvision.models.resnet18()`` from its ``state_dict`` entry."""
+    import torch
+    from torchvision.models import resnet18
+
+    with torch.device("meta"):
+        return _shapes(resnet18(weights=None))
+
+
+def _face_evolve_ir152() -> Shapes:
+    """face.evoLVe's IR_152 (112 px): ``input_layer``, the 50 units as one flat ``body.N``
+    (3 + 8 + 36 + 3), ``output_layer`` = BN2d, Dropout, Flatten, Linear(512*7*7, 512), BN1d. The
+    unit and output-layer key names are those of POSTER's IR-50, the same face.evoLVe code."""
+    import torch
+
+    from fexa.models.face_backbones import IR_UNITS, IRConfig, IResNet
+
+    with torch.device("meta"):
+        ours = _shapes(IResNet(IRConfig(depth=152, num_stages=4)))
+    starts = [sum(IR_UNITS[152][:i]) for i in range(4)]
+    out = {}
+    for k, shape in ours.items():
+        m = re.match(r"^body\.(\d)\.(\d+)\.(.*)$", k)
+        out[f"body.{starts[int(m[1])] + int(m[2])}.{m[3]}" if m else k] = shape
+    output = {k: s for k, s in reference_keys()["poster_ir50"].items() if k.startswith("output_layer.")}
+    return {**out, **output}
+
+
+def _timm(name: str, head: bool = False) -> Callable[[], Shapes]:
+    """timm's ``name`` (built on the meta device, no weights fetched), its classifier left out unless
+    ``head``: a face-recognition file's classifier has no fixed size and is dropped when loading."""
+    def layout() -> Shapes:
+        import timm
+        import torch
+
+        with torch.device("meta"):
+            return _shapes(timm.create_model(name, pretrained=False, **({} if head else {"num_classes": 0})))
+    return layout
+
+
 @dataclass(frozen=True)
 class Published:
     name: str  # fexa's name for the file, used in configs
@@ -71,6 +117,7 @@ class Published:
     where: str  # the repository whose README links the file
     layout: Callable[[], Shapes]  # the file's tensors (after unwrapping state_dict/model and 'module.')
     options: dict = field(default_factory=dict)
+    submodule: str = ""  # the part of ``model`` it initialises ("" = all of it), as configs name it
 
     def expected(self) -> Shapes:
         return self.layout()
@@ -103,6 +150,34 @@ PUBLISHED: dict[str, Published] = {p.name: p for p in [
               "PCDA's frozen landmark network (POSTER's MobileFaceNet, 68 landmarks)",
               POSTER,
               _same("poster_mobilefacenet")),
+    Published("msceleb_resnet18", "resnet18_msceleb.pth", "torchvision_resnet18", "stt",
+              "STT's CNN (ResNet-18 pre-trained on MS-Celeb-1M, cut after layer3: its layer4 and fc are not used)",
+              "not released by STT's authors; the MS-Celeb-1M ResNet-18 FER work commonly starts from is the "
+              "resnet18_msceleb.pth linked from the READMEs of https://github.com/yaoing/DAN and "
+              "https://github.com/kaiwang960112/Self-Cure-Network (a torchvision ResNet-18 under 'state_dict')",
+              _torchvision_resnet18, submodule="cnn"),
+    Published("msceleb_ir152", "ir152_msceleb.pth", "insightface_ir", "ir152",
+              "CFC-SP's IR-152 coarse-net member (MS-Celeb-1M; its output_layer embedding is not used)",
+              "not released by CFC-SP's authors; face.evoLVe's IR-152 trained on MS-Celeb-1M "
+              "(https://github.com/ZhaoJ9014/face.evoLVe, README 'Model Zoo', the Backbone_IR_152 checkpoint), "
+              "saved under this name",
+              _face_evolve_ir152),
+    *[Published(f"msceleb_{name}", f"{timm_name}_msceleb.pth", "timm_face", name,
+                f"CFC-SP's {label} (MS-Celeb-1M; its face-recognition classifier is not used)",
+                f"not released by CFC-SP's authors; an MS-Celeb-1M {label} in timm's {timm_name} key layout "
+                "(e.g. FaceX-Zoo's, https://github.com/JDAI-CV/FaceX-Zoo, converted to timm's names), saved under "
+                "this name",
+                _timm(timm_name)) for name, timm_name, label in [
+        ("swin_s", "swin_small_patch4_window7_224", "Swin-S coarse-net member"),
+        ("hrnet", "hrnet_w18", "HRNet-W18 coarse-net member"),
+        ("repvgg", "repvgg_a2", "RepVGG-A2 negative net")]],
+    Published("vit_b16_imagenet", "jx_vit_base_p16_224-80ecf9dd.pth", "timm_vit_pcda", "pcda",
+              "an approximation of PCDA Table 2's 'pre-trained ViT' (the paper names no ViT): ViT-B/16 ImageNet "
+              "blocks 1-6 into a 6-block cross-feature attention (qkv's query rows as the landmark query)",
+              "https://github.com/huggingface/pytorch-image-models (timm's original vit_base_patch16_224 "
+              "ImageNet weights, release 'v0.1-vitjx'; a plain state dict)",
+              _timm("vit_base_patch16_224", head=True),
+              {"landmark_trunk": "mobilefacenet", "depth": 6}, submodule="blocks"),
     *[Published(f"former_dfer_dfew_fold{k}", f"set{k}-model_best.pth", "former_dfer_classifier", "former_dfer_112",
                 f"Former-DFER trained on DFEW fold {k} (112 px, 7 classes): a complete model (`fexa weights import`)",
                 "https://github.com/zengqunzhao/Former-DFER (README, 'Pretrain Models on DFEW': Google Drive folder "
@@ -111,9 +186,11 @@ PUBLISHED: dict[str, Published] = {p.name: p for p in [
 ]}
 
 NOT_PUBLISHED = {  # initialisations the papers describe with no file their authors publish
-    "stt": "STT's ResNet-18 pre-trained on MS-Celeb-1M (no code or weights released): STT configs train from scratch",
-    "cfc_sp": "CFC-SP's MS-Celeb-1M Swin-S / IR-152 / HRNet / RepVGG (not released): give your own file with "
-              "{source: timm, path: FILE} (timm's file loader, never a hub), or train from scratch",
+    "stt": "STT's ResNet-18 pre-trained on MS-Celeb-1M: its authors release none; configs/stt/dfew.yaml names the "
+           "commonly used resnet18_msceleb.pth (msceleb_resnet18 above)",
+    "cfc_sp": "CFC-SP's MS-Celeb-1M Swin-S / IR-152 / HRNet / RepVGG: its authors release none; the CFC-SP configs "
+              "and rows name face.evoLVe's IR-152 and timm-layout files (msceleb_* above)",
+    "pcda": "PCDA's ImageNet ViT (Table 2): the paper names none; vit_b16_imagenet above is fexa's approximation",
 }
 
 
@@ -172,7 +249,7 @@ def load_published(p: Published, path: str | Path) -> tuple[nn.Module, LoadRepor
                                                                      (extra, "unexpected")) if xs]
         raise FexaError(f"{path} is not {p.filename} as published at {p.where}: " + ", ".join(parts))
     model = create_model(p.model, **p.options)
-    return model, load_reference_weights(model, sd, p.source)
+    return model, load_reference_weights(model.get_submodule(p.submodule) if p.submodule else model, sd, p.source)
 
 
 def configs_using(name: str, configs: Path) -> list[str]:
