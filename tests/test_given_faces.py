@@ -193,3 +193,13 @@ def test_erasing_covers_the_configured_share_of_the_image():
         out = photometric(img, cfg, np.random.default_rng(0))
         erased = (out == erase_fill(cfg.normalize)[:, None, None]).all(dim=0).sum().item()
         assert abs(erased / 1e4 - share) < 0.03  # a box of share x area, rounded to whole pixels
+
+
+def test_the_new_data_keys_are_checked():
+    with pytest.raises(FexaError, match=r"data.faces='found' is not allowed: must be detect or given"):
+        load_config(None, ["data.root=/x", "data.faces=found"])
+    with pytest.raises(FexaError, match=r"data.samples.clip_start='random' is not allowed"):
+        load_config(None, ["data.root=/x", "model.name=tramp_former", "data.samples.clip_padding=zero",
+                           "data.samples.clip_start=random"])
+    with pytest.raises(FexaError, match=r"data.samples.erasing_scale=\(0.3, 0.2\) is not allowed"):
+        load_config(None, ["data.root=/x", "data.samples.erasing_scale=[0.3, 0.2]"])
