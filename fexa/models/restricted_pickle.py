@@ -12,6 +12,7 @@ refused with :class:`RefusedGlobal` before it runs. Modules are never imported.
 
 from __future__ import annotations
 
+import _compat_pickle
 import pickle
 import types
 from functools import cache
@@ -77,6 +78,11 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
+        if self.proto < 3 and self.fix_imports:  # protocol 2 writes Python 2 names (__builtin__.set)
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
         full = f"{module}.{name}"
         return SAFE_GLOBALS[full] if full in SAFE_GLOBALS else _placeholder_class(module, name)
 
