@@ -30,7 +30,6 @@ FRAMES_PER_SUBCLIP = 16
 class FormerDFERConfig:
     img_size: int = 224  # 224 (QAFE/TraMP) or 112 (original DFER)
     num_classes: int = 0  # > 0 adds the DFER classifier on the clip feature
-    regression: bool = False  # the papers' RGB baseline: MLP 512 -> 256 -> 128 -> 1 on each subclip
     drop: float = 0.0
 
 
@@ -85,8 +84,7 @@ class FormerDFER(nn.Module):
         self.cfg = cfg
         self.s_former = SFormer(cfg.img_size, cfg.drop)
         self.t_former = TFormer(drop=cfg.drop)
-        self.head = (RegressionHead((512, 256, 128, 1)) if cfg.regression
-                     else nn.Linear(512, cfg.num_classes) if cfg.num_classes else None)
+        self.head = nn.Linear(512, cfg.num_classes) if cfg.num_classes else None
 
     def encode(self, clip: Tensor) -> Tensor:
         b, t, c, h, w = clip.shape
@@ -98,11 +96,25 @@ class FormerDFER(nn.Module):
 
     def forward(self, clip: Tensor) -> Tensor:
         feats = self.encode(clip)
-        if self.head is None:
-            return feats
-        if self.cfg.regression:
-            return self.head(feats).mean(dim=(1, 2))  # [B] score: mean over subclips
-        return self.head(feats.mean(dim=1))  # [B, classes]
+        return feats if self.head is None else self.head(feats.mean(dim=1))  # [B, classes]
+
+
+class FormerDFERRegressor(nn.Module):
+    """The papers' RGB baseline (QAFE-Net Tables 2-3, TraMP-Former Tables II-III): Former-DFER with
+    its classifier replaced by QAFE-Net's MLP 512 -> 256 -> 128 -> 1 on each subclip feature, the
+    scores averaged over subclips: [B, n*16, 3, H, W] -> [B]. The encoder is the submodule ``rgb``,
+    as in QAFE-Net and TraMP-Former, so their published Former-DFER files load into it
+    (``model.pretrained: {rgb: qafe_former_dfer}``)."""
+
+    def __init__(self, cfg: FormerDFERConfig = FormerDFERConfig()):
+        super().__init__()
+        if cfg.num_classes:
+            raise ValueError("the Former-DFER regressor gives one score: num_classes must be 0")
+        self.rgb = FormerDFER(cfg)
+        self.head = RegressionHead((512, 256, 128, 1))
+
+    def forward(self, clip: Tensor) -> Tensor:
+        return self.head(self.rgb.encode(clip)).mean(dim=(1, 2))
 
 
 @register_model("former_dfer", FormerDFERConfig, "Former-DFER RGB encoder, 224 px, n x 16 frames -> [B, n, 512]",
@@ -117,7 +129,7 @@ def former_dfer_112(cfg: FormerDFERConfig) -> FormerDFER:
     return FormerDFER(cfg)
 
 
-@register_model("former_dfer_regressor", FormerDFERConfig, "Former-DFER + MLP head: the papers' RGB baseline",
-                paper="qafe-net", regression=True)
-def former_dfer_regressor(cfg: FormerDFERConfig) -> FormerDFER:
-    return FormerDFER(cfg)
+@register_model("former_dfer_regressor", FormerDFERConfig, "Former-DFER (rgb) + MLP head: the papers' RGB baseline",
+                paper="qafe-net")
+def former_dfer_regressor(cfg: FormerDFERConfig) -> FormerDFERRegressor:
+    return FormerDFERRegressor(cfg)
