@@ -35,11 +35,15 @@ def fexa(*args: str, env=ENV) -> subprocess.CompletedProcess:
 def test_every_published_file_is_listed_with_where_its_authors_publish_it_and_who_uses_it():
     r = fexa("weights")
     assert r.returncode == 0, r.stderr
+    assert fexa("weights", "list").stdout == r.stdout  # the verb and the bare command list the same
     for p in PUBLISHED.values():
         assert p.filename in r.stdout and p.where.split()[0] in r.stdout
     block = r.stdout[r.stdout.index("poster_ir50"):r.stdout.index("poster_mobilefacenet")]
     assert "https://github.com/zczcwh/POSTER" in block and "configs/pcda/rafdb.yaml" in block
     assert "STT's ResNet-18" in r.stdout  # said to be unpublished, not silently skipped
+    block = r.stdout[r.stdout.index("msceleb_resnet18"):r.stdout.index("msceleb_ir152")]
+    assert "resnet18_msceleb.pth" in block and "not released by STT's authors" in block
+    assert "fexa model 'stt', its 'cnn'" in block and "configs/stt/dfew.yaml" in block
     shown = fexa("weights", "show", "pyskl_pose_only").stdout
     assert "backbone.conv1.conv.weight\t[32, 17, 1, 7, 7]" in shown and "cls_head.fc_cls.weight\t[60, 512]" in shown
 
@@ -49,7 +53,7 @@ def test_weights_check_accepts_the_published_layout_and_names_every_surprise(tmp
     for name in good:
         write_published(PUBLISHED[name], tmp_path)
     r = fexa("weights", "check", str(tmp_path))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and not r.stderr  # the others are absent
     lines = {line.split()[1]: line for line in r.stdout.splitlines()}
     assert all(lines[PUBLISHED[n].filename].startswith("ok") for n in good)
     absent = lines["mobilefacenet_model_best.pth.tar"]
@@ -152,3 +156,69 @@ def test_timm_backbones_load_a_local_file_through_timms_own_loader(tmp_path):
     assert torch.equal(model.layer4[0].conv1.weight, src.layer4[0].conv1.weight)
     assert model.fc.out_features == 4  # the ImageNet classifier (1000) is not forced into 4 classes
     assert report == [f"whole model: timm weights from {tmp_path / 'resnet10t_imagenet.pth'}"]
+
+
+def test_synthetic_files_are_laid_out_as_released_and_pass_the_strict_check(tmp_path):
+    """fexa.models.synthetic_weights writes each file wrapped as its source saves it; those of this
+    test (the small ones; every file: the slow test below) load through load_published."""
+    from fexa.models.checkpoints import read_checkpoint
+    from fexa.models.synthetic_weights import synthetic_file, write_synthetic
+    from fexa.models.weights import load_published
+
+    for name in ("pyskl_pose_only", "poster_mobilefacenet", "tramp_skateformer", "msceleb_resnet18"):
+        path = write_synthetic(name, tmp_path)
+        assert path.name == PUBLISHED[name].filename
+        model, report = load_published(PUBLISHED[name], path)
+        assert report.loaded and not report.adapted
+    tramp = read_checkpoint(tmp_path / "SkateFormer_256_rgb1x1.pth")
+    assert {"epoch", "model", "optimizer", "scheduler", "recorder"} <= set(tramp)
+    assert type(tramp["recorder"]).__qualname__ == "utils.vis_tools.RecorderMeter"
+    assert all(k.startswith("module.") for k in tramp["model"]) and "module.evaluator.head.weight" in tramp["model"]
+    assert set(read_checkpoint(tmp_path / "pose_only.pth")) == {"meta", "state_dict"}
+    former, sd = synthetic_file("former_dfer_dfew_fold2", seed=3)
+    assert type(former["recorder"]).pickled_as == ("__main__", "RecorderMeter")  # read back as a placeholder
+    assert former["state_dict"]["module.fc.weight"] is sd["fc.weight"] and sd["fc.weight"].shape == (7, 512)
+
+
+@pytest.mark.slow
+def test_every_published_name_has_a_synthetic_file_that_fexa_weights_check_accepts(tmp_path):
+    from fexa.models.synthetic_weights import write_all
+
+    assert sorted(p.name for p in write_all(tmp_path)) == sorted(p.filename for p in PUBLISHED.values())
+    r = fexa("weights", "check", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["ok"] * len(PUBLISHED)
+
+
+def test_weights_check_fails_when_a_file_is_absent(tmp_path):
+    from fexa.cli.main import main
+
+    assert main(["weights", "check", str(tmp_path)]) == 1
+
+
+@pytest.mark.parametrize("config, sets, classes, sub, check", [
+    ("stt/dfew.yaml", [], 7, "cnn", ("msceleb_resnet18", "6.1.conv2.weight", "layer3.1.conv2.weight")),
+    ("cfc_sp/affwild2_coarse_swin_s.yaml", ["model.name=ir152", "model.pretrained={'': msceleb_ir152}"], 5, "",
+     ("msceleb_ir152", "body.2.5.res_layer.1.weight", "body.16.res_layer.1.weight")),
+    ("pcda/rafdb.yaml", ["model.options.depth=6", "model.pretrained.blocks=vit_b16_imagenet"], 7, "blocks",
+     ("vit_b16_imagenet", "5.mlp.fc1.weight", "blocks.5.mlp.fc1.weight")),
+], ids=["stt_msceleb", "cfc_ir152", "pcda_vit"])
+def test_the_papers_initialisations_load_from_their_files(tmp_path, monkeypatch, config, sets, classes, sub, check):
+    """STT's MS-Celeb ResNet-18, CFC-SP's IR-152 row, PCDA Table 2's ViT row: the config names the file,
+    build_model loads it strictly; without the file the error says how to train from scratch."""
+    from fexa.models.synthetic_weights import synthetic_file, write_synthetic
+    from fexa.train.build import build_model
+    from fexa.train.config import load_config
+
+    name, ours, theirs = check
+    cfg = load_config(REPO / "configs" / config, sets)
+    monkeypatch.setenv("FEXA_WEIGHTS", str(tmp_path))
+    for other in cfg.model.pretrained.values():
+        if other != name:
+            write_synthetic(other, tmp_path)
+    with pytest.raises(FexaError, match=rf"{PUBLISHED[name].filename} .* model.pretrained=none to train from scratch"):
+        build_model(cfg, classes)
+    write_synthetic(name, tmp_path)
+    model = build_model(cfg, classes)
+    torch.testing.assert_close(model.get_submodule(sub).state_dict()[ours] if sub else model.state_dict()[ours],
+                               synthetic_file(name)[1][theirs])
