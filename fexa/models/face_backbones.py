@@ -1,6 +1,7 @@
 """Face-recognition backbones timm does not have: IR-50/IR-152 (ArcFace "improved residual" nets)
 and MobileFaceNet (the landmark network of POSTER and PCDA). Standard ImageNet backbones (Swin-S,
-RepVGG, HRNet, ResNet) come from timm by name.
+RepVGG, HRNet, ResNet) come from timm by name, built without weights: CFC-SP's MS-Celeb-1M
+initialisations are files named in ``model.pretrained`` (``fexa weights``).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def ir50(cfg: IRConfig) -> IResNet:
     return IResNet(cfg)
 
 
-@register_model("ir152", IRConfig, "IR-152 face backbone (CFC-SP coarse-net member)", paper="cfc-sp",
+@register_model("ir152", IRConfig, "IR-152 face backbone (CFC-SP coarse-net member; MS-Celeb-1M file: msceleb_ir152)", paper="cfc-sp",
                 depth=152, num_stages=4)
 def ir152(cfg: IRConfig) -> IResNet:
     return IResNet(cfg)
@@ -148,19 +149,19 @@ class TimmConfig:
     img_size: int = 224
 
 
-@register_model("swin_s", TimmConfig, "Swin-S from timm (no pretrained weights; CFC-SP coarse-net member)",
+@register_model("swin_s", TimmConfig, "Swin-S from timm (CFC-SP coarse-net member; MS-Celeb-1M file: msceleb_swin_s)",
                 reference_params=48_837_258, paper="cfc-sp")
 def swin_s(cfg: TimmConfig) -> nn.Module:
     return timm.create_model(cfg.timm_name, pretrained=False, num_classes=cfg.num_classes)
 
 
-@register_model("repvgg", TimmConfig, "RepVGG-A2 from timm (CFC-SP negative net)", paper="cfc-sp",
+@register_model("repvgg", TimmConfig, "RepVGG-A2 from timm (CFC-SP negative net; MS-Celeb-1M file: msceleb_repvgg)", paper="cfc-sp",
                 timm_name="repvgg_a2", img_size=112)
 def repvgg(cfg: TimmConfig) -> nn.Module:
     return timm.create_model(cfg.timm_name, pretrained=False, num_classes=cfg.num_classes)
 
 
-@register_model("hrnet", TimmConfig, "HRNet-W18 from timm (CFC-SP coarse-net member)", paper="cfc-sp",
+@register_model("hrnet", TimmConfig, "HRNet-W18 from timm (CFC-SP coarse-net member; MS-Celeb-1M file: msceleb_hrnet)", paper="cfc-sp",
                 timm_name="hrnet_w18", img_size=128)
 def hrnet(cfg: TimmConfig) -> nn.Module:
     return timm.create_model(cfg.timm_name, pretrained=False, num_classes=cfg.num_classes)

@@ -1,6 +1,7 @@
 """STT (spatio-temporal transformer for dynamic expression recognition).
 
-ResNet-18 up to layer3 on each of F = 16 frames (112 px -> 7 x 7 x 256), a 1x1 conv to d = 512,
+ResNet-18 up to layer3 on each of F = 16 frames (112 px -> 7 x 7 x 256; ``cnn``, which the paper
+initialises from MS-Celeb-1M: ``model.pretrained: {cnn: msceleb_resnet18}``), a 1x1 conv to d = 512,
 a learnable spatial position embedding over the 49 tokens, a CLS "frame" (one learnable token
 copied to all 49 positions) prepended in time and a learnable temporal embedding over F + 1.
 Four blocks of [spatial multi-head attention over the 49 tokens of a frame -> temporal multi-head
