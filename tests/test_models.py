@@ -291,3 +291,29 @@ def test_slowonly_frees_each_activation_once_the_next_block_has_it():
     with torch.no_grad():
         model(torch.randn(1, 3, 16, 56, 56))
     assert seen["stem_alive"] is False and order == ["branch", "shortcut"]
+
+
+def test_flops_are_counted_by_hand_on_the_meta_device():
+    """2 FLOPs per multiply-add: Linear(3, 4) on 2 rows, Conv2d(2, 3, 3) on 5 x 5 (3 x 3 outputs per
+    channel, 2 x 3 x 3 weights each), and the Former-DFER regressor's MLP head on 5 subclips."""
+    from fexa.models.blocks import RegressionHead
+    from fexa.models.flops import PAPER_INPUTS, count_flops, model_cost
+
+    assert count_flops(torch.nn.Linear(3, 4), (torch.zeros(2, 3),)) == 2 * 2 * 3 * 4
+    assert count_flops(torch.nn.Conv2d(2, 3, 3), (torch.zeros(1, 2, 5, 5),)) == 2 * (3 * 3 * 3) * (2 * 3 * 3)
+    head = 2 * 5 * (512 * 256 + 256 * 128 + 128 * 1)
+    assert count_flops(RegressionHead((512, 256, 128, 1)), (torch.zeros(1, 5, 512),)) == head
+    (n0, f0), (n1, f1) = model_cost("former_dfer"), model_cost("former_dfer_regressor")
+    assert f1 - f0 == head and n1 - n0 == 512 * 256 + 256 + 256 * 128 + 128 + 128 + 1
+    assert set(PAPER_INPUTS) == set(list_models())  # every model has its paper's input size
+
+
+def test_fexa_models_flops_prints_each_model_beside_the_papers_counts(capsys):
+    from fexa.cli.main import main
+
+    assert main(["models", "--flops", "ir50", "mobilefacenet"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("ir50 "))
+    assert line.split()[1:4] == ["17,611,968", "10.94", "5.47"]  # IR-50 at 112 px: 5.47 G multiply-adds
+    assert "pcda-neaa Table 8: image backbone" in out and "pcda-neaa Table 8: landmark backbone" in out
+    assert main(["models", "nope"]) == 1 and "'nope' is not a fexa model" in capsys.readouterr().err

@@ -220,7 +220,7 @@ class SkateFormer(nn.Module):
         v = cfg.num_regions * cfg.points_per_region
         self.joint_embedding = nn.Parameter(torch.zeros(cfg.embed_dim, v))
         trunc_normal_(self.joint_embedding, std=0.02)
-        rates = torch.linspace(0, cfg.drop_path, sum(cfg.depths)).tolist()
+        rates = torch.linspace(0, cfg.drop_path, sum(cfg.depths), device="cpu").tolist()  # also under a meta device
         stages, cin, k = [], cfg.embed_dim, 0
         for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.channels)):
             layers: list[nn.Module] = [Downsample(cin, dim, cfg.kernel_size)] if i > 0 else []
