@@ -18,29 +18,7 @@ import time
 import torch
 
 from fexa.models import count_parameters, create_model
-
-
-def example_inputs(name: str, b: int) -> tuple:
-    """Paper-sized random inputs for model ``name`` with batch ``b``."""
-    clip224 = lambda t: torch.randn(b, t, 3, 224, 224)  # noqa: E731
-    traj = (torch.randn(b, 128, 63, 5), torch.linspace(-1, 1, 128).expand(b, 128))
-    return {
-        "former_dfer": (clip224(80),),
-        "former_dfer_112": (torch.randn(b, 16, 3, 112, 112),),
-        "former_dfer_regressor": (clip224(80),),
-        "slowonly_r50_heatmap": (torch.randn(b, 3, 16, 56, 56),),
-        "qafe_net": (clip224(80), torch.rand(b, 80, 3, 56, 56)),
-        "skateformer_face": traj,
-        "tramp_former": (clip224(80), *traj),
-        "tramp_trajectory": (None, *traj),
-        "stt": (torch.randn(b, 16, 3, 112, 112),),
-        "pcda": (torch.randn(b, 3, 112, 112),),
-        "pcda_gaussian": (torch.randn(b, 3, 112, 112), torch.rand(b, 68, 2) * 112),
-        "ir50": (torch.randn(b, 3, 112, 112),),
-        "mobilefacenet": (torch.randn(b, 3, 112, 112),),
-        "swin_s": (torch.randn(b, 3, 224, 224),),
-        "cfc_sp": (torch.randn(b, 3, 112, 112),),  # b frames of one video
-    }.get(name)
+from fexa.models.flops import PAPER_INPUTS
 
 
 def _loss(out) -> torch.Tensor:
@@ -56,7 +34,7 @@ def measure(name: str, batches: list[int], repeats: int, amp: bool) -> dict:
     model = create_model(name).to(device)
     result = {"model": name, "params": count_parameters(model), "device": device}
     for b in batches:
-        inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in example_inputs(name, b))
+        inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in PAPER_INPUTS[name](b))
         for mode in ("forward", "forward+backward"):
             train = mode != "forward"
             model.train(train)

@@ -22,7 +22,7 @@ def print_flops(names: list[str]) -> None:
     for name in names:
         n, flops = model_cost(name)
         with torch.device("meta"):
-            shapes = _shapes(PAPER_INPUTS[name]())
+            shapes = _shapes(PAPER_INPUTS[name](1))
         print(f"{name:24s} {n:12,d} {flops / 1e9:9.2f} {flops / 2e9:9.2f}  {shapes}")
     costs = [c for c in PAPER_COSTS if c.model in names]
     if costs:

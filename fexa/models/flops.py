@@ -19,39 +19,40 @@ from torch.utils.flop_counter import FlopCounterMode
 from fexa.models.registry import count_parameters, create_model
 
 
-def _clip(frames: int, size: int = 224) -> Tensor:
-    return torch.zeros(1, frames, 3, size, size)
+def _clip(b: int, frames: int, size: int = 224) -> Tensor:
+    return torch.randn(b, frames, 3, size, size)
 
 
-def _trajectory(frames: int = 128) -> tuple[Tensor, Tensor]:
-    return torch.zeros(1, frames, 63, 5), torch.zeros(1, frames)
+def _trajectory(b: int, frames: int = 128) -> tuple[Tensor, Tensor]:
+    return torch.randn(b, frames, 63, 5), torch.linspace(-1, 1, frames).expand(b, frames)
 
 
-def _image(size: int = 112) -> Tensor:
-    return torch.zeros(1, 3, size, size)
+def _image(b: int, size: int = 112) -> Tensor:
+    return torch.randn(b, 3, size, size)
 
 
-# model -> one sample at its paper's size (QAFE-Net / TraMP-Former: 80 frames, 5 subclips; T_p = 128)
-PAPER_INPUTS: dict[str, Callable[[], tuple]] = {
-    "former_dfer": lambda: (_clip(80),),
-    "former_dfer_112": lambda: (_clip(16, 112),),
-    "former_dfer_regressor": lambda: (_clip(80),),
-    "slowonly_r50_heatmap": lambda: (torch.zeros(1, 3, 16, 56, 56),),
-    "slowonly_r50_posec3d": lambda: (torch.zeros(1, 17, 48, 56, 56),),  # pyskl's NTU60 joint model: 48 frames
-    "qafe_net": lambda: (_clip(80), torch.zeros(1, 80, 3, 56, 56)),
-    "skateformer_face": lambda: _trajectory(),
-    "tramp_former": lambda: (_clip(80), *_trajectory()),
-    "tramp_trajectory": lambda: (None, *_trajectory()),
-    "stt": lambda: (_clip(16, 112),),
-    "pcda": lambda: (_image(),),
-    "pcda_gaussian": lambda: (_image(), torch.zeros(1, 68, 2)),
-    "ir50": lambda: (_image(),),
-    "ir152": lambda: (_image(),),
-    "mobilefacenet": lambda: (_image(),),
-    "swin_s": lambda: (_image(224),),
-    "repvgg": lambda: (_image(),),
-    "hrnet": lambda: (_image(128),),
-    "cfc_sp": lambda: (_image(),),  # one frame
+# model -> its inputs for a batch of b samples at its paper's size (QAFE-Net / TraMP-Former: 80 frames
+# in 5 subclips, T_p = 128); also benchmarks/bench_models.py's inputs
+PAPER_INPUTS: dict[str, Callable[[int], tuple]] = {
+    "former_dfer": lambda b: (_clip(b, 80),),
+    "former_dfer_112": lambda b: (_clip(b, 16, 112),),
+    "former_dfer_regressor": lambda b: (_clip(b, 80),),
+    "slowonly_r50_heatmap": lambda b: (torch.rand(b, 3, 16, 56, 56),),
+    "slowonly_r50_posec3d": lambda b: (torch.rand(b, 17, 48, 56, 56),),  # pyskl's NTU60 joint model: 48 frames
+    "qafe_net": lambda b: (_clip(b, 80), torch.rand(b, 80, 3, 56, 56)),
+    "skateformer_face": lambda b: _trajectory(b),
+    "tramp_former": lambda b: (_clip(b, 80), *_trajectory(b)),
+    "tramp_trajectory": lambda b: (None, *_trajectory(b)),
+    "stt": lambda b: (_clip(b, 16, 112),),
+    "pcda": lambda b: (_image(b),),
+    "pcda_gaussian": lambda b: (_image(b), torch.rand(b, 68, 2) * 112),
+    "ir50": lambda b: (_image(b),),
+    "ir152": lambda b: (_image(b),),
+    "mobilefacenet": lambda b: (_image(b),),
+    "swin_s": lambda b: (_image(b, 224),),
+    "repvgg": lambda b: (_image(b),),
+    "hrnet": lambda b: (_image(b, 128),),
+    "cfc_sp": lambda b: (_image(b),),  # b frames of one video
 }
 
 
@@ -88,5 +89,5 @@ def model_cost(name: str, **options) -> tuple[int, int]:
         raise KeyError(f"model {name!r} has no paper input size in fexa.models.flops.PAPER_INPUTS")
     with torch.device("meta"):
         model = create_model(name, **options).eval()
-        inputs = PAPER_INPUTS[name]()
+        inputs = PAPER_INPUTS[name](1)
     return count_parameters(model), count_flops(model, inputs)
