@@ -32,10 +32,12 @@ def fexa(*args: str, env=ENV) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fexa", *args], capture_output=True, text=True, env=env, cwd=REPO)
 
 
-def test_every_published_file_is_listed_with_where_its_authors_publish_it_and_who_uses_it():
+def test_every_published_file_is_listed_with_where_its_authors_publish_it_and_who_uses_it(capsys):
+    from fexa.cli.main import main
+
     r = fexa("weights")
     assert r.returncode == 0, r.stderr
-    assert fexa("weights", "list").stdout == r.stdout  # the verb and the bare command list the same
+    assert main(["weights", "list"]) == 0 and capsys.readouterr().out == r.stdout  # the verb lists the same
     for p in PUBLISHED.values():
         assert p.filename in r.stdout and p.where.split()[0] in r.stdout
     block = r.stdout[r.stdout.index("poster_ir50"):r.stdout.index("poster_mobilefacenet")]
@@ -222,3 +224,20 @@ def test_the_papers_initialisations_load_from_their_files(tmp_path, monkeypatch,
     model = build_model(cfg, classes)
     torch.testing.assert_close(model.get_submodule(sub).state_dict()[ours] if sub else model.state_dict()[ours],
                                synthetic_file(name)[1][theirs])
+
+
+def test_write_timm_makes_a_file_the_timm_source_loads(tmp_path):
+    """A ``{source: timm, path}`` stand-in (here timm's small resnet10t): timm's own layout, loaded by
+    timm's file loader into the config's model, its 1000-class classifier dropped for 4 classes."""
+    from fexa.models.checkpoints import read_state_dict
+    from fexa.models.synthetic_weights import write_timm
+    from fexa.train.build import build_model
+    from fexa.train.config import load_config
+
+    path = write_timm("resnet10t", tmp_path / "resnet10t.pth", seed=2)
+    sd = read_state_dict(path)
+    assert sd["fc.weight"].shape == (1000, 512)
+    cfg = load_config(REPO / "configs/cfc_sp/affwild2_negative_repvgg.yaml",
+                      ["model.options={timm_name: resnet10t}", f"model.pretrained={{'': {{source: timm, path: '{path}'}}}}"])
+    model = build_model(cfg, 4)
+    assert torch.equal(model.layer3[0].conv2.weight, sd["layer3.0.conv2.weight"]) and model.fc.out_features == 4

@@ -20,7 +20,7 @@ def run_list(args: argparse.Namespace) -> int:
               + (f"  ({'present' if (folder / p.filename).is_file() else 'absent'} in {folder})" if folder else "")
               + f"\n  initialises   {p.initialises}\n  loads into    fexa model {p.model!r}"
               + (f", its {p.submodule!r}" if p.submodule else "") + f" (mapping {p.source!r})"
-              f"\n  published at  {p.where}\n  used by       {', '.join(used) or '-'}"
+              f"\n  get it from   {p.where}\n  used by       {', '.join(used) or '-'}"
               f"\n  holds         {len(p.expected())} tensors (`fexa weights show {p.name}` lists them)")
     print("\nInitialisations their authors did not publish (the stand-in files above):")
     for what in NOT_PUBLISHED.values():

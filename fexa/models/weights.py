@@ -222,8 +222,8 @@ def resolve_pretrained(pretrained: dict) -> dict[str, dict]:
                                 "every file), or --set model.pretrained=none to train from scratch")
             path = base / p.filename
             if not path.is_file():
-                raise FexaError(f"{where}: {p.filename} ({p.initialises}) is not in the weights folder {base}; its "
-                                f"authors publish it at {p.where}; or --set model.pretrained=none to train from scratch")
+                raise FexaError(f"{where}: {p.filename} ({p.initialises}) is not in the weights folder {base}; get it "
+                                f"from: {p.where}; or --set model.pretrained=none to train from scratch")
             spec = {"source": p.source, "path": str(path), "published": spec}
         elif not Path(spec["path"]).exists():
             raise FexaError(f"{where}: {spec['path']} does not exist ({spec['source']} weights)")
@@ -247,7 +247,7 @@ def load_published(p: Published, path: str | Path) -> tuple[nn.Module, LoadRepor
     if missing or wrong or extra:
         parts = [f"{len(xs)} {what} (e.g. {xs[0]})" for xs, what in ((missing, "missing"), (wrong, "of another shape"),
                                                                      (extra, "unexpected")) if xs]
-        raise FexaError(f"{path} is not {p.filename} as published at {p.where}: " + ", ".join(parts))
+        raise FexaError(f"{path} is not {p.filename} as fexa knows it (from: {p.where}): " + ", ".join(parts))
     model = create_model(p.model, **p.options)
     return model, load_reference_weights(model.get_submodule(p.submodule) if p.submodule else model, sd, p.source)
 
