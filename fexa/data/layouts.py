@@ -76,12 +76,14 @@ def make_layouts(root: str | Path) -> dict[str, Path]:
         for k in range(2):
             _frames(d / "Images" / pid / f"{pid}t{k}", small, "png")
             _write(d / "Sequence_Labels" / "VAS" / pid / f"{pid}t{k}.txt", f"{s + k}.0000000e+00\n")
-    # DFEW: frame folders and Former-DFER's annotation lines
+    # DFEW: frame folders and Former-DFER's annotation lines, five folds (fold k tests clips 2k-2, 2k-1)
     d = out["dfew"] = root / "DFEW"
-    for split, clips in (("train", range(6)), ("test", range(6, 8))):
-        for c in clips:
-            _frames(d / f"{c:05d}", small)
-        _write(d / f"set_1_{split}.txt", "".join(f"/DFEW/{c:05d} {N} {c % 7}\n" for c in clips))
+    for c in range(10):
+        _frames(d / f"{c:05d}", small)
+    for k in range(1, 6):
+        test = {2 * k - 2, 2 * k - 1}
+        for split, clips in (("train", [c for c in range(10) if c not in test]), ("test", sorted(test))):
+            _write(d / f"set_{k}_{split}.txt", "".join(f"/DFEW/{c:05d} {N} {c % 7}\n" for c in clips))
     # AFEW: <Train|Val>/<Emotion>/<clip>.avi
     d = out["afew"] = root / "AFEW"
     for split, clips in (("Train", range(7)), ("Val", range(7, 9))):

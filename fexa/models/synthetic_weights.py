@@ -33,6 +33,7 @@ Optimizer states hold buffers for the first two tensors only (they are never rea
 
 from __future__ import annotations
 
+import math
 import pickle
 import types
 from collections.abc import Callable
@@ -145,9 +146,21 @@ WRAPPERS: dict[str, Wrapper] = {
 
 
 def random_tensors(shapes: dict[str, tuple[int, ...]], g: torch.Generator) -> dict[str, Tensor]:
-    """Seeded random values of those shapes (BatchNorm's ``num_batches_tracked`` an int64 count)."""
-    return {k: torch.tensor(100) if k.endswith("num_batches_tracked") else torch.randn(s, generator=g)
-            for k, s in shapes.items()}
+    """Seeded random values of those shapes, scaled as a trained network's are, so that a frozen
+    module in eval mode (PCDA's MobileFaceNet) gives finite outputs: matrices and kernels with
+    variance 1 / fan-in, norm scales near 1, small biases and means, positive running variances,
+    BatchNorm's ``num_batches_tracked`` an int64 count."""
+    def value(key: str, shape: tuple[int, ...]) -> Tensor:
+        x = torch.randn(shape, generator=g)
+        if key.endswith("num_batches_tracked"):
+            return torch.tensor(100)
+        if key.endswith("running_var"):
+            return 0.5 + torch.rand(shape, generator=g)
+        if len(shape) >= 2:
+            return x / max(1, math.prod(shape[1:])) ** 0.5
+        return 1 + 0.1 * x if key.endswith("weight") else 0.1 * x
+
+    return {k: value(k, s) for k, s in shapes.items()}
 
 
 def synthetic_file(name: str, seed: int = 0) -> tuple[object, dict[str, Tensor]]:

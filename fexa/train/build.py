@@ -122,8 +122,8 @@ def build_model(cfg: ExperimentConfig, num_classes: int, report: list[str] | Non
                             num_classes=getattr(module, "num_classes", 0))
             line = f"{sub or 'whole model'}: timm weights from {spec['path']}"
         else:
-            load_reference_weights(module, spec["path"], spec["source"])
-            line = f"{sub or 'whole model'}: {spec.get('published', spec['source'])} weights from {spec['path']}"
+            loaded = load_reference_weights(module, spec["path"], spec["source"])
+            line = f"{sub or 'whole model'}: {spec.get('published', spec['source'])} weights from {spec['path']} ({loaded})"
         if report is not None:
             report.append(line)
     return model
