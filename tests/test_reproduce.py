@@ -165,3 +165,19 @@ def test_check_proves_every_row_of_every_paper(checker, paper):
 
     report = check_rows(checker, paper)
     assert report.failed == [], report.failed
+
+
+def test_a_fine_tune_table_trains_its_parent_first_and_starts_from_its_best_test_epoch(tmp_path):
+    """STT Table 4 end to end on the synthetic layouts: the DFEW fold-1 run trains first, AFEW's starts from it."""
+    from fexa.data.layouts import make_layouts
+
+    layouts = make_layouts(tmp_path / "layouts")
+    tiny = ["model.options.depth=1", "model.options.dim=64", "model.options.num_heads=2", "model.pretrained=none",
+            "train.epochs=1", "train.batch_size=2", "eval.bootstrap=0", f"data.cache={tmp_path / 'cache'}"]
+    plan = Plan(tmp_path / "runs" / "stt-dfer", "paper", tiny, {"dfew": str(layouts["dfew"]), "afew": str(layouts["afew"])})
+    frame, missing = run_tables("stt-dfer", ["4"], plan, progress=False)
+    assert missing == [] and list(frame["metric"]) == ["uar", "accuracy"] and frame["fexa_paper"].notna().all()
+    parent = tmp_path / "runs" / "stt-dfer" / "stt_dfew" / "checkpoints" / "best_test"
+    assert (parent / "model.safetensors").is_file()
+    child = json.loads((tmp_path / "runs" / "stt-dfer" / "stt_afew" / "results.json").read_text())
+    assert child["dataset"] == "afew" and any(str(parent) in line for line in child["initialisation"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from torch.utils.data import RandomSampler
 
 from fexa.errors import FexaError
 from fexa.train.config import ExperimentConfig, load_config, to_dict
+from fexa.train.evaluate import protocol_runs
 from fexa.train.reproduce import Cell, Plan, Table, _chosen, cascade_cells, cascade_score, load_tables
 
 @dataclass
@@ -77,6 +79,7 @@ class TableCheck:
         self.device, self.amp, self.batch = device, amp, batch
         self.done: dict[str, str] = {}  # part key -> "" (passed) or the error
         self.data: dict[str, dict] = {}  # dataset selection -> prepared data
+        self.saved: set[Path] = set()  # checkpoints written for fine-tunes and cascades
         self.shapes: dict[str, dict] = {}  # data pipeline -> its items' shapes
         self.outputs: dict[str, tuple] = {}  # model variant -> its output's shape (for the loss checks)
         self.steps: list[dict] = []
@@ -94,7 +97,20 @@ class TableCheck:
                  f"train.amp={str(self.amp or base.train.amp).lower()}"]
         if base.data.split == "folds":
             sets += ["data.folds=2", f"data.fold={base.data.fold % 2}"]
-        return load_config(cell.config, sets)
+        if base.data.landmarks:  # a row reading landmark files: synthetic ones in the row's format
+            if not cell.landmarks:
+                raise FexaError(f"data.landmarks={base.data.landmarks} but the row names no format of its files "
+                                "(landmarks: tracks63 or insightface106) to check it with")
+            folder = self.workdir / "landmarks" / cell.landmarks
+            sets.append(f"data.landmarks={folder}")
+            cfg = load_config(cell.config, sets)
+            key = _key("landmarks", folder, cfg.data.task, cfg.data.dataset)
+            if key not in self.done:
+                from fexa.train.data import write_synthetic_landmarks
+
+                write_synthetic_landmarks(cfg, folder, cell.landmarks)
+                self.done[key] = ""
+        return protocol_runs(load_config(cell.config, sets))[plan.protocol]  # the paper run: every training subject
 
     def run(self, plan: Plan, cell: Cell, save: Path | None = None) -> None:
         """Check one run (a FexaError or another exception says what failed); ``save``: also write its
@@ -104,6 +120,8 @@ class TableCheck:
 
         if cell.parent is not None:
             self.run(plan, cell.parent, save=plan.parent_checkpoint(cell))
+        if save in self.saved:  # written for an earlier row: the run is checked, its checkpoint there
+            save = None
         cfg = self.config(plan, cell)
         d = to_dict(cfg.data)
         data = self._part(_key("data", {k: v for k, v in d.items() if k != "samples"}, cfg.train.seed),
@@ -236,7 +254,9 @@ class TableCheck:
             raise FexaError(f"the training step's gradient of {bad[0]} is not finite")
         peak = round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
         tested = {**data, "test": batches["test_ds"].table}  # one batch of the test samples, scored
-        score(kind, *full_test(kind, tested, evaluate_samples(cfg, model, batches["test_ds"], argfn, device, kind)))
+        with warnings.catch_warnings():  # a correlation of two samples from one face is often undefined
+            warnings.simplefilter("ignore")
+            score(kind, *full_test(kind, tested, evaluate_samples(cfg, model, batches["test_ds"], argfn, device, kind)))
         with torch.no_grad():
             out, _ = split_output(model.eval()(*argfn(to_device(batches["train"], device, cfg.data.samples))))
         self.steps.append({"run": cell.name, "model": cfg.model.name, "options": cfg.model.options,
@@ -250,6 +270,7 @@ class TableCheck:
             (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
             write_model_json(run, cfg, kind, num_classes, data["train"]["target"], [])
             save_checkpoint(save, model, to_dict(cfg), {"epoch": 0})
+            self.saved.add(save)
         model.to("cpu")
         return tuple(out.shape)
 

@@ -43,6 +43,7 @@ class Cell:
     sets: list[str]
     parent: Cell | None = None
     into: str = ""
+    landmarks: str = ""  # the format of the files data.landmarks names (fexa.data.landmark_files), for --check
 
     @property
     def name(self) -> str:
@@ -59,6 +60,7 @@ class Row:
     note: str = ""
     unsupported: str = ""
     cascade: dict = field(default_factory=dict)  # CFC-SP: {coarse: [rows], negative: row(s), eight: row, window: w}
+    landmarks: str = ""  # the format of the landmark files the row's data.landmarks names (tracks63, insightface106)
 
 
 @dataclass
@@ -80,8 +82,8 @@ class Table:
         sets = [*row.sets, *column.get("set", [])]
         into = (column.get("parent") or {}).get("into", "")
         if "folds" in column:
-            return [Cell(column["config"], [*sets, f"data.fold={k}"], parent, into) for k in column["folds"]]
-        return [Cell(column["config"], sets, parent, into)]
+            return [Cell(column["config"], [*sets, f"data.fold={k}"], parent, into, row.landmarks) for k in column["folds"]]
+        return [Cell(column["config"], sets, parent, into, row.landmarks)]
 
     def paper_values(self, row: Row, metric: str) -> list:
         """The paper's numbers of a row and metric: one per column, then the mean (None where not given)."""
