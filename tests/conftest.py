@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# a PCDA small enough to train an epoch on CPU in seconds (from scratch, Gaussian landmark trunk)
+TINY_PCDA = ["model.options.ir_units=[1, 1, 1]", "model.options.ir_channels=[8, 16, 32]", "model.options.dim=32",
+             "model.options.num_heads=2", "model.options.depth=1", "model.options.landmark_channels=8",
+             "model.options.landmark_trunk=gaussian", "model.pretrained=none", "train.epochs=1", "train.batch_size=2",
+             "eval.bootstrap=0", "data.val_fraction=0"]
 SHARED = Path(os.environ.get("FEXA_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEMO = REPO / "fexa" / "data" / "demo" / "single_face.mp4"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY_PCDA
 from fexa import metrics as M
 
 
@@ -19,10 +19,7 @@ def test_a_rafdb_run_reports_each_class_recall_and_f1_from_its_predictions(tmp_p
 
     monkeypatch.chdir(REPO)
     layout = make_layouts(tmp_path / "layouts")["rafdb"]
-    tiny = ["model.options.ir_units=[1, 1, 1]", "model.options.ir_channels=[8, 16, 32]", "model.options.dim=32",
-            "model.options.num_heads=2", "model.options.depth=1", "model.options.landmark_channels=8",
-            "model.options.landmark_trunk=gaussian", "model.pretrained=none", "train.epochs=1", "train.batch_size=2",
-            "eval.bootstrap=0", "data.val_fraction=0", f"data.root={layout}", f"data.cache={tmp_path / 'cache'}",
+    tiny = [*TINY_PCDA, f"data.root={layout}", f"data.cache={tmp_path / 'cache'}",
             f"out={tmp_path / 'runs'}", "name=rafdb", "eval.protocol=paper",
             "model.options.img_size=64", "data.samples.image_size=64"]
     cfg = load_config(REPO / "configs/pcda/rafdb.yaml", tiny)

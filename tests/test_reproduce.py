@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY_PCDA
 from fexa.errors import FexaError
 from fexa.train.config import load_config
 from fexa.train.reproduce import Plan, docs_markdown, listing, load_tables, papers, run_tables, share, table_runs
@@ -51,10 +51,7 @@ def test_a_table_runs_and_collects_its_numbers_beside_the_papers(tmp_path, monke
 
     monkeypatch.chdir(REPO)
     layout = make_layouts(tmp_path / "layouts")["rafdb"]
-    tiny = ["model.options.ir_units=[1, 1, 1]", "model.options.ir_channels=[8, 16, 32]", "model.options.dim=32",
-            "model.options.num_heads=2", "model.options.depth=1", "model.options.landmark_channels=8",
-            "model.options.landmark_trunk=gaussian", "model.pretrained=none", "train.epochs=1", "train.batch_size=2",
-            "eval.bootstrap=0", "data.val_fraction=0", f"data.root={layout}", f"data.cache={tmp_path / 'cache'}"]
+    tiny = [*TINY_PCDA, f"data.root={layout}", f"data.cache={tmp_path / 'cache'}"]
     plan = Plan(tmp_path / "runs" / "pcda-neaa", "paper", tiny)
     frame, missing = run_tables("pcda-neaa", ["4"], plan, progress=False)
     assert missing == []

@@ -120,7 +120,7 @@ class Published:
     submodule: str = ""  # the part of ``model`` it initialises ("" = all of it), as configs name it
 
     def expected(self) -> Shapes:
-        return self.layout()
+        return dict(_expected(self.name))
 
 
 PUBLISHED: dict[str, Published] = {p.name: p for p in [
@@ -192,6 +192,12 @@ NOT_PUBLISHED = {  # initialisations the papers describe with no file their auth
               "and rows name face.evoLVe's IR-152 and timm-layout files (msceleb_* above)",
     "pcda": "PCDA's ImageNet ViT (Table 2): the paper names none; vit_b16_imagenet above is fexa's approximation",
 }
+
+
+@cache
+def _expected(name: str) -> Shapes:
+    """A known file's tensors, built once (some layouts build a whole model to read them)."""
+    return PUBLISHED[name].layout()
 
 
 def get_published(name: str) -> Published:

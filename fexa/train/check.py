@@ -8,9 +8,11 @@ exactly like the files its ``model.pretrained`` names (:mod:`fexa.models.synthet
 run is checked in parts, and a part shared by several runs is checked once:
 
 - the config with its overrides validates, and its dataset selection keeps training and test samples;
-- its data pipeline builds a training and a test batch at the paper's input shapes;
+- its data pipeline builds a training and a test batch at the paper's input shapes (per pipeline:
+  runs that differ only in the samples they choose, e.g. PFED5's actions, share it);
 - its model is built and its initialisation loaded strictly (per model, options and weights);
-- one training step and one evaluation batch of test samples run (per model variant and input shapes);
+- one training step and one evaluation batch of test samples run (per model variant and input shapes;
+  variants that differ only in their number of classes differ only in the head, and share it);
 - its loss gives a finite value and gradient on that model's outputs (per loss);
 - a fine-tune loads its parent's checkpoint, and a cascade scores its nets' checkpoints together.
 
@@ -53,6 +55,11 @@ class CheckReport:
                 "seconds": round(self.seconds, 1), "steps": self.steps}
 
 
+# data settings that only choose which samples a run reads: runs differing in them alone (PFED5's
+# actions, DFEW's folds) share one data pipeline, checked once (each one's selection is still checked)
+SELECTION = ("task", "fold", "folds", "fold_file", "options", "stratify", "limit")
+
+
 def _key(*parts) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
@@ -80,6 +87,7 @@ class TableCheck:
         self.done: dict[str, str] = {}  # part key -> "" (passed) or the error
         self.data: dict[str, dict] = {}  # dataset selection -> prepared data
         self.saved: set[Path] = set()  # checkpoints written for fine-tunes and cascades
+        self.written: set[str] = set()  # synthetic weight files written
         self.shapes: dict[str, dict] = {}  # data pipeline -> its items' shapes
         self.outputs: dict[str, tuple] = {}  # model variant -> its output's shape (for the loss checks)
         self.steps: list[dict] = []
@@ -128,13 +136,13 @@ class TableCheck:
                           lambda: self._prepare(cfg), keep=self.data)
         kind, num_classes = task_kind(cfg, data)
         keys = model_inputs(cfg.model.name)[0]
-        batches_key = _key("batches", d, keys, kind)
+        batches_key = _key("batches", {k: v for k, v in d.items() if k not in SELECTION}, keys, kind)
         batches = None
         if batches_key not in self.shapes or save:
             batches = self._part(batches_key, lambda: self._batches(cfg, data, keys), force=bool(save))
             self.shapes[batches_key] = batches["shapes"]
-        step_key = _key("step", cfg.model.name, cfg.model.options, num_classes, kind, cfg.train.amp,
-                        cfg.train.channels_last, self.shapes[batches_key])
+        step_key = _key("step", cfg.model.name, cfg.model.options, kind, cfg.train.amp, cfg.train.channels_last,
+                        self.shapes[batches_key])  # the number of classes changes the head alone
         init_key = _key("init", cfg.model.name, cfg.model.options, num_classes, cfg.model.pretrained)
         stepping = step_key not in self.done or save is not None
         if init_key not in self.done or stepping:
@@ -145,8 +153,9 @@ class TableCheck:
             batches = batches or self._batches(cfg, data, keys)
             self.outputs[step_key] = self._part(
                 step_key, lambda: self._step(cfg, cell, kind, num_classes, data, model, batches, save), force=True)
-        self._part(_key("loss", cfg.train.loss, cfg.train.loss_options, kind, num_classes, self.outputs[step_key]),
-                   lambda: self._loss(cfg, kind, data, self.outputs[step_key]))
+        shape = (self.outputs[step_key][0], num_classes) if kind == "classification" else self.outputs[step_key]
+        self._part(_key("loss", cfg.train.loss, cfg.train.loss_options, kind, shape),
+                   lambda: self._loss(cfg, kind, data, shape))
 
     def _part(self, key: str, check: Callable, keep: dict | None = None, force: bool = False):
         """Run ``check`` unless the part ``key`` was checked (then raise its error again, if it failed)."""
@@ -216,21 +225,21 @@ class TableCheck:
         from fexa.models.synthetic_weights import write_synthetic
 
         for spec in cfg.model.pretrained.values():
-            if isinstance(spec, str):
+            if isinstance(spec, str) and spec not in self.written:
                 write_synthetic(spec, self.weights)
+                self.written.add(spec)
 
     def _step(self, cfg: ExperimentConfig, cell: Cell, kind: str, num_classes: int, data: dict, model: torch.nn.Module,
               batches: dict, save: Path | None) -> tuple:
         """One training step and one evaluation batch of test samples; its time and peak memory recorded.
-        Returns the shape of the model's output."""
+        Returns the shape of the predictions the loss takes."""
         import yaml
 
-        from fexa.data.loading import to_device
         from fexa.train.build import build_training, training_device, training_step
         from fexa.train.checkpoint import save_checkpoint
         from fexa.train.data import full_test
         from fexa.train.evaluate import evaluate_samples
-        from fexa.train.inputs import model_inputs, split_output
+        from fexa.train.inputs import model_inputs
         from fexa.train.results import score
         from fexa.train.trainer import write_model_json
 
@@ -257,8 +266,6 @@ class TableCheck:
         with warnings.catch_warnings():  # a correlation of two samples from one face is often undefined
             warnings.simplefilter("ignore")
             score(kind, *full_test(kind, tested, evaluate_samples(cfg, model, batches["test_ds"], argfn, device, kind)))
-        with torch.no_grad():
-            out, _ = split_output(model.eval()(*argfn(to_device(batches["train"], device, cfg.data.samples))))
         self.steps.append({"run": cell.name, "model": cfg.model.name, "options": cfg.model.options,
                            "inputs": batches["shapes"], "batch": cfg.train.batch_size, "device": str(device),
                            "amp": cfg.train.amp, "step_ms": round(ms, 1), "peak_mb": peak})
@@ -272,7 +279,7 @@ class TableCheck:
             save_checkpoint(save, model, to_dict(cfg), {"epoch": 0})
             self.saved.add(save)
         model.to("cpu")
-        return tuple(out.shape)
+        return (cfg.train.batch_size, num_classes) if kind == "classification" else (cfg.train.batch_size,)
 
     @staticmethod
     def _loss(cfg: ExperimentConfig, kind: str, data: dict, shape: tuple) -> None:

@@ -522,6 +522,11 @@ def docs_markdown() -> str:
              "of N shares of the tables' runs, balanced by estimated GPU hours, each fine-tune with its parent; "
              "when all shares are done, `fexa reproduce PAPER --collect` writes the tables from the finished runs "
              "(it trains nothing, names the runs still missing and exits 1 while any is).", "",
+             "Data as the papers fed it: the configs of DFEW, RAF-DB, FERPlus, AffectNet and Aff-Wild2 use the "
+             "dataset's own face images (`data.faces: given`: resized to the model's input, not detected or "
+             "re-aligned, as the papers did); AFEW is detected with MediaPipe where STT used Dlib; `--set "
+             "data.faces=detect` uses fexa's alignment instead. Landmarks or point tracks made elsewhere (SCRFD, "
+             "TAPIR, CoTracker, BootsTAP; docs/landmarks.md) reach training with `data.landmarks=DIR`.", "",
              "Numbers are in % except MAE and RMSE. `OUT` below is `--out` (default `runs/reproduce`) / PAPER.", ""]
     for paper in papers():
         tables = load_tables(paper)
