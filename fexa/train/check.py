@@ -11,14 +11,14 @@ run is checked in parts, and a part shared by several runs is checked once:
 - its data pipeline builds a training and a test batch at the paper's input shapes (per pipeline:
   runs that differ only in the samples they choose, e.g. PFED5's actions, share it);
 - its model is built and its initialisation loaded strictly (per model, options and weights);
-- one training step and one evaluation batch of test samples run (per model variant and input shapes;
+- one training step and the evaluation of two test samples run (per model variant and input shapes;
   variants that differ only in their number of classes differ only in the head, and share it);
 - its loss gives a finite value and gradient on that model's outputs (per loss);
 - a fine-tune loads its parent's checkpoint, and a cascade scores its nets' checkpoints together.
 
 The synthetic layouts hold four subjects, so a subject k-fold split runs as 2 folds (fold mod 2),
-batches hold 2 items (``batch``; each config's own with ``batch=0``, its few samples drawn again) and
-test samples one clip each.
+training batches hold 2 items (``batch``; each config's own with ``batch=0``, its few samples drawn
+again) and the evaluation scores two test samples (one clip each).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import RandomSampler
 
 from fexa.errors import FexaError
 from fexa.train.config import ExperimentConfig, load_config, to_dict
 from fexa.train.evaluate import protocol_runs
-from fexa.train.reproduce import Cell, Plan, Table, _chosen, cascade_cells, cascade_score, load_tables
+from fexa.train.reproduce import Cell, Plan, Table, _chosen, cascade_cells, cascade_f1, cascade_scores, load_tables
 
 @dataclass
 class CheckReport:
@@ -88,6 +89,7 @@ class TableCheck:
         self.data: dict[str, dict] = {}  # dataset selection -> prepared data
         self.saved: set[Path] = set()  # checkpoints written for fine-tunes and cascades
         self.written: set[str] = set()  # synthetic weight files written
+        self.cascades: dict[str, object] = {}  # a cascade's nets -> their scores (fexa.analysis.cfc_sp_eval)
         self.shapes: dict[str, dict] = {}  # data pipeline -> its items' shapes
         self.outputs: dict[str, tuple] = {}  # model variant -> its output's shape (for the loss checks)
         self.steps: list[dict] = []
@@ -138,21 +140,25 @@ class TableCheck:
         keys = model_inputs(cfg.model.name)[0]
         batches_key = _key("batches", {k: v for k, v in d.items() if k not in SELECTION}, keys, kind)
         batches = None
-        if batches_key not in self.shapes or save:
-            batches = self._part(batches_key, lambda: self._batches(cfg, data, keys), force=bool(save))
+        if batches_key not in self.shapes:
+            batches = self._part(batches_key, lambda: self._batches(cfg, data, keys))
             self.shapes[batches_key] = batches["shapes"]
         step_key = _key("step", cfg.model.name, cfg.model.options, kind, cfg.train.amp, cfg.train.channels_last,
                         self.shapes[batches_key])  # the number of classes changes the head alone
         init_key = _key("init", cfg.model.name, cfg.model.options, num_classes, cfg.model.pretrained)
-        stepping = step_key not in self.done or save is not None
-        if init_key not in self.done or stepping:
-            model = self._part(init_key, lambda: self._model(cfg, num_classes), force=stepping)
-        if not stepping and self.done[step_key]:
-            raise FexaError(self.done[step_key])
+        stepping = step_key not in self.done
+        if init_key not in self.done or stepping or save is not None:
+            model = self._part(init_key, lambda: self._model(cfg, num_classes), force=stepping or save is not None)
+        elif self.done[init_key]:
+            raise FexaError(self.done[init_key])
         if stepping:
             batches = batches or self._batches(cfg, data, keys)
             self.outputs[step_key] = self._part(
-                step_key, lambda: self._step(cfg, cell, kind, num_classes, data, model, batches, save), force=True)
+                step_key, lambda: self._step(cfg, cell, kind, num_classes, data, model, batches), force=True)
+        elif self.done[step_key]:
+            raise FexaError(self.done[step_key])
+        if save is not None:  # the run folder a fine-tune or a cascade reads
+            self._save(cfg, kind, num_classes, data, model, save)
         shape = (self.outputs[step_key][0], num_classes) if kind == "classification" else self.outputs[step_key]
         self._part(_key("loss", cfg.train.loss, cfg.train.loss_options, kind, shape),
                    lambda: self._loss(cfg, kind, data, shape))
@@ -193,8 +199,8 @@ class TableCheck:
         train_ds = training_samples(cfg, data["train"], keys, 1)
         draw = RandomSampler(train_ds, replacement=True, num_samples=size, generator=torch.Generator().manual_seed(0))
         train = next(iter(make_loader(train_ds, size, 0, cpu, draw, drop_last=True)))  # the few samples, repeated
-        test_ds = FaceSamples(data["test"].iloc[:size], keys, cfg.data.samples, False, cfg.train.seed, uint8=True)
-        test = next(iter(make_loader(test_ds, size, 0, cpu)))
+        test_ds = FaceSamples(data["test"].iloc[:2], keys, cfg.data.samples, False, cfg.train.seed, uint8=True)
+        test = next(iter(make_loader(test_ds, 2, 0, cpu)))  # two test samples: a correlation needs two
         for name, batch in (("training", train), ("test", test)):
             done = to_device(batch, cpu, cfg.data.samples)
             bad = [k for k in keys if not torch.isfinite(done[k].float()).all()]
@@ -230,18 +236,14 @@ class TableCheck:
                 self.written.add(spec)
 
     def _step(self, cfg: ExperimentConfig, cell: Cell, kind: str, num_classes: int, data: dict, model: torch.nn.Module,
-              batches: dict, save: Path | None) -> tuple:
-        """One training step and one evaluation batch of test samples; its time and peak memory recorded.
+              batches: dict) -> tuple:
+        """One training step and the evaluation of two test samples, scored; the step's time and peak memory recorded.
         Returns the shape of the predictions the loss takes."""
-        import yaml
-
         from fexa.train.build import build_training, training_device, training_step
-        from fexa.train.checkpoint import save_checkpoint
         from fexa.train.data import full_test
         from fexa.train.evaluate import evaluate_samples
         from fexa.train.inputs import model_inputs
         from fexa.train.results import score
-        from fexa.train.trainer import write_model_json
 
         device = training_device(cfg)
         model = model.to(device).train()
@@ -262,7 +264,7 @@ class TableCheck:
         if bad:
             raise FexaError(f"the training step's gradient of {bad[0]} is not finite")
         peak = round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
-        tested = {**data, "test": batches["test_ds"].table}  # one batch of the test samples, scored
+        tested = {**data, "test": batches["test_ds"].table}  # the test samples evaluated, scored
         with warnings.catch_warnings():  # a correlation of two samples from one face is often undefined
             warnings.simplefilter("ignore")
             score(kind, *full_test(kind, tested, evaluate_samples(cfg, model, batches["test_ds"], argfn, device, kind)))
@@ -271,15 +273,23 @@ class TableCheck:
                            "amp": cfg.train.amp, "step_ms": round(ms, 1), "peak_mb": peak})
         with open(self.workdir / "steps.jsonl", "a") as f:  # as they come: a check cut short keeps them
             f.write(json.dumps(self.steps[-1]) + "\n")
-        if save is not None:  # the run folder a fine-tune or a cascade reads
-            run = save.parent.parent
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            write_model_json(run, cfg, kind, num_classes, data["train"]["target"], [])
-            save_checkpoint(save, model, to_dict(cfg), {"epoch": 0})
-            self.saved.add(save)
         model.to("cpu")
         return (cfg.train.batch_size, num_classes) if kind == "classification" else (cfg.train.batch_size,)
+
+    def _save(self, cfg: ExperimentConfig, kind: str, num_classes: int, data: dict, model: torch.nn.Module,
+              save: Path) -> None:
+        """The run folder a fine-tune or a cascade reads: config, model.json and the checkpoint ``save``."""
+        import yaml
+
+        from fexa.train.checkpoint import save_checkpoint
+        from fexa.train.trainer import write_model_json
+
+        run = save.parent.parent
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_model_json(run, cfg, kind, num_classes, data["train"]["target"], [])
+        save_checkpoint(save, model, to_dict(cfg), {"epoch": 0})
+        self.saved.add(save)
 
     @staticmethod
     def _loss(cfg: ExperimentConfig, kind: str, data: dict, shape: tuple) -> None:
@@ -290,7 +300,7 @@ class TableCheck:
         criterion = build_loss(cfg, kind, data["train"]["target"].to_numpy("float32"), info.neutral if info else None)
         pred = torch.randn(shape, requires_grad=True)
         n = shape[0]
-        y = torch.tensor(data["train"]["target"].to_numpy("float32")[:n])
+        y = torch.tensor(np.resize(data["train"]["target"].to_numpy("float32"), n))  # the targets, cycled to n
         feats = torch.randn(n, 8, requires_grad=True)
         loss = compute_loss(cfg, kind, criterion, pred, y, feats)
         loss.backward()
@@ -360,7 +370,11 @@ def _check_row(checker: TableCheck, plan: Plan, tables: dict[str, Table], t: Tab
                     run = plan.out / cell.name
                     checker.run(plan, cell, save=run / "checkpoints" / "best_test")
                     runs[role].append(run)
-            cascade_score(runs, nets, row)
+            window = row.cascade.get("window", 256)
+            key = _key("cascade", runs)
+            if key not in checker.cascades:  # the nets scored once, at every window the tables ask of them
+                checker.cascades[key] = cascade_scores(runs, _windows(tables, nets))
+            cascade_f1(checker.cascades[key], nets, window)
         except Exception as err:  # noqa: BLE001
             failures.append(("Aff-Wild2 val", _one_line(err)))
         return failures
@@ -372,3 +386,10 @@ def _check_row(checker: TableCheck, plan: Plan, tables: dict[str, Table], t: Tab
                 failures.append((c["name"], _one_line(err)))
                 break
     return failures
+
+
+def _windows(tables: dict[str, Table], nets: dict[str, list[Cell]]) -> list[int]:
+    """Every Smooth Predicting window the tables' cascade rows of these nets use."""
+    names = {role: [c.name for c in cells] for role, cells in nets.items()}
+    return sorted({r.cascade.get("window", 256) for t in tables.values() for r in t.rows if r.cascade
+                   and {role: [c.name for c in cells] for role, cells in cascade_cells(tables, t, r).items()} == names})

@@ -403,7 +403,9 @@ def _cascade_row(tables: dict[str, Table], t: Table, row: Row, plan: Plan, train
     value = {}
     if not missing:
         runs = {role: [_scored_run(plan.config(c).run_dir) for c in cells] for role, cells in nets.items()}
-        value = {"paper" if plan.protocol == "paper" else "honest": cascade_score(runs, nets, row, progress)}
+        window = row.cascade.get("window", 256)
+        value = {"paper" if plan.protocol == "paper" else "honest":
+                 cascade_f1(cascade_scores(runs, [window], progress), nets, window)}
     return _line(t, row, CASCADE_COLUMN, "macro_f1", t.paper_values(row, "macro_f1")[-1], value,
                  _cascade_nets_name(nets)), missing
 
@@ -413,13 +415,18 @@ def _scored_run(run: Path) -> Path:
     return run / "honest" if (run / "honest" / "model.json").is_file() else run
 
 
-def cascade_score(runs: dict[str, list[Path]], nets: dict[str, list[Cell]], row: Row, progress: bool = False) -> float:
-    """The 8-class per-frame macro-F1 of a cascade row's nets (their run folders ``runs`` by role)."""
+def cascade_scores(runs: dict[str, list[Path]], windows: list[int], progress: bool = False) -> pd.DataFrame:
+    """:func:`fexa.analysis.cfc_sp_eval.evaluate_cascade` of the nets' run folders ``runs`` (by role)."""
     from fexa.analysis.cfc_sp_eval import evaluate_cascade
 
-    scores = evaluate_cascade(runs["coarse"], runs["negative"], runs["eight"], [row.cascade.get("window", 256)],
-                              progress=progress)
-    whole = scores[(scores["nets"] == _cascade_nets_name(nets)) & (scores["task"] == 8)]
+    return evaluate_cascade(runs["coarse"], runs["negative"], runs["eight"], windows, progress=progress)
+
+
+def cascade_f1(scores: pd.DataFrame, nets: dict[str, list[Cell]], window: int) -> float:
+    """The 8-class per-frame macro-F1 of a cascade row's nets at ``window``, from :func:`cascade_scores`."""
+    whole = scores[(scores["nets"] == _cascade_nets_name(nets)) & (scores["task"] == 8) & (scores["window"] == window)]
+    if whole.empty:
+        raise FexaError(f"the cascade of {_cascade_nets_name(nets)} at window {window} was not scored")
     return float(whole.iloc[0]["macro_f1"])
 
 
@@ -498,13 +505,13 @@ def docs_markdown() -> str:
              "objects as the authors' releases; `fexa.models.synthetic_weights`). For each run it validates the "
              "config with its overrides and its dataset selection, builds a training and a test batch at the "
              "paper's input shapes, builds the model and loads its initialisation strictly, takes one training step "
-             "and scores one test batch, checks its loss, and chains what the row chains (a fine-tune loads its "
+             "and evaluates and scores two test samples, checks its loss, and chains what the row chains (a fine-tune loads its "
              "parent's checkpoint, a cascade scores its nets' checkpoints). A part shared by runs (e.g. the model "
              "step of the five PFED5 actions, or a loss on the same model) is checked once. It prints one line per "
              "row, ok or the one-line reason, and exits 1 when any row fails; `--json` prints `{rows, ok, failed: "
-             "[{paper, table, row, column, error}], unsupported, seconds, steps}`. Batches hold 2 items (`--batch 0`: "
-             "each config's own), subject k-fold splits run as 2 folds (the layouts hold four subjects) and test "
-             "samples one clip each. `--device cuda --amp --batch 0` takes each distinct model variant's bf16 step "
+             "[{paper, table, row, column, error}], unsupported, seconds, steps}`. Training batches hold 2 items "
+             "(`--batch 0`: each config's own), subject k-fold splits run as 2 folds (the layouts hold four subjects) "
+             "and a test sample is one clip. `--device cuda --amp --batch 0` takes each distinct model variant's bf16 step "
              "on a GPU and reports its time and peak memory (`steps` in the JSON).", "",
              CHECK_TIME, "",
              "## Running the tables", "",
