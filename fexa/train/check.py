@@ -38,7 +38,7 @@ from torch.utils.data import RandomSampler
 from fexa.errors import FexaError
 from fexa.train.config import ExperimentConfig, load_config, to_dict
 from fexa.train.evaluate import protocol_runs
-from fexa.train.reproduce import Cell, Plan, Table, _chosen, cascade_cells, cascade_f1, cascade_scores, load_tables
+from fexa.train.reproduce import CASCADE_COLUMN, Cell, Plan, Table, _chosen, cascade_cells, cascade_f1, cascade_scores, load_tables
 
 @dataclass
 class CheckReport:
@@ -91,7 +91,6 @@ class TableCheck:
         self.written: set[str] = set()  # synthetic weight files written
         self.cascades: dict[str, object] = {}  # a cascade's nets -> their scores (fexa.analysis.cfc_sp_eval)
         self.shapes: dict[str, dict] = {}  # data pipeline -> its items' shapes
-        self.outputs: dict[str, tuple] = {}  # model variant -> its output's shape (for the loss checks)
         self.steps: list[dict] = []
 
     # -- one run ---------------------------------------------------------------------------------------
@@ -153,13 +152,13 @@ class TableCheck:
             raise FexaError(self.done[init_key])
         if stepping:
             batches = batches or self._batches(cfg, data, keys)
-            self.outputs[step_key] = self._part(
-                step_key, lambda: self._step(cfg, cell, kind, num_classes, data, model, batches), force=True)
+            self._part(step_key, lambda: self._step(cfg, cell, kind, data, model, batches), force=True)
         elif self.done[step_key]:
             raise FexaError(self.done[step_key])
         if save is not None:  # the run folder a fine-tune or a cascade reads
             self._save(cfg, kind, num_classes, data, model, save)
-        shape = (self.outputs[step_key][0], num_classes) if kind == "classification" else self.outputs[step_key]
+        b = cfg.train.batch_size
+        shape = (b, num_classes) if kind == "classification" else (b,)  # the predictions the loss takes
         self._part(_key("loss", cfg.train.loss, cfg.train.loss_options, kind, shape),
                    lambda: self._loss(cfg, kind, data, shape))
 
@@ -201,12 +200,12 @@ class TableCheck:
         train = next(iter(make_loader(train_ds, size, 0, cpu, draw, drop_last=True)))  # the few samples, repeated
         test_ds = FaceSamples(data["test"].iloc[:2], keys, cfg.data.samples, False, cfg.train.seed, uint8=True)
         test = next(iter(make_loader(test_ds, 2, 0, cpu)))  # two test samples: a correlation needs two
-        for name, batch in (("training", train), ("test", test)):
-            done = to_device(batch, cpu, cfg.data.samples)
-            bad = [k for k in keys if not torch.isfinite(done[k].float()).all()]
+        finished = {name: to_device(batch, cpu, cfg.data.samples) for name, batch in (("training", train), ("test", test))}
+        for name, batch in finished.items():
+            bad = [k for k in keys if not torch.isfinite(batch[k].float()).all()]
             if bad:
                 raise FexaError(f"the {name} batch's {bad[0]} holds non-finite values")
-        shapes = {k: list(to_device(train, cpu, cfg.data.samples)[k].shape[1:]) for k in keys}
+        shapes = {k: list(finished["training"][k].shape[1:]) for k in keys}
         return {"train": train, "test_ds": test_ds, "shapes": shapes}
 
     def _model(self, cfg: ExperimentConfig, num_classes: int) -> torch.nn.Module:
@@ -235,10 +234,9 @@ class TableCheck:
                 write_synthetic(spec, self.weights)
                 self.written.add(spec)
 
-    def _step(self, cfg: ExperimentConfig, cell: Cell, kind: str, num_classes: int, data: dict, model: torch.nn.Module,
-              batches: dict) -> tuple:
-        """One training step and the evaluation of two test samples, scored; the step's time and peak memory recorded.
-        Returns the shape of the predictions the loss takes."""
+    def _step(self, cfg: ExperimentConfig, cell: Cell, kind: str, data: dict, model: torch.nn.Module,
+              batches: dict) -> None:
+        """One training step and the evaluation of two test samples, scored; the step's time and peak memory recorded."""
         from fexa.train.build import build_training, training_device, training_step
         from fexa.train.data import full_test
         from fexa.train.evaluate import evaluate_samples
@@ -274,7 +272,6 @@ class TableCheck:
         with open(self.workdir / "steps.jsonl", "a") as f:  # as they come: a check cut short keeps them
             f.write(json.dumps(self.steps[-1]) + "\n")
         model.to("cpu")
-        return (cfg.train.batch_size, num_classes) if kind == "classification" else (cfg.train.batch_size,)
 
     def _save(self, cfg: ExperimentConfig, kind: str, num_classes: int, data: dict, model: torch.nn.Module,
               save: Path) -> None:
@@ -376,7 +373,7 @@ def _check_row(checker: TableCheck, plan: Plan, tables: dict[str, Table], t: Tab
                 checker.cascades[key] = cascade_scores(runs, _windows(tables, nets))
             cascade_f1(checker.cascades[key], nets, window)
         except Exception as err:  # noqa: BLE001
-            failures.append(("Aff-Wild2 val", _one_line(err)))
+            failures.append((CASCADE_COLUMN, _one_line(err)))
         return failures
     for c in t.columns:
         for cell in t.cells(row, c):

@@ -80,10 +80,9 @@ class Table:
 
     def cells(self, row: Row, column: dict) -> list[Cell]:
         """The runs of a row's column: one, or one per fold of a column averaged over ``folds``."""
-        parent = column.get("parent")
-        parent = Cell(parent["config"], list(parent.get("set", []))) if parent else None
-        sets = [*row.sets, *column.get("set", [])]
-        into = (column.get("parent") or {}).get("into", "")
+        spec = column.get("parent") or {}
+        parent = Cell(spec["config"], list(spec.get("set", []))) if spec else None
+        sets, into = [*row.sets, *column.get("set", [])], spec.get("into", "")
         if "folds" in column:
             return [Cell(column["config"], [*sets, f"data.fold={k}"], parent, into, row.landmarks) for k in column["folds"]]
         return [Cell(column["config"], sets, parent, into, row.landmarks)]
@@ -169,7 +168,7 @@ class Plan:
         """Every ``--set`` of the cell's run: its variant, the run-wide ones, its name, folder and protocol,
         and for a fine-tune the parent run's checkpoint."""
         sets = [*cell.sets, *self.sets]
-        dataset = _dataset(cell)
+        dataset = _dataset(cell) if self.roots else ""
         if dataset in self.roots:
             sets.append(f"data.root={self.roots[dataset]}")
         sets += [f"out={self.out}", f"eval.protocol={self.protocol}", f"name={cell.name}"]
