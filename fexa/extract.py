@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 import fexa
 from fexa.errors import FexaError, MediaError

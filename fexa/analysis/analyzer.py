@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.analysis.measures import (
     MIN_DURATION,

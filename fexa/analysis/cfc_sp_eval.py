@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa import metrics as M
 from fexa.analysis.predict import TrainedModel

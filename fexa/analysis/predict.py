@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.analysis.measures import clip_duration
 from fexa.data.adapters import AFFWILD2_CLASSES

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import simplejpeg
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.errors import FexaError
 from fexa.face.landmarks import get_layout, get_scheme

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.face.detector import _mediapipe, native_output_silenced
 from fexa.face.tracks import true_runs

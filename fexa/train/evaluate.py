@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa import metrics as M
 from fexa.data.loading import make_loader, to_device

@@ -29,7 +29,7 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 from torch.utils.data import DistributedSampler
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.data.loading import BalancedSampler, RepeatFactorSampler, make_loader
 from fexa.data.samples import FaceSamples

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from fexa.progress import tqdm
 
 from fexa.face.landmarks import REGION_COLORS, get_layout, get_scheme
 from fexa.io.media import Media
