@@ -29,7 +29,7 @@ from fexa.io.atomic import atomic_path
 
 EMBED_LIMIT = 64 * 2**20  # bytes: larger overlay videos are linked, not embedded
 
-_COUNTS = {"blinks", "episodes", "count"}
+COUNT_UNITS = frozenset({"blinks", "winks", "episodes", "count"})  # units of counts: whole numbers, compared per minute
 _VIDEO_SLOT = "\x00video\x00"  # where the embedded video's data URL goes
 
 
@@ -58,7 +58,7 @@ def format_value(value: float, unit: str, flag: str) -> str:
     one as 'not measurable: <reason>'."""
     if not np.isfinite(value):
         return f"not measurable: {flag}" if flag else "not measurable"
-    return f"{value:.0f}" if unit in _COUNTS else f"{value:.3g}"
+    return f"{value:.0f}" if unit in COUNT_UNITS else f"{value:.3g}"
 
 
 def _measure_rows(measures: pd.DataFrame) -> str:

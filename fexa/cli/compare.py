@@ -9,7 +9,7 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
-    from fexa.analysis.compare import compare_results, write_comparison
+    from fexa.analysis.compare import IDENTITY_WARNING, NO_INTERVAL, VERDICTS, compare_results, write_comparison
     from fexa.errors import FexaError
 
     inputs = [args.baseline, *args.visits]
@@ -23,13 +23,20 @@ def run(args: argparse.Namespace) -> int:
     later = Analyzer(cache=cache, task=first.task, progress=not args.quiet)
     results = [first, *(later.analyze(p) for p in args.visits)]
     df = compare_results(results, labels, seed=args.seed)
-    out = write_comparison(df, labels, args.out, args.format)
+    written = write_comparison(df, labels, args.out, args.format)
+    print(f"WARNING: {IDENTITY_WARNING}.")
     shown = df[df["primary"]]
     width = max(len(m) for m in shown["measure"])
     for r in shown.itertuples():
         change = f"{r.change:+.3g} {r.unit}" if r.change == r.change else "not measurable"
-        print(f"  {r.visit:>14s}  {r.measure:<{width}s}  change {change:<20s} {r.verdict}")
-    print(f"-> {out / 'compare.html'} ({out / f'compare.{args.format}'}, compare.png)")
+        print(f"  {r.visit:>14s}  {r.measure:<{width}s}  change {change:<22s} {r.verdict}")
+    print("verdicts:")
+    for verdict in (v for v in VERDICTS if v in set(shown["verdict"])):
+        print(f"  {verdict}: {VERDICTS[verdict]}")
+        if verdict == NO_INTERVAL:
+            for reason in dict.fromkeys(shown.loc[shown["verdict"] == verdict, "reason"]):
+                print(f"    {reason}")
+    print(f"-> {', '.join(str(p) for p in written)}")
     return 0
 
 
@@ -38,9 +45,10 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("compare", help="change across visits of the same person, with uncertainty",
                        description="Analyse a baseline recording and later ones of the same person (visits, before/"
-                       "after treatment) and report each measure's change with a 95%% bootstrap interval over the "
+                       "after treatment) and report each measure's change with a 95% bootstrap interval over the "
                        "task's repetitions (or 5-s windows), flagging changes within the measure's test-retest "
-                       "noise (estimated by splitting each recording's repetitions in halves).")
+                       "noise (estimated by splitting each recording's repetitions in halves). Counts are compared "
+                       "per minute of recording. fexa does not check that the recordings show the same person.")
     p.add_argument("baseline", metavar="BASELINE", help="the first recording (video, image folder)")
     p.add_argument("visits", nargs="+", metavar="VISIT", help="later recordings of the same person and task")
     add_task(p, "the baseline's, detected from its movement, for every recording")
