@@ -41,6 +41,7 @@ import fexa
 from fexa.errors import FexaError, MediaError
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
 from fexa.face.detector import NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced, points_box
+from fexa.face.identity import IdentityRecorder, ShotCuts
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
@@ -54,7 +55,7 @@ STATUSES = ("ok", "partial", "no_face", "error")
 USABLE_STATUSES = ("ok", "partial")  # the entry holds a track
 DONE_STATUSES = ("ok", "partial", "no_face")  # a rerun keeps these (while input and settings are unchanged)
 LAYOUT = "mediapipe478"
-CACHE_VERSION = 3  # bump when extraction changes its results: older entries are then redone
+CACHE_VERSION = 4  # bump when extraction changes its results: older entries are then redone
 ENTRY_FILES = ("track.npz", "crops.mp4")
 MIN_FACE_FRAMES = 10  # a face other than the subject is kept (face_<id>.npz) when seen in this many frames (or all)
 MISSING_FRAMES_TOLERANCE = 2  # containers' frame counts can be this far off on intact videos
@@ -206,12 +207,19 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
     observations, times = [], []
     cache: list | None = [] if cfg.write_crops else None
     budget = cfg.frame_cache_mb * 2**20
+    people = None if static or cfg.faces == "given" else IdentityRecorder(media.info.fps)
+    cuts = ShotCuts()
     with native_output_silenced():
         bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
                    disable=not progress or static)  # an image is one step of its batch's bar, not a bar of its own
         with FaceTracker(cfg.tracker, static=static) as tracker:
             for fr in prefetched(media.frames()):
+                cut = people is not None and cuts(fr.rgb)
+                if cut:
+                    tracker.end_tracks()  # a new shot: nobody is followed across it
                 observations.append(tracker(fr.rgb))
+                if people is not None:
+                    people.observe(len(times), fr.rgb, observations[-1], cut)
                 times.append(fr.time)
                 if cache is not None:
                     cache.append(fr.rgb)
@@ -227,17 +235,25 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
                     counts["misfitted_frames"] += len(kept) < len(observations[t])
                     observations[t] = kept
         bar.close()
-    return TrackSet.from_observations(observations), np.asarray(times, np.float64), counts, cache
+    if people is None:
+        return TrackSet.from_observations(observations), np.asarray(times, np.float64), counts, cache
+    owner, dropped = people.people()
+    counts["people_dropped_frames"] = len(dropped)
+    for t, obs in enumerate(observations):  # tracks become people: a track id is now a person's
+        observations[t] = [o for o in obs if (o.track_id, t) in owner and (o.track_id, t) not in dropped]
+        for o in observations[t]:
+            o.track_id = owner[(o.track_id, t)]
+    return TrackSet.from_observations(observations, people.cuts), np.asarray(times, np.float64), counts, cache
 
 
 def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
     valid = ts.valid(main)
-    points, filled = fill_gaps(ts.points[main], valid, cfg.max_gap)
+    points, filled = fill_gaps(ts.points[main], valid, cfg.max_gap, ts.cuts)
     usable = valid | filled
     affine = crop_transforms(points, LAYOUT, usable, cfg.crop_size, cfg.crop_margin, cfg.rotate, cfg.smooth)
     crop = apply_transform(points, affine).astype(np.float32)
     crop[~usable] = np.nan
-    score, _ = fill_gaps(ts.score[main], valid, cfg.max_gap)
+    score, _ = fill_gaps(ts.score[main], valid, cfg.max_gap, ts.cuts)
     return dict(
         points=points.astype(np.float32),
         points_crop=crop,
@@ -249,6 +265,28 @@ def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
         valid=valid,
         filled=filled,
     )
+
+
+def people_warnings(ts: TrackSet, main: int, times: np.ndarray) -> list[str]:
+    """What a reader must know about the people in view: shot cuts, and every other person seen in
+    at least ``MIN_FACE_FRAMES`` frames, for how long and when (their frames are not the subject's)."""
+    n, out = ts.num_frames, []
+    if ts.cuts:
+        at = ", ".join(f"{times[c]:.2f}" for c in ts.cuts[:10]) + (", ..." if len(ts.cuts) > 10 else "")
+        out.append(f"{len(ts.cuts)} shot cut(s) at {at} s: the subject is followed across a cut only where the face "
+                   "matches (fexa.face.identity)")
+    seen = {i: ts.valid(i) for i in ts.ids if i != main}
+    others = {i: v for i, v in seen.items() if v.sum() >= min(MIN_FACE_FRAMES, n)}
+    if others:
+        dt = float(np.median(np.diff(times))) if n > 1 else 0.0
+        people = [f"face {i}: {v.sum() * dt:.1f} s, {v.sum()} frames, {times[v.argmax()]:.2f}-"
+                  f"{times[n - 1 - v[::-1].argmax()]:.2f} s" for i, v in others.items()]
+        out.append(f"{len(others)} other person(s) in view ({'; '.join(people)}): their frames are not the subject's "
+                   f"(face {main}, the person seen longest, in {int(ts.valid(main).sum())} of {n} frames); "
+                   "--faces all analyses each person")
+    if len(seen) > len(others):
+        out.append(f"{len(seen) - len(others)} face(s) seen in fewer than {MIN_FACE_FRAMES} frames each were left out")
+    return out
 
 
 def _given_track(ts: TrackSet, main: int | None, times: np.ndarray, fps: float, frame_size: tuple[int, int],
@@ -372,9 +410,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                                  for f in others]
                 face = int(track.valid.sum())
                 meta.update(status="ok", face_frames=face, filled_frames=int(track.filled.sum()), subject_track=int(main))
-                if len(ts.ids) > 1:
-                    meta["warnings"].append(f"{len(ts.ids)} faces tracked; the subject is track {main} "
-                                            f"(present in {face} of {n} frames)")
+                meta["cuts"] = [float(times[c]) for c in ts.cuts]
+                meta["warnings"] += people_warnings(ts, main, times)
                 if face < n:
                     meta["warnings"].append(f"face missing in {n - face} of {n} frames "
                                             f"({int(track.filled.sum())} filled by interpolation)")

@@ -224,6 +224,10 @@ class FaceTracker:
             dets.append((box, float(d.score[0])))
         return dets
 
+    def end_tracks(self) -> None:
+        """Forget every track (at a shot cut): faces found from the next frame on get new ids."""
+        self._drop(list(self._tracks))
+
     def close(self) -> None:
         self._drop(list(self._tracks))
         for detector in self._detectors:

@@ -18,10 +18,11 @@ class TrackSet:
     points: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [T, 478, 3], NaN when absent
     score: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [T]
     detected: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [T] bool
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot (fexa.face.identity)
 
     @classmethod
-    def from_observations(cls, frames: list[list[FaceObservation]]) -> "TrackSet":
-        ts = cls(len(frames))
+    def from_observations(cls, frames: list[list[FaceObservation]], cuts: list[int] = ()) -> "TrackSet":
+        ts = cls(len(frames), cuts=list(cuts))
         for t, obs in enumerate(frames):
             for o in obs:
                 if o.track_id not in ts.points:
@@ -69,15 +70,17 @@ def gap_runs(valid: np.ndarray) -> list[tuple[int, int]]:
     return [(a, b) for a, b in true_runs(~v) if a > 0 and b < len(v)]
 
 
-def fill_gaps(values: np.ndarray, valid: np.ndarray, max_gap: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def fill_gaps(values: np.ndarray, valid: np.ndarray, max_gap: int = 5,
+              cuts: list[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Linearly interpolate interior gaps of at most ``max_gap`` frames along axis 0.
 
-    Returns (filled values, filled mask). Gaps at the start or end, and longer gaps, stay as they
-    are: interpolating them would invent motion."""
+    Returns (filled values, filled mask). Gaps at the start or end, longer gaps, and gaps next to
+    a shot cut (``cuts``: frames that start a new shot) stay as they are: interpolating them would
+    invent motion."""
     out = np.array(values, copy=True)
     filled = np.zeros(len(out), bool)
     for start, stop in gap_runs(valid):
-        if stop - start > max_gap:
+        if stop - start > max_gap or any(start <= c <= stop for c in cuts):
             continue
         a, b = out[start - 1], out[stop]
         w = (np.arange(1, stop - start + 1) / (stop - start + 1)).reshape((-1,) + (1,) * (out.ndim - 1))
