@@ -12,15 +12,29 @@ a hand in a face for a frame or two; a real hand stays longer).
 Checked on the shared clips (``tests/test_occlusion.py``): WolfgangLanger_Pexels, a hand over the
 mouth in frames 59-226 (hand-labelled), 166 of those 168 frames caught and 1 frame flagged
 outside them (227, fingertips at the lip corner); 15 unoccluded clips (10,982 frames), none
-flagged. The hand model costs about 13 ms per frame on a CPU core; the analysis keeps its result
-beside the crops, so it runs once per input.
+flagged.
+
+The hand model costs about 13 ms per frame on a CPU core, so it does not run on every frame: a
+probe (the same models, each frame on its own, a lower palm-detection threshold) looks at one
+frame every ``PROBE_EVERY`` s, and only where it sees a hand does the tracker run, frame by frame,
+from the frame after the last empty probe until no hand has been tracked for ``PROBE_EVERY`` s.
+A hand over the face comes into the crop from outside, and the probe sees it on its way
+(WolfgangLanger: in 9 of the 11 frames before it reaches the mouth), so the tracker starts where
+it would have started running on every frame, with the same empty state, and the crops it never
+looks at are hand-free at every probe around them. Crops given as a file are decoded frame by
+frame and converted to RGB only where a model looks at them. The analysis keeps the result beside
+the crops, so it runs once per input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 from fexa.progress import tqdm
@@ -49,6 +63,9 @@ HIDDEN_POINTS = {
 COVER = 0.2  # fraction of a region's area under a hand above which it is occluded
 MIN_RUN = 0.1  # s: shorter occluded runs are dropped
 FINGER_WIDTH = 0.35  # finger width / palm length (wrist to middle-finger knuckle)
+PROBE_EVERY = 0.2  # s between probes while no hand is tracked
+PROBE_CONFIDENCE = 0.5  # the probe's palm-detection threshold (the tracker's is 0.7): it only wakes the tracker
+LOOK_BACK = 3  # probe intervals the tracker goes back from a probe that sees a hand
 _PALM = (0, 1, 5, 9, 13, 17)
 _FINGERS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (0, 17, 18, 19, 20), (5, 9, 13, 17))
 
@@ -68,22 +85,59 @@ class Occlusion:
         return int(self.occluded[:, REGIONS.index(region)].sum())
 
 
-def find_hands(crops: Iterable[np.ndarray], total: int | None = None, progress: bool = False,
-               ) -> list[list[np.ndarray]]:
-    """Per frame, the [21, 2] landmarks (pixels) of each hand found in the RGB crops, tracked
-    through the sequence (at most two hands); ``total`` frames for the progress bar."""
+def _crop_frames(crops: str | Path | Iterable[np.ndarray]) -> Iterator[Callable[[], np.ndarray]]:
+    """Each crop as a function giving its RGB pixels: frames of a crops file (fexa's own H.264) are
+    decoded in order but converted to RGB only when asked for (the conversion costs more than the
+    decoding, and most crops are never looked at)."""
+    if not isinstance(crops, (str, Path)):
+        for rgb in crops:
+            yield partial(np.asarray, rgb)
+        return
+    with av.open(str(crops)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield partial(frame.to_ndarray, format="rgb24")
+
+
+def _landmarks(model, rgb: np.ndarray) -> list[np.ndarray]:
+    """The [21, 2] landmarks (pixels) of each hand ``model`` finds in ``rgb``."""
+    result = model.process(np.ascontiguousarray(rgb))
+    size = np.array([rgb.shape[1], rgb.shape[0]], np.float32)
+    return [np.array([[p.x, p.y] for p in h.landmark], np.float32) * size for h in result.multi_hand_landmarks or ()]
+
+
+def find_hands(crops: str | Path | Iterable[np.ndarray], usable: np.ndarray, times: np.ndarray,
+               progress: bool = False) -> list[list[np.ndarray]]:
+    """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in the RGB ``crops`` (a
+    crops file or the frames), tracked only around the frames where a probe sees a hand (module
+    docstring); ``usable``: the frames that show the face (only they are probed); ``times`` (s)."""
+    step = max(1, round(PROBE_EVERY / float(np.median(np.diff(times))))) if len(times) > 1 else 1
+    recent: deque[tuple[int, Callable[[], np.ndarray]]] = deque(maxlen=LOOK_BACK * step + 1)
     hands_api = _mediapipe().solutions.hands
-    found = []
-    with native_output_silenced(), hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
-                                                   min_detection_confidence=0.7, min_tracking_confidence=0.5) as model:
-        for rgb in tqdm(crops, total=total, desc="hands over the face", unit="frame", leave=False, disable=not progress):
-            result = model.process(np.ascontiguousarray(rgb))
-            size = np.array([rgb.shape[1], rgb.shape[0]], np.float32)
-            found.append([np.array([[p.x, p.y] for p in h.landmark], np.float32) * size
-                          for h in result.multi_hand_landmarks or ()])
+    found: list[list[np.ndarray]] = []
+    track_until = next_probe = 0  # frame indices: the tracker runs before track_until, the probe from next_probe
+    with native_output_silenced(), \
+            hands_api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1,
+                            min_detection_confidence=PROBE_CONFIDENCE) as probe, \
+            hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
+                            min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
+        for t, rgb in enumerate(tqdm(_crop_frames(crops), total=len(usable), desc="hands over the face", unit="frame",
+                                     leave=False, disable=not progress)):
+            found.append([])
+            recent.append((t, rgb))
+            if t < track_until:
+                todo = [(t, rgb)]
+            elif t >= next_probe and t < len(usable) and usable[t]:
+                next_probe = t + step
+                todo = list(recent) if _landmarks(probe, rgb()) else []
+            else:
+                todo = []
+            for j, crop in todo:
+                found[j] = _landmarks(tracker, crop())
+                if found[j]:
+                    track_until = j + 1 + step
     return found
-
-
 def hand_mask(hand: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """[H, W] bool: the area a hand's 21 landmarks cover (palm polygon and finger bones)."""
     import cv2
@@ -115,12 +169,12 @@ def _drop_short_runs(mask: np.ndarray, times: np.ndarray, min_run: float) -> np.
     return out
 
 
-def detect_occlusion(crops: Iterable[np.ndarray], track: TrackData, hands: list[list[np.ndarray]] | None = None,
-                     progress: bool = False) -> Occlusion:
+def detect_occlusion(crops: str | Path | Iterable[np.ndarray], track: TrackData,
+                     hands: list[list[np.ndarray]] | None = None, progress: bool = False) -> Occlusion:
     """The occlusion of each region (``REGIONS``) in every frame of ``track`` from its aligned
-    ``crops`` (the entry's crops.mp4 frames; ``hands``: already found, else found in them)."""
+    ``crops`` (the entry's crops.mp4, or its frames; ``hands``: already found, else found in them)."""
     if hands is None:
-        hands = find_hands(crops, track.num_frames, progress)
+        hands = find_hands(crops, track.usable, track.times, progress)
     t_count = track.num_frames
     if len(hands) != t_count:
         raise ValueError(f"hands were looked for in {len(hands)} crops, the track has {t_count} frames")

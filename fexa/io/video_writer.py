@@ -20,12 +20,21 @@ class VideoWriter:
     """``with VideoWriter(path, fps) as w: w.write(rgb)``; frame size is taken from the first frame.
 
     Encoding runs in a background thread (PyAV releases the GIL), so the caller's own work
-    overlaps it. Odd sizes are padded by one pixel (yuv420p needs even dimensions)."""
+    overlaps it. Odd sizes are padded by one pixel (yuv420p needs even dimensions). ``crf``: x264's
+    quality (0-51, lower is better and larger); ``max_kbps``: a cap on the bitrate (kbit/s, over
+    about two seconds), so the file's size has a bound whatever the picture; None: no cap."""
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 18, preset: str = "superfast", queue_size: int = 32):
+    def __init__(self, path: str | Path, fps: float, crf: int = 18, preset: str = "superfast", queue_size: int = 32,
+                 max_kbps: int | None = None):
+        if not 0 <= crf <= 51:
+            raise ValueError(f"crf must be in 0-51, got {crf}")
+        if max_kbps is not None and max_kbps <= 0:
+            raise ValueError(f"max_kbps must be > 0 or None, got {max_kbps}")
         self.path = Path(path)
         self.fps = fps if fps and fps > 0 else 25.0
-        self.crf, self.preset = crf, preset
+        self.options = {"crf": str(crf), "preset": preset}
+        if max_kbps is not None:
+            self.options.update(maxrate=f"{max_kbps}k", bufsize=f"{2 * max_kbps}k")
         self.frames_written = 0
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
@@ -52,7 +61,7 @@ class VideoWriter:
                 s = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
                 s.width, s.height = w + (w % 2), h + (h % 2)
                 s.pix_fmt = "yuv420p"
-                s.options = {"crf": str(self.crf), "preset": self.preset}
+                s.options = self.options
                 s.thread_type = "AUTO"
                 while (rgb := self._queue.get()) is not _DONE:
                     if rgb.shape[0] != s.height or rgb.shape[1] != s.width:

@@ -11,7 +11,7 @@ import pandas as pd
 from fexa.progress import tqdm
 
 from fexa.face.landmarks import REGION_COLORS, get_layout, get_scheme
-from fexa.io.media import Media
+from fexa.io.media import Media, prefetched
 from fexa.io.trackfile import TrackData
 from fexa.io.video_writer import VideoWriter
 
@@ -22,6 +22,10 @@ OTHER_COLOR = (170, 170, 170)
 
 
 PANEL_BG = (24, 24, 24)
+# The overlay's x264 quality (18 is near lossless; each +6 about halves the size) and bitrate cap:
+# the report embeds it, and at 500 kbit/s 200 s take at most about 12.5 MB (16.7 MB in base64).
+OVERLAY_CRF = 23
+OVERLAY_MAX_KBPS = 500
 
 
 def _font(h: int) -> tuple[float, int]:
@@ -39,10 +43,11 @@ def draw_landmarks(img: np.ndarray, points: np.ndarray, layout: str, radius: int
     """Draw the 73 heatmap points of ``points`` [N, >=2] (``layout``, ``img``'s pixels) on ``img``,
     coloured by region; hidden points (NaN: a hand over them) are left out."""
     scheme = get_scheme("heatmap73")
-    for (x, y), r in zip(scheme.select(points[None, :, :2], layout)[0], scheme.region_of_point):
-        if np.isfinite(x) and np.isfinite(y):
-            cv2.circle(img, (int(round(x)), int(round(y))), radius, REGION_COLORS[scheme.region_names[r]], -1,
-                       cv2.LINE_AA)
+    xy = scheme.select(points[None, :, :2], layout)[0]
+    shown = np.isfinite(xy).all(axis=1)
+    colors = [REGION_COLORS[scheme.region_names[r]] for r in scheme.region_of_point[shown]]
+    for center, color in zip(np.round(xy[shown]).astype(int).tolist(), colors):
+        cv2.circle(img, center, radius, color, -1, cv2.LINE_AA)
 
 
 def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, boxes: np.ndarray | None,
@@ -72,7 +77,7 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
     yaw, pitch, roll = track.pose[t]
     text = [f"frame {t}", f"time {track.times[t]:.2f} s"]
     if np.isfinite(yaw):
-        text.append(f"yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}")
+        text.append(f"yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f} deg")
     text += ["", *lines]
     line_h = int(round(22 * h / 360 * 0.75))
     width = width or panel_width(h, max(text, key=len))
@@ -89,49 +94,97 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
     return np.concatenate([img, panel], axis=1)
 
 
-def _value_lines(values: pd.DataFrame | None, t: int) -> tuple[str, ...]:
-    if values is None:
-        return ()
-    row = values.iloc[t]
-    return tuple(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if pd.notna(v))
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits, trailing zeros kept (0.500, 12.0, 123)."""
+    return f"{value:#.{digits}g}".rstrip(".")
+
+
+def _value_text(name: str, value, unit: str) -> str | None:
+    """'<name> <value> <unit>' (numbers to 3 significant digits); None for a missing value."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return f"{name} {significant(float(value)) if number else value}" + (f" {unit}" if unit else "")
+
+
+def value_lines(values: pd.DataFrame, units: dict[str, str] | None = None) -> list[tuple[str, ...]]:
+    """Per row of ``values``, a line per present value: its column, the value (numbers to 3
+    significant digits) and its unit (``units``: column -> unit; none where not given)."""
+    units = units or {}
+    columns = [[_value_text(c, v, units.get(c, "")) for v in values[c].tolist()] for c in values.columns]
+    return [tuple(line for line in row if line is not None) for row in zip(*columns)] if columns else [()] * len(values)
 
 
 def write_overlay(track: TrackData, source: str | Path, out: str | Path, use_crops: bool = False,
-                  progress: bool = True, values: pd.DataFrame | None = None) -> Path:
+                  progress: bool = True, values: pd.DataFrame | None = None,
+                  units: dict[str, str] | None = None) -> Path:
     """Render the overlay of ``source`` (the input video, or the entry's crops.mp4 when
-    ``use_crops``) to ``out`` (MP4); ``values`` (one row per frame, numeric or text columns) are
-    written on each frame."""
+    ``use_crops``) to ``out`` (MP4: ``OVERLAY_CRF``, ``OVERLAY_MAX_KBPS``); ``values`` (one row per frame, numeric or text
+    columns; ``units``: column -> unit) are written on each frame."""
     out = Path(out)
     media = Media(source)
     points = track.points_crop if use_crops else track.points
-    longest = max(["yaw +100 pitch +100 roll +100", *(f"{c} -0.000" for c in (values.columns if values is not None
-                                                                              else ()))], key=len)
-    if values is not None:  # text columns: their longest value
-        longest = max([longest, *(f"{c} {v}" for c in values.select_dtypes(exclude="number")
-                                  for v in values[c].dropna().unique())], key=len)
-    width = panel_width(track.crop_size if use_crops else track.frame_size[0], longest)
-    with VideoWriter(out, track.fps or 25.0) as w:
-        for fr in tqdm(media.frames(), total=track.num_frames, desc="overlay", unit="frame", leave=False,
+    lines = value_lines(values, units) if values is not None else [()] * track.num_frames
+    widest = sorted({line for row in lines for line in row} | {"yaw +100 pitch +100 roll +100 deg"}, key=len)[-20:]
+    width = max(panel_width(track.crop_size if use_crops else track.frame_size[0], line) for line in widest)
+    with VideoWriter(out, track.fps or 25.0, crf=OVERLAY_CRF, max_kbps=OVERLAY_MAX_KBPS) as w:
+        for fr in tqdm(prefetched(media.frames()), total=track.num_frames, desc="overlay", unit="frame", leave=False,
                        disable=not progress):
             t = fr.index
             if t >= track.num_frames:
                 break
             boxes = None if use_crops else track.track_boxes[t]
-            w.write(draw_frame(fr.rgb, track, t, points[t], boxes, _value_lines(values, t), width))
+            w.write(draw_frame(fr.rgb, track, t, points[t], boxes, lines[t], width))
     return out
 
 
 IOD_COLOR = (255, 220, 0)
 
 
+def crops_inside(track: TrackData) -> np.ndarray:
+    """[T] bool: the frames whose aligned crop lies wholly inside the picture (elsewhere the crop
+    is black where it reaches past the picture's edge)."""
+    s, (h, w) = track.crop_size, track.frame_size
+    m = track.affine.astype(np.float64)
+    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    corners = np.array([[0, 0], [s - 1, 0], [0, s - 1], [s - 1, s - 1]], np.float64)
+    d = corners[None] - m[:, None, :, 2]  # [T, 4, 2]: crop corners less the translation
+    with np.errstate(divide="ignore", invalid="ignore"):  # a singular (lost-frame) transform is not inside
+        x = (m[:, None, 1, 1] * d[..., 0] - m[:, None, 0, 1] * d[..., 1]) / det[:, None]
+        y = (m[:, None, 0, 0] * d[..., 1] - m[:, None, 1, 0] * d[..., 0]) / det[:, None]
+        return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).all(axis=1)
+
+
+def inside_box(affine: np.ndarray, frame_size: tuple[int, int], size: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): the crop cut with ``affine`` from a picture of ``frame_size``
+    without the rows and columns at its edges that reach past the picture (black there), the side
+    with the most such pixels cut first."""
+    inside = cv2.warpAffine(np.full(frame_size, 255, np.uint8), affine, (size, size)) == 255
+    top, bottom, left, right = 0, size, 0, size
+    while top < bottom and left < right:
+        box = inside[top:bottom, left:right]
+        outside = {"top": (~box[0]).sum(), "bottom": (~box[-1]).sum(), "left": (~box[:, 0]).sum(),
+                   "right": (~box[:, -1]).sum()}
+        side = max(outside, key=outside.get)
+        if not outside[side]:
+            break
+        top, bottom = top + (side == "top"), bottom - (side == "bottom")
+        left, right = left + (side == "left"), right - (side == "right")
+    return top, bottom, left, right
+
+
 def iod_picture(crops: str | Path, track: TrackData, scale: int = 2) -> bytes:
-    """PNG of the subject's aligned face (from the entry's ``crops`` video) in its first usable
-    frame, ``scale`` times enlarged, with its landmarks and the inter-ocular distance (outer eye
-    corners) drawn and labelled."""
+    """PNG of the subject's aligned face (from the entry's ``crops`` video), ``scale`` times
+    enlarged, with its landmarks and the inter-ocular distance (outer eye corners) drawn and
+    labelled. The frame: the first usable one with every landmark shown (none hidden by a hand)
+    whose crop lies inside the picture; else the first such frame, cut to the part inside the
+    picture (no black band either way); else the first usable frame."""
     usable = np.flatnonzero(track.usable)
     if len(usable) == 0:
         raise ValueError("no usable frame to picture")
-    t = int(usable[0])
+    complete = usable[np.isfinite(track.points_crop[usable]).all(axis=(1, 2))]
+    inside = complete[crops_inside(track)[complete]]
+    t = int(next(iter(inside), next(iter(complete), usable[0])))
     rgb = next(fr.rgb for fr in Media(crops).frames() if fr.index == t)
     img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     pts = track.points_crop[t] * scale
@@ -146,5 +199,6 @@ def iod_picture(crops: str | Path, track: TrackData, scale: int = 2) -> bytes:
     org = ((a[0] + b[0] - w) // 2, min(a[1], b[1]) - 12)
     cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.7, IOD_COLOR, 2, cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    top, bottom, left, right = (scale * v for v in inside_box(track.affine[t], track.frame_size, track.crop_size))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img[top:bottom, left:right], cv2.COLOR_RGB2BGR))
     return png.tobytes()
