@@ -46,7 +46,7 @@ from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
 from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json, write_text
 from fexa.io.fingerprint import content_fingerprint, entry_name, file_sha256
-from fexa.io.media import VIDEO_EXTENSIONS, Media, frame_sequence, list_frame_files, prefetched
+from fexa.io.media import VIDEO_EXTENSIONS, Media, check_range, frame_sequence, list_frame_files, prefetched
 from fexa.io.trackfile import TrackData
 from fexa.io.video_writer import VideoWriter
 
@@ -84,6 +84,10 @@ class ExtractConfig:
     # "detect": crops cut around the detected, tracked face; "given": the input is the face (a dataset's own
     # face crops): each crop is the whole frame resized to crop_size, every frame kept, the mesh only landmarks it
     faces: str = "detect"
+    # the part of each input to read, in seconds of the input (None: its beginning / end); outputs keep
+    # the input's timestamps (fexa.io.media.Media)
+    start: float | None = None
+    end: float | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +104,14 @@ class ExtractConfig:
         for name, value, ok, allowed in checks:
             if not ok:
                 raise FexaError(f"extract setting {name}={value!r} is not allowed: must be {allowed}")
+        check_range(self.start, self.end)
+
+    def range_tag(self) -> str:
+        """What an id gets for a part of an input (``-t12.5-40s``; ``""`` for the whole input), so that
+        two parts of one file never share a cache entry or an output folder."""
+        if self.start is None and self.end is None:
+            return ""
+        return f"-t{self.start or 0:g}-" + ("end" if self.end is None else f"{self.end:g}s")
 
     def settings(self) -> dict:
         """What the results depend on (not e.g. the frame-cache budget), with the cache version."""
@@ -109,6 +121,9 @@ class ExtractConfig:
             d["tracker"].pop("whole_image_fallback")
         if d["faces"] == "detect":  # added later: left out for detection, so older caches stay valid
             d.pop("faces")
+        for name in ("start", "end"):  # added later: left out for whole inputs
+            if d[name] is None:
+                d.pop(name)
         return {"cache_version": CACHE_VERSION, **d}
 
     def digest(self) -> str:
@@ -144,15 +159,17 @@ def expand_inputs(paths: list[str | Path], folder_as: str = "auto") -> list[Path
     return out
 
 
-def input_ids(paths: list[str | Path]) -> list[str]:
-    """A readable id per input, different for every resolved path: ``<stem>-<path hash>``."""
-    return [entry_name(p) for p in paths]
+def input_ids(paths: list[str | Path], tag: str = "") -> list[str]:
+    """A readable id per input, different for every resolved path: ``<stem>-<path hash>``, then
+    ``tag`` (``ExtractConfig.range_tag``: the part of the input read)."""
+    return [entry_name(p) + tag for p in paths]
 
 
-def unique_inputs(inputs: list[str | Path], folder_as: str = "auto") -> dict[str, Path]:
-    """{id: path} of the expanded inputs (``expand_inputs``), each input once (in the order given)."""
+def unique_inputs(inputs: list[str | Path], folder_as: str = "auto", tag: str = "") -> dict[str, Path]:
+    """{id: path} of the expanded inputs (``expand_inputs``), each input once (in the order given);
+    ``tag`` as in ``input_ids``."""
     found = expand_inputs(inputs, folder_as)
-    return dict(zip(input_ids(found), found))
+    return dict(zip(input_ids(found, tag), found))
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -346,7 +363,7 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                   "fps": 0.0, "error": "", "warnings": []}
     with atomic_dir(entry) as tmp:
         try:
-            media = Media(path, cfg.fps)
+            media = Media(path, cfg.fps, cfg.start, cfg.end)
             meta["fingerprint"] = fingerprint or content_fingerprint(path)
             ts, times, counts, cache = _track(media, cfg, progress)
             n = ts.num_frames
@@ -511,7 +528,7 @@ def extract_many(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     k, n = shard
-    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (i, p) in enumerate(unique_inputs(inputs, folder_as).items())
+    mine = [(p, out / i, cfg, _fingerprint_or_none(p)) for j, (i, p) in enumerate(unique_inputs(inputs, folder_as, cfg.range_tag()).items())
             if j % n == k]
     todo = [t for t in mine if entry_state(t[1], t[0], cfg, t[3])]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="extract", unit="input", disable=not progress)

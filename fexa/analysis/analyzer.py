@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,14 @@ class Analyzer:
     ``faces``: ``main`` analyses the main subject of each input, ``all`` every face
     (``analyze_faces``; in ``analyze_many`` each face gets its row and ``<id>/face_<k>/`` folder);
     ``window``, ``stride`` (s): clip models also score sliding windows, a curve over time in the
-    frames table (0: no windows; not with ``per_repetition``)."""
+    frames table (0: no windows; not with ``per_repetition``); ``start``, ``end`` (s of the input):
+    analyse only that part of each input (a visit's recording holding several tasks); times in
+    the results stay the input's."""
 
     def __init__(self, cache: str | Path | None = None, extract: ExtractConfig | None = None,
                  models: list[str | Path] = (), task: str = "auto", smooth_window: int = 256,
                  per_repetition: bool = False, progress: bool = False, faces: str = "main",
-                 window: float = 2.0, stride: float = 0.5):
+                 window: float = 2.0, stride: float = 0.5, start: float | None = None, end: float | None = None):
         if faces not in ("main", "all"):
             raise FexaError(f"faces must be 'main' or 'all', not {faces!r}")
         if window < 0 or stride <= 0:
@@ -64,6 +67,8 @@ class Analyzer:
         if self.cache.is_dir():
             remove_stale_temporaries(self.cache)  # leftovers of killed runs (never another live run's)
         self.extract = extract or ExtractConfig()
+        if start is not None or end is not None:
+            self.extract = replace(self.extract, start=start, end=end)
         if models:  # torch is loaded only for models
             from fexa.analysis.predict import TrainedModel
 
@@ -76,7 +81,7 @@ class Analyzer:
 
     def _entry(self, path: Path) -> tuple[Path, dict]:
         """The input's cache entry (extracted if new, changed or damaged) and its meta."""
-        entry = self.cache / input_ids([path])[0]
+        entry = self.cache / input_ids([path], self.extract.range_tag())[0]
         meta = ensure_entry(path, entry, self.extract, self.progress)
         if meta["status"] == "no_face":
             raise FexaError(f"no face found in {path.name}")
@@ -186,7 +191,7 @@ class Analyzer:
         ``on_error(id, reason)``); the others continue and the summary is always written."""
         rows = []
         try:
-            todo = unique_inputs(inputs, folder_as)
+            todo = unique_inputs(inputs, folder_as, self.extract.range_tag())
             for ident, path in tqdm(todo.items(), desc="analyze", unit="input", disable=not self.progress):
                 row = {"id": ident, "path": str(Path(path).absolute()), "status": "ok", "error": ""}
                 try:

@@ -14,3 +14,12 @@ def add_task(parser, auto: str = "detected from the movement") -> None:
 
     parser.add_argument("--task", default="auto", choices=[*TASKS, "auto"], metavar="TASK",
                         help=f"the task performed: {', '.join(TASKS)}, or auto ({auto}; default)")
+
+
+def add_time_range(parser) -> None:
+    """``--start``/``--end``: the part of each input to analyse, in seconds of the input."""
+    parser.add_argument("--start", type=float, default=None, metavar="SECONDS",
+                        help="analyse from this time of each input (seconds; e.g. one task of a visit's recording); "
+                        "the outputs keep the input's timestamps")
+    parser.add_argument("--end", type=float, default=None, metavar="SECONDS",
+                        help="analyse up to this time of each input (seconds; default: its end)")

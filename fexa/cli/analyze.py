@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fexa.cli import add_folder_as, add_task
+from fexa.cli import add_folder_as, add_task, add_time_range
 
 
 def run(args: argparse.Namespace) -> int:
@@ -14,7 +14,8 @@ def run(args: argparse.Namespace) -> int:
 
     analyzer = Analyzer(cache=Path(args.out) / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
                         per_repetition=args.per_repetition, progress=not args.quiet, faces=args.faces,
-                        window=0.0 if args.per_repetition else args.window, stride=args.stride)
+                        window=0.0 if args.per_repetition else args.window, stride=args.stride,
+                        start=args.start, end=args.end)
     summary = analyzer.analyze_many(args.inputs, args.out, args.format,
                                     on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr),
                                     folder_as=args.folder_as)
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
                    help="folder for the results: OUT/<id>/ per input (tables, plots, overlay, report.html), "
                    "OUT/summary.<format> with one row per input, OUT/cache/ (default: analysis)")
     add_folder_as(p)
+    add_time_range(p)
     p.add_argument("--faces", choices=["main", "all"], default="main",
                    help="main: the main subject of each input (the face seen longest; default); all: every face "
                    "seen in at least 10 frames, each with its own row and OUT/<id>/face_<k>/ folder")
