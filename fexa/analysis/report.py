@@ -1,14 +1,15 @@
 """report.html: one self-contained, offline page a clinician reads without the docs.
 
-What it shows: what was analysed and what to check first; the overlay video, synchronised with the
-time plots (a red line follows the video's time; a click on a plot seeks the video there, and
-``report.html#t=12.5`` opens at 12.5 s); the
-measures in plain language (unit in words, what a higher value means, which side for asymmetry,
-"not measurable: <reason>" instead of a bare NaN, the formula on hover and in a glossary); how
-distances are measured (a picture of the inter-ocular distance on the subject's own face); the
-task's repetitions with units; model predictions. Everything is embedded (images and video as data
-URLs, no external script or font); an overlay video over ``EMBED_LIMIT`` bytes is linked beside
-the page instead.
+What it shows: what was analysed (for a video, its rest frame: the first frame with the face found,
+from which movements are measured) and what to check first, the task recognition's scores said in
+words; the overlay video, synchronised with the time plots (a red line follows the video's time; a
+click on a plot seeks the video there, and ``report.html#t=12.5`` opens at 12.5 s); the measures in
+plain language (unit in words, what a higher value means, which side for asymmetry, "not
+measurable: <reason>" instead of a bare NaN, the formula on hover and in a glossary); how distances
+are measured (a picture of the inter-ocular distance on the subject's own face, about 90 mm in
+adults); the task's repetitions with units; model predictions, or how to get them. Everything is
+embedded (images and video as data URLs, no external script or font); an overlay video over
+``EMBED_LIMIT`` bytes is linked beside the page instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fexa.analysis.glossary import describe
-from fexa.analysis.measures import clip_duration, frame_rate, rate_limits
+from fexa.analysis.measures import REST_ACTIVATION, SINGLE_TASK_DOMINANCE, clip_duration, frame_rate
 from fexa.analysis.tasks import get_task
 from fexa.io.atomic import atomic_path
 
@@ -31,6 +32,18 @@ EMBED_LIMIT = 64 * 2**20  # bytes: larger overlay videos are linked, not embedde
 
 COUNT_UNITS = frozenset({"blinks", "winks", "episodes", "count"})  # units of counts: whole numbers, compared per minute
 _VIDEO_SLOT = "\x00video\x00"  # where the embedded video's data URL goes
+IOD_MM = 90  # about the outer eye corners' distance of an adult (biocular width; less in children)
+NO_MODEL = ("No model was given, so there are no predictions. Predictions (an expression class, a severity score) "
+            "come from a trained model: <code>fexa analyze VIDEO --model RUN</code>, where RUN is a run folder of "
+            "<code>fexa train CONFIG</code> or a published model made a run by <code>fexa weights import FILE --as "
+            "NAME --out RUN</code> (<code>fexa weights list</code> names the published models fexa knows).")
+TASK_SCORES = ("How the task was recognised: for each movement (smile, mouth open, kiss, brows raised, frown, eyes "
+               "squeezed) fexa measures how far its signal moved away from the first frames, as a share of a typical "
+               "full movement (1.0 = one full movement, 0 = none; the level the 20% most moved frames reach). "
+               "<i>N times the next</i> compares the strongest movement with the second strongest. A task is named "
+               f"only when one movement comes near a full movement and moves at least {SINGLE_TASK_DOMINANCE:g} "
+               f"times as much as every other; below {REST_ACTIVATION:g} of a full movement for all, the face sat at "
+               "rest.")
 
 
 @dataclass(frozen=True)
@@ -158,17 +171,25 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
     how = {"given": "given by the user",
            "detected": "recognised automatically from the movement (give the task to set it)",
            "image": "a single image: no movement"}[result.task_source]
-    facts = [("input", html.escape(str(result.source))),
-             ("face seen", f"{100 * track.usable.mean():.0f}% of frames")]
+    facts = [("input", html.escape(str(result.source)))]
     if still:
-        facts.insert(1, ("what", f"a still image, {track.frame_size[1]} x {track.frame_size[0]} pixels"))
+        facts.append(("what", f"a still image, {track.frame_size[1]} x {track.frame_size[0]} pixels"))
     else:
-        facts.insert(1, ("length", f"{clip_duration(track.times):.1f} s, {track.num_frames} frames at "
-                                   f"{frame_rate(track.times):.1f} frames per second"))
-        facts.append(("task", f"<b>{html.escape(task.name.replace('_', ' '))}</b>: {html.escape(task.description)} "
-                              f"({html.escape(how)})"))
+        rest = int(np.flatnonzero(track.usable)[0])  # fexa.analysis.measures: the clip's first usable frame
+        facts += [("length", f"{clip_duration(track.times):.1f} s, {track.num_frames} frames at "
+                             f"{frame_rate(track.times):.1f} frames per second"),
+                  ("face seen", f"{100 * track.usable.mean():.0f}% of frames ({track.usable.sum()} of "
+                                f"{track.num_frames})"),
+                  ("rest frame", f"frame {rest}, at {track.times[rest]:.2f} s: the first frame with the face found. "
+                                 "Ranges of motion, times to the largest movement and the region plot measure "
+                                 "movement from the face there, so the recording should start with the face at "
+                                 "rest"),
+                  ("task", f"<b>{html.escape(task.name.replace('_', ' '))}</b>: {html.escape(task.description)} "
+                           f"({html.escape(how)})")]
     fact_rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in facts)
     check = "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings) or "<li>nothing: no problem found</li>"
+    if result.task_source == "detected":
+        check += f"<li class=note>{TASK_SCORES}</li>"
 
     m = result.measures
     primary, other = m[m["primary"]], m[~m["primary"]]
@@ -182,12 +203,15 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
 
     picture_html = ""
     if picture is not None:
+        where = ("Positions are measured in the eye-levelled face (head tilt removed)" if still else
+                 "This is the face in the rest frame. Positions are measured in the face's own frame of reference "
+                 "(head movement removed)")
         picture_html = (f'<h2>How distances are measured</h2><div class=iod><img alt="inter-ocular distance" '
                         f'src="data:image/png;base64,{_b64(picture)}"><p>Distances are given in <b>eye distances '
                         "(IOD, inter-ocular distance)</b>: the distance between the outer corners of the two eyes, "
                         "drawn in yellow on this face. 1.0 IOD is that distance, whatever the camera's distance or "
-                        "zoom; 0.1 IOD is a tenth of it (a few millimetres). Positions are measured in the face's own "
-                        "frame (head movement removed) and relative to the nose tip. <i>Right</i> and <i>left</i> are "
+                        f"zoom. In adults it is about {IOD_MM} mm, so 0.1 IOD is about {IOD_MM / 10:.0f} mm (less in "
+                        f"children). {where}, relative to the nose tip. <i>Right</i> and <i>left</i> are "
                         "the subject's own sides (right = left in the picture).</p></div>")
 
     video_html, script = "", ""
@@ -204,15 +228,13 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
         script = f"<script>{_SCRIPT}</script>"
     plots_html = "".join(f"<h2>{html.escape(k.capitalize())}</h2>{_synced(k, p)}" for k, p in plots.items())
     preds = (result.predictions.to_html(index=False, float_format="%.3f", na_rep="not measurable")
-             if len(result.predictions) else "<p>No model was given.</p>")
+             if len(result.predictions) else f"<p>{NO_MODEL}</p>")
     reps = "" if still else f"<h2>Repetitions of the task movement</h2>{_repetitions(result)}"
-    limits = "" if still else "".join(f"<li>{html.escape(a)}: {html.escape(w)}</li>"
-                                      for a, w in rate_limits(track.times).items())
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fexa report: {title}</title>
 <style>{STYLE}</style></head><body>
 <h1>Facial movement report: {title}</h1>
 <table class=facts>{fact_rows}</table>
-<h2>Check first</h2><ul class=check>{check}{limits}</ul>
+<h2>Check first</h2><ul class=check>{check}</ul>
 {video_html}
 {measures}
 {picture_html}

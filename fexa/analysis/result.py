@@ -245,11 +245,15 @@ class Result:
 
     def save(self, folder: str | Path, fmt: str = "csv", progress: bool = False) -> Path:
         """Everything into ``folder``: frames / measures / predictions / repetitions tables (csv,
-        parquet or json), the plots, report.html and, for videos, overlay.mp4."""
+        parquet or json; predictions without a model: its header, ``model``), the plots, report.html
+        and, for videos, overlay.mp4."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("frames", "measures", "predictions", "repetitions"):
-            write_table(getattr(self, name), folder / f"{name}.{fmt}")
+            table = getattr(self, name)
+            if name == "predictions" and table.empty:  # no model: the header alone, a table pandas reads back
+                table = pd.DataFrame(columns=["model"])
+            write_table(table, folder / f"{name}.{fmt}")
         video = self.write_overlay(folder / "overlay.mp4", progress=progress) if self.track.num_frames > 1 else None
         self.to_html(folder / "report.html", self.plot_all(folder), video)
         return folder

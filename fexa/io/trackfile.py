@@ -117,7 +117,9 @@ class TrackData:
     def load(cls, path: str | Path) -> "TrackData":
         path = Path(path)
         if not path.is_file():
-            raise FexaError(f"no track file at {path}; run `fexa extract` first")
+            raise FexaError(f"no track file at {path}: give a cache entry's track.npz, <out>/cache/<id>/track.npz "
+                            "after `fexa analyze --out <out>`, <out>/<id>/track.npz after `fexa extract --out <out>` "
+                            "(<id>: the input's name and a hash of its path, e.g. single_face-dbc38027)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
