@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DEMO, write_video
-from fexa.errors import MediaError
+from conftest import DEMO, shared_file, write_video
+from fexa.errors import FexaError, MediaError
 from fexa.io.media import Media, natural_key, read_all, to_rgb8
 
 
@@ -139,3 +139,153 @@ def test_a_folder_is_one_video_only_when_its_images_look_like_frames(tmp_path):
                                                                                  "frames"]
     with pytest.raises(Exception, match="folder_as must be one of auto, video, images"):
         expand_inputs([mixed], "frames")
+
+
+def test_a_huge_image_is_refused_from_its_header(tmp_path):
+    """A 14,000 x 14,000 PNG (a 23 kB file) once stopped the batch with Pillow's
+    DecompressionBombError; it is refused, with its size and the limit, before any pixel is decoded."""
+    from fexa.extract import extract_one
+
+    Image.new("1", (14000, 14000)).save(tmp_path / "huge.png")
+    message = r"cannot read image .*huge.png: image too large: 14000 x 14000 pixels, the limit is 178,956,970 pixels"
+    with pytest.raises(MediaError, match=message):
+        Media(tmp_path / "huge.png")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (1, 2):
+        (frames / f"frame_{i}.png").write_bytes((tmp_path / "huge.png").read_bytes())
+    with pytest.raises(MediaError, match="none of the 2 image files is readable .*image too large: 14000 x 14000"):
+        Media(frames)
+    meta = extract_one(tmp_path / "huge.png", tmp_path / "out" / "huge")
+    assert meta["status"] == "error" and meta["error"].startswith("cannot read image") and "too large" in meta["error"]
+
+
+def test_a_frame_folder_with_an_unreadable_frame_stays_one_partial_video(tmp_path):
+    """20 numbered frames of the demo clip, frame_0005.png garbage: still one input (it used to
+    fall apart into 20 images), status partial naming the frame, the other frames at index / fps."""
+    from corpus import demo_frames
+    from fexa.extract import expand_inputs, extract_one
+    from fexa.io.media import frame_sequence, list_frame_files
+    from fexa.io.trackfile import TrackData
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i, rgb in enumerate(demo_frames(20)):
+        Image.fromarray(rgb).save(folder / f"frame_{i:04d}.png")
+    (folder / "frame_0005.png").write_bytes(b"not a png, " * 20)
+    assert frame_sequence(list_frame_files(folder)) == "" and expand_inputs([folder]) == [folder]
+    m = Media(folder)
+    got = list(m.frames())
+    assert m.info.num_frames == 20 and [fr.index for fr in got] == list(range(19))
+    assert [fr.time for fr in got] == [i / 30 for i in range(20) if i != 5]
+    assert m.decode_error == "frame_0005.png could not be read (not an image Pillow can identify)"
+    meta = extract_one(folder, tmp_path / "out" / "clip")
+    assert meta["status"] == "partial" and "frame_0005.png could not be read" in meta["error"], meta
+    assert (meta["frames"], meta["frames_expected"]) == (19, 20)
+    times = TrackData.load(tmp_path / "out" / "clip" / "track.npz").times
+    np.testing.assert_array_equal(times, [i / 30 for i in range(20) if i != 5])
+
+
+def test_the_kind_of_a_file_without_a_known_extension_comes_from_its_content(tmp_path):
+    (tmp_path / "clip").write_bytes(DEMO.read_bytes())
+    (tmp_path / "clip.data").write_bytes(DEMO.read_bytes())
+    Image.new("RGB", (20, 10), (200, 30, 40)).save(tmp_path / "still", format="PNG")
+    (tmp_path / "notes").write_text("a text file, not an image\n" * 10)
+    for name in ("clip", "clip.data"):
+        m = Media(tmp_path / name)
+        assert (m.kind, m.info.num_frames, sum(1 for _ in m.frames())) == ("video", 72, 72)
+    info, rgb, _ = read_all(tmp_path / "still")
+    assert info.kind == "image" and rgb.shape == (1, 10, 20, 3) and tuple(rgb[0, 0, 0]) == (200, 30, 40)
+    with pytest.raises(MediaError, match=r"unsupported file type '\(no extension\)': by its content neither an "
+                                         r"image nor a video: .*notes$"):
+        Media(tmp_path / "notes")
+
+
+def test_a_time_range_of_the_demo_clip_equals_the_full_decode_there():
+    """The demo clip (30 fps, pts step 512 of 1/15360 s): [0.5, 1.5) holds its frames 15-44."""
+    _, frames, times = read_all(DEMO)
+    m = Media(DEMO, start=0.5, end=1.5)
+    got = list(m.frames())
+    inside = (times >= 0.5) & (times < 1.5)
+    assert np.flatnonzero(inside).tolist() == list(range(15, 45))
+    assert [fr.index for fr in got] == list(range(30)) and m.info.num_frames == 30
+    assert (m.info.start, m.info.duration) == (0.5, 1.0)
+    assert [fr.time for fr in got] == times[inside].tolist()  # the file's times, exactly
+    np.testing.assert_array_equal(np.stack([fr.rgb for fr in got]), frames[inside])
+    assert len(read_all(DEMO, end=0.1)[2]) == 3  # frames 0-2
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (dict(start=2.5), MediaError, r"the time range \[2.5 s, end\) holds no frame of .*single_face.mp4 \(it lasts 2.400 s\)"),
+    (dict(start=-1.0), FexaError, "start must be >= 0 seconds, got -1.0"),
+    (dict(start=1.0, end=1.0), FexaError, r"end must be after start \(1 s\), got 1.0"),
+    (dict(end=float("nan")), FexaError, "end must be a finite number of seconds, got nan"),
+])
+def test_a_time_range_outside_the_input_is_refused(args, error, message):
+    with pytest.raises(error, match=message):
+        Media(DEMO, **args)
+
+
+def test_a_time_range_seeks_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
+    """mpeg4 at 30 fps has a keyframe every 12 frames (0.4 s): [5, 6) is decoded from the keyframe
+    at 4.8 s (frame 144), not from the file's start, and gives the full decode's frames."""
+    import av
+
+    clip = np.concatenate([read_all(DEMO)[1]] * 3)
+    path = write_video(tmp_path / "gop12.mp4", clip, fps=30, codec="mpeg4")
+    _, frames, times = read_all(path)
+    m = Media(path, start=5.0, end=6.0)
+    demuxed: list[int] = []
+    real_open = av.open
+
+    class Counted:
+        """A container recording the pts of the packets demuxed from it."""
+
+        def __init__(self, *args, **kwargs):
+            self.container = real_open(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+        def demux(self, *args):
+            for p in self.container.demux(*args):
+                demuxed.append(p.pts)
+                yield p
+
+    monkeypatch.setattr(av, "open", Counted)
+    got = list(m.frames())
+    inside = (times >= 5.0) & (times < 6.0)
+    assert m.info.num_frames == len(got) == inside.sum() == 30
+    assert [fr.time for fr in got] == times[inside].tolist()
+    np.testing.assert_array_equal(np.stack([fr.rgb for fr in got]), frames[inside])
+    first = min(p for p in demuxed if p is not None)
+    assert first == 144 * 512 and len(demuxed) < 60, (first, len(demuxed))  # 4.8 s in 1/15360 s; 216 in all
+
+
+def test_a_time_range_of_a_frame_folder_and_not_of_an_image(tmp_path):
+    for i in range(10):
+        Image.fromarray(np.full((8, 8), 20 * i, np.uint8)).save(tmp_path / f"f{i:02d}.png")
+    info, rgb, t = read_all(tmp_path, fps=5, start=0.4, end=1.2)
+    assert (info.num_frames, info.duration) == (4, pytest.approx(0.8)) and list(rgb[:, 0, 0, 0]) == [40, 60, 80, 100]
+    assert t.tolist() == [2 / 5, 3 / 5, 4 / 5, 5 / 5]
+    with pytest.raises(MediaError, match=r"time range \[0.5 s, end\) needs a video or a frame folder, not a still image"):
+        Media(tmp_path / "f00.png", start=0.5)
+
+
+def test_shared_clips_time_ranges_equal_their_full_decodes():
+    """Clips with several keyframes and B-frames (h264 with a keyframe every 3 s, hevc .mov at a varying
+    rate): a range inside equals the full decode there, and its frame count is the one decoded."""
+    for rel, start, end in [("pyfeat_test_media/WolfgangLanger_Pexels.mp4", 6.5, 7.5),
+                            ("pyfeat_test_media/face_noface.mov", 3.5, 4.5)]:
+        path = shared_file(rel)
+        _, frames, times = read_all(path)
+        info, rgb, t = read_all(path, start=start, end=end)
+        inside = (times >= start) & (times < end)
+        assert t.tolist() == times[inside].tolist() and info.num_frames == inside.sum() == 24, rel
+        np.testing.assert_array_equal(rgb, frames[inside])

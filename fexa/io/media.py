@@ -273,7 +273,7 @@ class Media:
         self.start, self.end = check_range(start, end)
         self._ranged = start is not None or end is not None
         if self._ranged and self.kind == "image":
-            raise MediaError(f"a time range ({self._range_text()}) needs a video or a frame folder, "
+            raise MediaError(f"a time range {self._range_text()} needs a video or a frame folder, "
                              f"not a still image: {self.path}")
         self._fps_override = fps
         self.decode_error: str | None = None  # set when a damaged video lost frames or ended early
@@ -288,6 +288,7 @@ class Media:
         self.info = self._probe()
 
     def _range_text(self) -> str:
+        """The time range as messages name it: ``[0.5 s, 1.5 s)``, ``[12 s, end)``."""
         return f"[{self.start:g} s, " + (f"{self.end:g} s)" if math.isfinite(self.end) else "end)")
 
     def _in_range(self, times: np.ndarray, duration: float) -> tuple[np.ndarray, float]:
@@ -339,7 +340,8 @@ class Media:
                 rotation = check_rotation(first.rotation or 0, self.path)
                 w, h = (first.height, first.width) if rotation % 180 else (first.width, first.height)
                 n = _expected_frames(s)
-                duration = float(s.duration * s.time_base) if s.duration and s.time_base else (c.duration or 0) / av.time_base
+                duration = (float(s.duration * s.time_base) if s.duration and s.time_base
+                            else (c.duration or 0) / av.time_base)
                 inside, seconds = self._in_range(np.arange(n if fps else 0) / (fps or 1.0), duration)
                 if self._ranged:
                     n = self._frames_in_range(int(inside.sum()))
@@ -414,8 +416,8 @@ class Media:
         if len(lost) == 1:
             self.decode_error = f"{lost[0][0]} could not be read ({lost[0][1]})"
         elif lost:
-            self.decode_error = (f"{len(lost)} frames could not be read: "
-                                 + ", ".join(f"{name} ({why})" for name, why in lost[:5]) + (", ..." if len(lost) > 5 else ""))
+            named = ", ".join(f"{name} ({why})" for name, why in lost[:5])
+            self.decode_error = f"{len(lost)} frames could not be read: {named}" + (", ..." if len(lost) > 5 else "")
         if self.frames_decoded == 0:
             raise MediaError(f"no frame in {self._range_text()} could be read ({self.decode_error}): {self.path}")
 
