@@ -356,8 +356,8 @@ def write_comparison(df: pd.DataFrame, labels: list[str], out: str | Path, fmt: 
         minutes = ("<p class=note>Counts and totals are compared <b>per minute of recording</b>, as the recordings' "
                    f"lengths differ:</p><ul class=note>{minutes}</ul>")
     first = df.iloc[0]
-    units = ", ".join([f"{first['baseline_visit']} {first['baseline_basis']}",
-                       *(f"{r.visit} {r.basis}" for r in df.drop_duplicates("visit").itertuples())])
+    units = "; ".join([f"{first['baseline_visit']}: {first['baseline_basis']}",
+                       *(f"{r.visit}: {r.basis}" for r in df.drop_duplicates("visit").itertuples())])
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fexa comparison</title>
 <style>{STYLE} tr.primary td{{background:#f3f8f3}} .warn{{background:#fff3cd;border:2px solid #d39e00;padding:.6em 1em;
 font-weight:600}}</style></head><body>
