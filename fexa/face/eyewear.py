@@ -33,7 +33,7 @@ _SKIN = (1, 4, 5, 195, 50, 280, 205, 425, 36, 266)  # nose ridge and tip, cheeks
 _OUTER = (33, 263)
 
 DARK = 0.45  # eye-region median / skin luminance below which the region is dark ...
-FLAT = 0.35  # ... and (90th - 10th percentile) / skin luminance below which it shows no eye's contrast
+FLAT = 0.5  # ... and (90th - 10th percentile) / skin luminance below which it shows no eye's contrast
 STEP = 0.5  # s between the clip frames looked at (glasses are not put on and off faster)
 _HALF_HEIGHT = 0.2  # IOD above and below the eye line
 _SKIN_RADIUS = 0.04  # IOD: the skin patches' radius
