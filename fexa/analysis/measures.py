@@ -218,7 +218,8 @@ def closure_signal(aperture: np.ndarray, times: np.ndarray, bridge: float = BLIN
     a = np.asarray(aperture, dtype=float)
     if not np.isfinite(a).any():
         return np.full(len(a), np.nan)
-    dt = 1.0 / frame_rate(times) if frame_rate(times) > 0 else np.inf
+    fps = frame_rate(times)
+    dt = 1.0 / fps if fps > 0 else np.inf
     missing = ~np.isfinite(a)
     short_gaps = np.zeros_like(missing)
     for s0, e0 in true_runs(missing):
@@ -324,17 +325,19 @@ def detect_eye_events(right: np.ndarray, left: np.ndarray, times: np.ndarray, cl
                       shut: float = WINK_SHUT) -> EyeEvents:
     """Blinks, winks, one-sided closures and both eyes held closed, from each eye's aperture
     (``right``, ``left``) with frame ``times`` (s); thresholds as in ``detect_blinks``, each eye
-    against its own open level.
+    against its own open level (docs/measures.md, "Blinks, winks and eye closures").
 
     Both eyes: episodes of the frames where both are closed (the smaller closure above
     ``closed``); one lasting ``blink``, seen open on both sides, is a blink; a longer one, or one
     running into the clip's ends or into frames without a face, is the eyes held closed. One eye:
-    its closure episodes without a frame of both eyes closed. One lasting ``blink`` while the other
-    eye narrows past ``reopened`` is a blink too (closed in part on one side); otherwise one lasting
-    ``blink[0]`` to ``wink_max`` s is a wink (the other eye stays open, or, held longer than a
-    blink, does not close), and a longer one, or one running into an end after ``wink_max``, a
-    one-sided closure. Events whose other eye is not seen throughout, or too short or cut short to
-    tell, are none of these. Only frames with both eyes measured are observed."""
+    each of its own closure episodes. Lasting ``blink`` without a frame of both closed, it is a
+    blink when the other eye narrows past ``reopened`` and the two closures' mean passes
+    ``closed`` (one eye read as half open, as in blurred blinks), and a wink when the other stays
+    below ``reopened`` and this one is ``shut``. Longer, it is a wink (up to ``wink_max`` s) or a
+    one-sided closure when it is ``shut`` apart from the both-eye events in it and the other eye's
+    median closure stays below ``reopened`` (the other eye may blink meanwhile). Episodes whose
+    other eye is not seen throughout, shorter than ``blink[0]``, or cut short at an end before
+    ``wink_max`` are none of these. Only frames with both eyes measured are observed."""
     fps = frame_rate(times)
     closure = {side: closure_signal(a, times, bridge) for side, a in zip(SIDES, (right, left))}
     both = np.minimum(closure["right"], closure["left"])  # NaN where either eye is not seen
