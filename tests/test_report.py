@@ -95,8 +95,6 @@ def test_a_still_image_is_not_described_in_frames(cache, tmp_path):
     assert "head movement" not in page and "rest frame" not in page and "0.1 IOD is about 9 mm" in page
 
 
-@pytest.mark.xfail(reason="regions.png is drawn by fexa.viz.sheets.plot_trajectories, whose legends sit inside "
-                          "the axes (a change asked of that file's owner)")
 def test_the_regions_plot_legends_do_not_cover_data(demo, tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
@@ -105,7 +103,9 @@ def test_the_regions_plot_legends_do_not_cover_data(demo, tmp_path, monkeypatch)
     monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
     demo.plot_regions(tmp_path / "regions.png")
     fig = drawn[-1]
-    renderer = fig.canvas.get_renderer()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure was closed after saving
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is not None:

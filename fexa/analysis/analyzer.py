@@ -118,8 +118,8 @@ class Analyzer:
                 n = occlusion.frames_of(region)
                 hidden[region] = n / usable
                 if n:
-                    warnings.append(f"{REGION_NAMES[region]} hidden by a hand in {n} of {track.num_frames} frames: "
-                                    "not measured there")
+                    where = "" if track.num_frames == 1 else f" in {n} of {track.num_frames} frames"
+                    warnings.append(f"{REGION_NAMES[region]} hidden by a hand{where}: not measured there")
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
         duration = clip_duration(track.times)

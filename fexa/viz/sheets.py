@@ -85,7 +85,7 @@ def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     ax0.invert_yaxis()
     ax0.set_aspect("equal")
     ax0.set_title("trajectories (crop px, origin: nose tip at first frame)", fontsize=9)
-    ax0.legend(fontsize=7, loc="lower right")
+    ax0.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
     disp = region_displacement(track)
     t = track.times
     for name in scheme.region_names:
@@ -97,7 +97,7 @@ def plot_trajectories(track: TrackData, out: str | Path) -> Path:
     ax1.set_xlabel("time (s)")
     ax1.set_ylabel("displacement from the rest frame (IOD, nose motion removed)")
     ax1.set_title("region displacement over time", fontsize=9)
-    ax1.legend(fontsize=7, ncol=2)
+    ax1.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     pyplot().close(fig)
