@@ -52,3 +52,11 @@ def test_a_range_after_the_end_of_the_input_is_one_line_error(tmp_path):
     summary = Analyzer(cache=tmp_path / "cache", start=100.0).analyze_many([DEMO])
     assert summary.loc[0, "status"] == "error"
     assert "100" in summary.loc[0, "error"] and "\n" not in summary.loc[0, "error"]
+
+
+def test_compare_reads_the_same_part_of_each_recording(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fexa", "compare", str(DEMO), str(DEMO), "--out", str(tmp_path), "--quiet",
+                        "--start", "0.5", "--end", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    entries = [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert entries and all(e.endswith("-t0.5-2s") for e in entries), entries

@@ -17,10 +17,11 @@ def run(args: argparse.Namespace) -> int:
     if len(labels) != len(inputs):
         raise FexaError(f"--labels gives {len(labels)} names for {len(inputs)} recordings")
     cache = Path(args.out) / "cache"
-    first = Analyzer(cache=cache, task=args.task, progress=not args.quiet).analyze(args.baseline)
+    part = {"start": args.start, "end": args.end}  # the same part of every recording
+    first = Analyzer(cache=cache, task=args.task, progress=not args.quiet, **part).analyze(args.baseline)
     if args.task == "auto":  # the follow-ups are measured for the baseline's task
         print(f"task of the baseline: {first.task} ({first.task_source}); the other visits are measured for it")
-    later = Analyzer(cache=cache, task=first.task, progress=not args.quiet)
+    later = Analyzer(cache=cache, task=first.task, progress=not args.quiet, **part)
     results = [first, *(later.analyze(p) for p in args.visits)]
     df = compare_results(results, labels, seed=args.seed)
     written = write_comparison(df, labels, args.out, args.format)
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from fexa.cli import add_task
+    from fexa.cli import add_task, add_time_range
 
     p = sub.add_parser("compare", help="change across visits of the same person, with uncertainty",
                        description="Analyse a baseline recording and later ones of the same person (visits, before/"
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("baseline", metavar="BASELINE", help="the first recording (video, image folder)")
     p.add_argument("visits", nargs="+", metavar="VISIT", help="later recordings of the same person and task")
     add_task(p, "the baseline's, detected from its movement, for every recording")
+    add_time_range(p)
     p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per recording, baseline first (default: file names)")
     p.add_argument("--out", default="comparison", metavar="DIR",
                    help="folder for compare.html, compare.<format>, compare.png and the cache (default: comparison)")
