@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import entry_of, extracted, shared_file, write_video
 
+from fexa.analysis.analyzer import Analyzer
 from fexa.extract import MIN_FACE_FRAMES, extract_one
 from fexa.face.identity import JOIN_DISTANCE, SPLIT_DISTANCE, Segment, ShotCuts, _split, link_segments
 from fexa.face.tracks import fill_gaps, true_runs
@@ -78,17 +79,25 @@ def test_the_hamilton_cut_ends_the_performer(tmp_path):
     curly-haired man in profile), 82 (the performer close up, until 210) and 211 (the audience:
     two faces laughing)."""
     clip = shared_file("face_recognition_clip/short_hamilton_clip.mp4")
-    meta = extract_one(clip, tmp_path / "e")
+    summary = Analyzer(cache=tmp_path / "cache").analyze_many([clip], tmp_path)
+    (row,) = summary.to_dict("records")
+    entry = entry_of(tmp_path / "cache", clip)
+    meta = _meta(entry)
     fps = meta["fps"]
     assert [round(t * fps) for t in meta["cuts"]] == [20, 82, 211]
-    track = TrackData.load(tmp_path / "e" / "track.npz")
+    track = TrackData.load(entry / "track.npz")
     assert true_runs(track.usable) == [(82, 211)]  # the performer, and nobody after the cut
-    assert any("other person(s) in view" in w and "not the subject's" in w for w in meta["warnings"])
     after = [f for f in meta["faces"] if f["frames"] >= MIN_FACE_FRAMES]
     assert after, meta["faces"]
     for f in after:  # every other person's frames lie outside the performer's shot
-        valid = TrackData.load(tmp_path / "e" / f["track"]).valid
+        valid = TrackData.load(entry / f["track"]).valid
         assert not valid[82:211].any(), f
+    # the summary and the report's "Check first" say so: the pianist of the first shot (frames 0-19)
+    # and the audience of the last (211-274) are other people, in view 84 frames = 2.8 s
+    assert row["other_people"] >= 2 and 2.0 <= row["other_people_seconds"] <= 2.9, row
+    assert "other person(s) in view" in row["warnings"]
+    check = (tmp_path / row["id"] / "report.html").read_text().split("Check first", 1)[1].split("</ul>", 1)[0]
+    assert "other person(s) in view" in check and "not the subject" in check
 
 
 def _frames(rel: str, size: int, limit: int | None = None) -> np.ndarray:

@@ -39,7 +39,7 @@ from fexa.analysis.measures import (
 from fexa.analysis.report import Plot, render, time_axis
 from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
-from fexa.extract import face_files
+from fexa.extract import MIN_FACE_FRAMES, face_files
 from fexa.face.landmarks import get_scheme
 from fexa.io.atomic import atomic_path, write_table
 from fexa.io.trackfile import TrackData
@@ -233,11 +233,25 @@ class Result:
                                 for row in self.frames[hidden].to_numpy(bool)]
         return write_overlay(self.track, self.source, path, progress=progress, values=values)
 
+    def other_people(self) -> tuple[int, float]:
+        """(how many other people were in view for at least ``MIN_FACE_FRAMES`` frames, seconds with any
+        of them in view): their frames are not this face's (fexa.face.identity)."""
+        track = self.track
+        seen = np.isfinite(track.track_boxes[..., 0])  # [T, K]
+        others = [k for k, i in enumerate(track.track_ids) if i != track.track_id
+                  and seen[:, k].sum() >= min(MIN_FACE_FRAMES, track.num_frames)]
+        if not others or track.num_frames < 2:
+            return len(others), 0.0
+        return len(others), float(seen[:, others].any(axis=1).sum() * np.median(np.diff(track.times)))
+
     def summary(self) -> dict:
         """One row for a summary table: face (track id), subject (the main subject?), frames, usable
-        fraction, task, warnings, every measure and every model's prediction (``<model>_<column>``)."""
+        fraction, other_people and other_people_seconds (``other_people``), task, warnings, every
+        measure and every model's prediction (``<model>_<column>``)."""
+        others, seconds = self.other_people()
         row = {"face": self.track.track_id, "subject": self.face is None, "frames": self.track.num_frames,
-               "usable": float(self.track.usable.mean()), "task": self.task, "warnings": "; ".join(self.warnings)}
+               "usable": float(self.track.usable.mean()), "other_people": others, "other_people_seconds": seconds,
+               "task": self.task, "warnings": "; ".join(self.warnings)}
         row.update(self.measures.set_index("measure")["value"].to_dict())
         for pred in self.predictions.to_dict("records"):
             row.update({f"{pred['model']}_{k}": v for k, v in pred.items() if k != "model"})
