@@ -111,7 +111,7 @@ def test_a_still_image_gets_a_static_report(tmp_path, demo_frames):
     m = res.measures.set_index("measure")
     assert set(m.index) == {"eye_aperture_right", "eye_aperture_left", "brow_height_right", "brow_height_left",
                             "mouth_width", "mouth_opening", "asymmetry_eye_aperture", "asymmetry_brow_height",
-                            "mouth_corner_tilt"}
+                            "mouth_corner_tilt", "mouth_corner_elevation_right", "mouth_corner_elevation_left"}
     assert m.loc["mouth_width", "value"] == pytest.approx(video.loc[40, "mouth_width"], rel=0.05)
     r, left = res.frames.loc[0, ["eye_aperture_right", "eye_aperture_left"]]
     assert m.loc["asymmetry_eye_aperture", "value"] == pytest.approx(abs(r - left) / (r + left))
@@ -370,6 +370,14 @@ def test_every_face_of_a_group_photo_gets_its_row_and_report(tmp_path):
     assert by_id.loc[closed, "mouth_opening"] < 0.05
     assert (by_id.drop(index=closed)["mouth_opening"] > 0.1).all()
     assert by_id["mouth_width"].idxmin() == closed  # no smile: the narrowest mouth
+    # one face, the man at the top left (centre near (260, 124), looked at by hand), wears opaque
+    # sunglasses: its eyes are not measured through the lenses, and it says why
+    dark = by_id[by_id["eye_aperture_right"].isna() & by_id["eye_aperture_left"].isna()]
+    assert len(dark) == 1 and "right eye not visible (dark glasses)" in dark["warnings"].item()
+    assert np.hypot(centres[dark.index[0]][0] - 260, centres[dark.index[0]][1] - 124) < 40
+    assert by_id.drop(index=dark.index)[["eye_aperture_right", "eye_aperture_left"]].notna().all().all()
+    flags = pd.read_csv(tmp_path / dark.index[0] / "measures.csv").set_index("measure")["flag"]
+    assert "not visible (dark glasses)" in flags["eye_aperture_left"]
     assert Analyzer(cache=tmp_path / "cache").analyze(photo).face is None  # the default stays the main subject
 
 

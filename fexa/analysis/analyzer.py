@@ -28,6 +28,7 @@ from fexa.analysis.result import Result, frames_table
 from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
+from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, detect_occlusion, mask_occluded
 from fexa.io.atomic import remove_stale_temporaries, write_npz, write_table
 from fexa.io.media import Media
@@ -107,19 +108,27 @@ class Analyzer:
         if face is not None:
             warnings.insert(0, f"face {face}, not the main subject (face {meta.get('subject_track')}): models, if "
                             "given, score the main subject only")
-        occlusion = entry_occlusion(entry, track, meta, self.progress, face)
-        hidden = {}
-        if occlusion is None:
-            warnings.append("hands over the face not checked: the cache entry has no aligned crops")
+        regions = entry_regions(entry, track, meta, self.progress, face)
+        hidden, unseen = {}, {}
+        if regions is None:
+            warnings.append("hands over the face and dark glasses not checked: the cache entry has no aligned crops")
         else:
-            track = mask_occluded(track, occlusion)
+            occlusion, eyes = regions
+            track = mask_occluded(mask_occluded(track, occlusion), eyes.occlusion())
             usable = max(int(track.usable.sum()), 1)
+            unseen = eyes.fractions(track.usable)
+
+            def where(n: int) -> str:
+                return "" if track.num_frames == 1 else f" in {n} of {track.num_frames} frames"
+
             for region in REGIONS:
                 n = occlusion.frames_of(region)
                 hidden[region] = n / usable
                 if n:
-                    where = "" if track.num_frames == 1 else f" in {n} of {track.num_frames} frames"
-                    warnings.append(f"{REGION_NAMES[region]} hidden by a hand{where}: not measured there")
+                    warnings.append(f"{REGION_NAMES[region]} hidden by a hand{where(n)}: not measured there")
+            for region, (_, why) in unseen.items():
+                n = int(eyes.unseen[:, EYES.index(region)].sum())
+                warnings.append(f"{REGION_NAMES[region]} not visible ({why}){where(n)}: not measured there")
         if track.usable.mean() < 0.5:
             warnings.append(f"the face is usable in only {100 * track.usable.mean():.0f}% of frames: measures are flagged")
         duration = clip_duration(track.times)
@@ -129,8 +138,8 @@ class Analyzer:
         if track.num_frames > 1:
             warnings += [f"{aspect}: {why}" for aspect, why in rate_limits(track.times).items()]
         frames = frames_table(track)
-        if occlusion is not None:
-            frames = pd.concat([frames, occlusion.table()], axis=1)
+        if regions is not None:
+            frames = pd.concat([frames, occlusion.table(), eyes.table()], axis=1)
         task, source = self.task, "given"
         if track.num_frames == 1:  # a still image: its geometry, no movement
             task, source = "none", "image"
@@ -144,9 +153,10 @@ class Analyzer:
             else:
                 warnings.append(f"task detected automatically: {task} ({guess.reason}); give the task to set it")
         if source == "image":
-            measures, repetitions = static_measures(track, hidden=hidden), task_repetitions(frames, "sit_at_rest")
+            measures = static_measures(track, hidden=hidden, unseen=unseen)
+            repetitions = task_repetitions(frames, "sit_at_rest")
         else:
-            measures, repetitions = compute_measures(track, task, hidden=hidden), task_repetitions(frames, task)
+            measures, repetitions = compute_measures(track, task, hidden=hidden, unseen=unseen), task_repetitions(frames, task)
         segments = None
         if self.per_repetition and len(repetitions):
             segments = list(zip(repetitions["start"].astype(int), repetitions["end"].astype(int)))
@@ -215,15 +225,16 @@ class Analyzer:
 
 
 OCCLUSION_FILE = "occlusion.npz"
-OCCLUSION_VERSION = "1"  # bump when fexa.face.occlusion changes its results
+OCCLUSION_VERSION = "2"  # bump when fexa.face.occlusion or fexa.face.eyewear change their results
 
 
-def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False,
-                    face: int | None = None) -> Occlusion | None:
-    """Which face regions a hand hides in each frame of the entry's track (fexa.face.occlusion;
-    ``face``: another face's, see fexa.extract.face_files), found once in its aligned crops and
-    kept beside them (``occlusion.npz`` / ``occlusion_<face>.npz``, valid while the crops file's
-    checksum and ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
+def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = False,
+                  face: int | None = None) -> tuple[Occlusion, EyeVisibility] | None:
+    """Which face regions a hand hides (fexa.face.occlusion) and which eyes dark glasses hide
+    (fexa.face.eyewear) in each frame of the entry's track (``face``: another face's, see
+    fexa.extract.face_files), found in one pass over its aligned crops and kept beside them
+    (``occlusion.npz`` / ``occlusion_<face>.npz``, valid while the crops file's checksum and
+    ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
     crops_file = face_files(face)[1]
     crops = meta.get("files", {}).get(crops_file)
     if crops is None:
@@ -233,12 +244,25 @@ def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = 
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key:
-                return Occlusion(z["occluded"], z["cover"])
-    except Exception:  # noqa: BLE001 - missing, stale or damaged: find the hands again
+                return Occlusion(z["occluded"], z["cover"]), EyeVisibility(z["dark_glasses"], z["looked"])
+    except Exception:  # noqa: BLE001 - missing, stale or damaged: look again
         pass
-    occlusion = detect_occlusion((f.rgb for f in Media(entry / crops_file).frames()), track, progress=progress)
-    write_npz(path, key=np.array(key), occluded=occlusion.occluded, cover=occlusion.cover)
-    return occlusion
+    scan = DarkGlassesScan(track)
+    frames = scan.watch(f.rgb for f in Media(entry / crops_file).frames())
+    occlusion = detect_occlusion(frames, track, progress=progress)
+    for _ in frames:  # the crops the hand search did not need still pass the glasses scan
+        pass
+    eyes = scan.result()
+    write_npz(path, key=np.array(key), occluded=occlusion.occluded, cover=occlusion.cover, dark_glasses=eyes.unseen,
+              looked=eyes.looked)
+    return occlusion, eyes
+
+
+def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False,
+                    face: int | None = None) -> Occlusion | None:
+    """The hands part of ``entry_regions``."""
+    regions = entry_regions(entry, track, meta, progress, face)
+    return None if regions is None else regions[0]
 
 
 def read_table(path: Path) -> pd.DataFrame:

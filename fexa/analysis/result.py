@@ -9,7 +9,8 @@ its tables, plots, overlay video and report.
   signals    eye_aperture_right/left, mouth_width, mouth_opening, brow_height_right/left, lip_protrusion
              (see fexa.analysis.measures; NaN where their region is hidden)
   occlusion  occluded_mouth, occluded_eye_right, occluded_eye_left: a hand hides the region
-             (see fexa.face.occlusion; absent when the cache entry has no crops)
+             (see fexa.face.occlusion; absent when the cache entry has no crops);
+             dark_glasses_right, dark_glasses_left: dark glasses hide the eye (fexa.face.eyewear)
   landmarks  x_<k>, y_<k> for the 73 heatmap points (2d106 order, frame pixels)
   per-frame predictions (per-frame models, and clip models' sliding-window curves)
              <model>_prediction and <model>_p_<class> (class probabilities), or <model>_score
@@ -30,7 +31,8 @@ import pandas as pd
 
 from fexa.analysis.measures import (
     REGION_NAMES,
-    detect_blinks,
+    SIDES,
+    detect_eye_events,
     frame_signals,
     rate_limits,
     region_displacement,
@@ -113,7 +115,8 @@ class Result:
         t = f["time"]
         fig, axes = pyplot().subplots(4, 1, figsize=(11, 9.5), sharex=True)
         aperture = task_signal(f, "eye_aperture")
-        blinks = None if "blinks" in rate_limits(self.track.times) else detect_blinks(aperture, self.track.times)
+        blinks = None if "blinks" in rate_limits(self.track.times) else \
+            detect_eye_events(f["eye_aperture_right"], f["eye_aperture_left"], self.track.times)
         corners = region_displacement(self.track)
         panels = (
             ("eye opening\n(lid gap / eye width)", (("eye_aperture_right", "right eye"), ("eye_aperture_left", "left eye"))),
@@ -130,6 +133,14 @@ class Result:
             closed = f"eyes closed ({len(blinks.closures)} episodes, {blinks.closure_time:.1f} s)"
             for k, (s0, e0) in enumerate(blinks.closures):
                 axes[0].axvspan(t.iloc[s0], t.iloc[e0 - 1], color="purple", alpha=0.15, label=None if k else closed)
+            for side, color in zip(SIDES, ("tab:blue", "tab:orange")):  # the eye panel's line colours
+                eye = f[f"eye_aperture_{side}"]
+                winks = [s0 + int(np.nanargmin(eye.iloc[s0:e0])) for s0, e0 in blinks.winks[side]]
+                if winks:
+                    axes[0].plot(t.iloc[winks], eye.iloc[winks], "^", color=color, label=f"{side} winks ({len(winks)})")
+                for k, (s0, e0) in enumerate(blinks.one_sided[side]):
+                    axes[0].axvspan(t.iloc[s0], t.iloc[e0 - 1], color=color, alpha=0.15,
+                                    label=None if k else f"{side} eye alone closed ({len(blinks.one_sided[side])})")
         axes[3].plot(t, corners["mouth_corner_right"], label="right corner", lw=1.2)
         axes[3].plot(t, corners["mouth_corner_left"], label="left corner", lw=1.2)
         axes[3].set_ylabel("mouth-corner movement\n(eye distances)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from fexa.io.trackfile import TrackData
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 # mediapipe mesh indices
 _EYES = {"eye_right": (33, 133), "eye_left": (263, 362)}  # outer, inner corner
+EYES = tuple(_EYES)  # the columns of EyeVisibility.unseen
 _SKIN = (1, 4, 5, 195, 50, 280, 205, 425, 36, 266)  # nose ridge and tip, cheeks: below any spectacle frame
 _OUTER = (33, 263)
 
@@ -106,6 +108,10 @@ class EyeVisibility:
         n = max(int(np.sum(usable)), 1)
         return {eye: (float(self.unseen[:, k].sum() / n), REASON) for k, eye in enumerate(_EYES)
                 if self.unseen[:, k].any()}
+
+    def table(self) -> pd.DataFrame:
+        """The frames-table columns ``dark_glasses_right`` / ``dark_glasses_left``: the eye is not visible."""
+        return pd.DataFrame({f"dark_glasses_{eye.removeprefix('eye_')}": self.unseen[:, k] for k, eye in enumerate(EYES)})
 
     def occlusion(self) -> "Occlusion":
         """The same as an ``Occlusion`` (``fexa.face.occlusion.REGIONS`` columns), for ``mask_occluded``."""
