@@ -2,13 +2,15 @@
 checked against hand labels on real clips."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from conftest import extracted
 from fexa.analysis.analyzer import Analyzer, entry_occlusion
-from fexa.face.occlusion import HIDDEN_POINTS, REGIONS, Occlusion, _drop_short_runs, mask_occluded
+from fexa.face import occlusion
+from fexa.face.occlusion import HIDDEN_POINTS, REGIONS, Occlusion, _drop_short_runs, find_hands, mask_occluded
 from fexa.io.trackfile import TrackData
 
 # Hand labels, made frame by frame on the aligned crops: in WolfgangLanger_Pexels (472 frames,
@@ -38,6 +40,41 @@ def test_short_runs_are_dropped_and_hidden_points_become_nan():
     hidden = list(HIDDEN_POINTS["mouth"])
     assert np.isnan(masked.points_crop[1, hidden]).all() and np.isfinite(np.delete(masked.points_crop[1], hidden, 0)).all()
     assert np.isfinite(masked.points_crop[[0, 2]]).all() and np.isfinite(track.points_crop).all()  # a copy
+
+
+def test_the_tracker_runs_only_around_a_probe_that_sees_a_hand(monkeypatch):
+    """A fake hand model: the tracker sees a hand in frames 30-50, the probe only in 40-44 (as on
+    WolfgangLanger, where the probe sees the hand in a few frames on its way in and the tracker
+    holds it). Probes every 5 frames (0.2 s at 25/s) find it at 40; the tracker goes back 15
+    frames (to 25), so it meets the hand where it comes in, and stops 5 frames after the last."""
+    looked = {"probe": [], "tracker": []}
+
+    class FakeHands:
+        def __init__(self, static_image_mode: bool, **options):
+            self.kind = "probe" if static_image_mode else "tracker"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def process(self, rgb):
+            t = int(rgb[0, 0, 0])
+            sees = 40 <= t <= 44 if self.kind == "probe" else 30 <= t <= 50
+            looked[self.kind].append(t)
+            hand = SimpleNamespace(landmark=[SimpleNamespace(x=0.5, y=0.5)] * 21)
+            return SimpleNamespace(multi_hand_landmarks=[hand] if sees else None)
+
+    monkeypatch.setattr(occlusion, "_mediapipe", lambda: SimpleNamespace(solutions=SimpleNamespace(
+        hands=SimpleNamespace(Hands=FakeHands))))
+    usable = np.ones(100, bool)
+    usable[70:80] = False  # the face lost: not probed
+    hands = find_hands([np.full((8, 8, 3), t, np.uint8) for t in range(100)], usable, np.arange(100) / 25.0)
+    assert [t for t, h in enumerate(hands) if h] == list(range(30, 51))
+    assert hands[30][0].shape == (21, 2) and np.allclose(hands[30][0], 4.0)  # pixels
+    assert looked["probe"] == [*range(0, 41, 5), 56, 61, 66, 80, 85, 90, 95]
+    assert looked["tracker"] == list(range(25, 56))
 
 
 def test_a_hand_over_the_mouth_is_caught_on_a_hand_labelled_clip(shared_cache):

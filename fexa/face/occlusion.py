@@ -14,16 +14,22 @@ mouth in frames 59-226 (hand-labelled), 166 of those 168 frames caught and 1 fra
 outside them (227, fingertips at the lip corner); 15 unoccluded clips (10,982 frames), none
 flagged.
 
-The hand model costs about 13 ms per frame on a CPU core, so it does not run on every frame: a
-probe (the same models, each frame on its own, a lower palm-detection threshold) looks at one
-frame every ``PROBE_EVERY`` s, and only where it sees a hand does the tracker run, frame by frame,
-from the frame after the last empty probe until no hand has been tracked for ``PROBE_EVERY`` s.
-A hand over the face comes into the crop from outside, and the probe sees it on its way
-(WolfgangLanger: in 9 of the 11 frames before it reaches the mouth), so the tracker starts where
-it would have started running on every frame, with the same empty state, and the crops it never
-looks at are hand-free at every probe around them. Crops given as a file are decoded frame by
-frame and converted to RGB only where a model looks at them. The analysis keeps the result beside
-the crops, so it runs once per input.
+The hand model costs about 13 ms per frame on a CPU core, so it does not run on every frame. A
+probe looks at one frame every ``PROBE_EVERY`` s: mediapipe's lite hand models, each frame on its
+own, palm detection above ``PROBE_CONFIDENCE``. Only where it sees a hand does the tracker (the
+full models in tracking mode, detection above 0.7) run, frame by frame, from ``LOOK_BACK`` probe
+intervals before that probe until no hand has been tracked for ``PROBE_EVERY`` s. The tracker
+catches a hand in the frame where its own detection first fires and then holds it (on
+WolfgangLanger in one frame, 60, as the hand comes up; the full models looking at frames on their
+own see it only from frame 139), so it must look at that frame with the empty state it has when
+run on every frame. A hand comes into the crop from outside, and the lite probe sees it on its way
+(WolfgangLanger: in 8 of the 11 frames 58-68), so with the look-back the tracker starts before
+that frame: on WolfgangLanger, whichever of the 5 frames the probes start at, 166 of 168 frames
+caught and the same 1 outside, as when the tracker runs on every frame; the models look at 52-56 %
+of its frames, at 20 % of cap12's (no hand) and 32 % of franck's (the probe sees hands in his face
+now and then; the tracker does not). Crops given as a file are decoded frame by frame and converted
+to RGB only where a model looks at them. The analysis keeps the result beside the crops, so it runs
+once per input.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ MIN_RUN = 0.1  # s: shorter occluded runs are dropped
 FINGER_WIDTH = 0.35  # finger width / palm length (wrist to middle-finger knuckle)
 PROBE_EVERY = 0.2  # s between probes while no hand is tracked
 PROBE_CONFIDENCE = 0.5  # the probe's palm-detection threshold (the tracker's is 0.7): it only wakes the tracker
+PROBE_COMPLEXITY = 0
 LOOK_BACK = 3  # probe intervals the tracker goes back from a probe that sees a hand
 _PALM = (0, 1, 5, 9, 13, 17)
 _FINGERS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (0, 17, 18, 19, 20), (5, 9, 13, 17))
@@ -118,7 +125,7 @@ def find_hands(crops: str | Path | Iterable[np.ndarray], usable: np.ndarray, tim
     found: list[list[np.ndarray]] = []
     track_until = next_probe = 0  # frame indices: the tracker runs before track_until, the probe from next_probe
     with native_output_silenced(), \
-            hands_api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1,
+            hands_api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
                             min_detection_confidence=PROBE_CONFIDENCE) as probe, \
             hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
                             min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:

@@ -3,6 +3,7 @@ and beside it a panel with its head pose, per-frame values and whether the face 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -33,6 +34,14 @@ def _font(h: int) -> tuple[float, int]:
     return 0.45 * h / 360, max(1, round(h / 360))
 
 
+@lru_cache(maxsize=4)
+def _blank_panel(h: int, width: int) -> np.ndarray:
+    """An empty panel, to copy for each frame (filling an array with a colour costs 100 times more)."""
+    panel = np.empty((h, width, 3), np.uint8)
+    panel[:] = PANEL_BG
+    return panel
+
+
 def panel_width(h: int, longest: str) -> int:
     """Width of the side panel for frames ``h`` high whose longest line is ``longest``."""
     font, unit = _font(h)
@@ -45,7 +54,8 @@ def draw_landmarks(img: np.ndarray, points: np.ndarray, layout: str, radius: int
     scheme = get_scheme("heatmap73")
     xy = scheme.select(points[None, :, :2], layout)[0]
     shown = np.isfinite(xy).all(axis=1)
-    colors = [REGION_COLORS[scheme.region_names[r]] for r in scheme.region_of_point[shown]]
+    names = scheme.region_names
+    colors = [REGION_COLORS[names[r]] for r in scheme.region_of_point[shown]]
     for center, color in zip(np.round(xy[shown]).astype(int).tolist(), colors):
         cv2.circle(img, center, radius, color, -1, cv2.LINE_AA)
 
@@ -81,7 +91,7 @@ def draw_frame(rgb: np.ndarray, track: TrackData, t: int, points: np.ndarray, bo
     text += ["", *lines]
     line_h = int(round(22 * h / 360 * 0.75))
     width = width or panel_width(h, max(text, key=len))
-    panel = np.full((h, width, 3), PANEL_BG, np.uint8)
+    panel = _blank_panel(h, width).copy()
     for i, line in enumerate(text):
         cv2.putText(panel, line, (6, (i + 1) * line_h), cv2.FONT_HERSHEY_SIMPLEX, font, (235, 235, 235), unit,
                     cv2.LINE_AA)
