@@ -254,13 +254,15 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
         bar.close()
     if people is None:
         return TrackSet.from_observations(observations), np.asarray(times, np.float64), counts, cache
-    owner, dropped = people.people()
-    counts["people_dropped_frames"] = len(dropped)
+    who = people.people()
+    counts["people_dropped_frames"] = len(who.dropped)
     for t, obs in enumerate(observations):  # tracks become people: a track id is now a person's
-        observations[t] = [o for o in obs if (o.track_id, t) in owner and (o.track_id, t) not in dropped]
+        observations[t] = [o for o in obs if (o.track_id, t) in who.owner and (o.track_id, t) not in who.dropped]
         for o in observations[t]:
-            o.track_id = owner[(o.track_id, t)]
-    return TrackSet.from_observations(observations, people.cuts), np.asarray(times, np.float64), counts, cache
+            o.track_id = who.owner[(o.track_id, t)]
+    ts = TrackSet.from_observations(observations, people.cuts)
+    ts.faces = {i: who.faces.get(i) for i in ts.ids}
+    return ts, np.asarray(times, np.float64), counts, cache
 
 
 def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
@@ -282,6 +284,11 @@ def _subject_arrays(ts: TrackSet, main: int, cfg: ExtractConfig) -> dict:
         valid=valid,
         filled=filled,
     )
+
+
+def _rounded(descriptor: np.ndarray | None) -> list[float] | None:
+    """A face descriptor for meta.json (fexa.face.identity.same_person compares two)."""
+    return None if descriptor is None else [round(float(v), 5) for v in descriptor]
 
 
 def people_warnings(ts: TrackSet, main: int, times: np.ndarray) -> list[str]:
@@ -391,7 +398,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
             if info.kind == "video" and n < cfg.min_video_frames:
                 raise MediaError(f"video has {n} frame(s); at least {cfg.min_video_frames} are needed: {path}")
             main = ts.main_track()
-            meta["tracks"] = [{"id": i, "frames": int(ts.valid(i).sum())} for i in ts.ids]
+            meta["tracks"] = [{"id": i, "frames": int(ts.valid(i).sum()), "face": _rounded(ts.faces.get(i))}
+                              for i in ts.ids]
             if cfg.faces == "given":
                 track = _given_track(ts, main, times, float(fps), (info.height, info.width), cfg)
                 track.save(tmp / ENTRY_FILES[0])

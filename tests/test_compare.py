@@ -24,6 +24,7 @@ from fexa.analysis.compare import (
     bootstrap_means,
     compare_results,
     comparison_figure,
+    identity_check,
     recording_units,
     split_half_noise,
 )
@@ -166,3 +167,12 @@ def test_cli_compare_warns_about_identity_and_writes_what_it_says(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "fexa", "compare", "--help"], capture_output=True,
                                text=True).stdout
     assert "95% bootstrap" in " ".join(help_text.split()) and "%%" not in help_text
+
+
+def test_a_visit_showing_another_person_is_warned_about(tmp_path):
+    """The demo clip's woman against herself, and against the child of LivePortrait d11 (another person)."""
+    analyzer = Analyzer(cache=tmp_path / "cache")
+    demo, child = analyzer.analyze(DEMO), analyzer.analyze(shared_file("liveportrait_driving_videos/d11.mp4"))
+    same, other = identity_check([demo, demo, child], ["baseline", "again", "child"])
+    assert same.startswith("again: the same face as baseline (descriptor distance 0.00")
+    assert other.startswith("WARNING: child shows a different face from baseline")

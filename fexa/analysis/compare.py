@@ -20,8 +20,9 @@ whole-recording values are compared as they are, and the row says why. Counts an
 repetitions, eye closures and their time: ``accumulates``) grow with the recording's length, so
 they are compared per minute of recording; trends over the repetitions (their variability, the
 change of size over them) have no per-unit value. Both are compared as whole-recording values,
-without uncertainty. fexa does not check that the recordings show the same person
-(``IDENTITY_WARNING``).
+without uncertainty. Each later recording's subject is compared with the baseline's by their face
+descriptors (``identity_check``, fexa.face.identity), which says when they differ; a match is not
+proof of identity (``IDENTITY_WARNING``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ MIN_UNITS = 3  # units with a value below which no interval or noise is estimate
 Z95 = 1.96
 LEGEND_HEIGHT = 0.7  # inches below the panels of compare.png for its legend
 TREND_ASPECTS = ("variability", "fatigue")  # measures over the repetitions' sequence: no per-unit value
-IDENTITY_WARNING = ("fexa does not check that these recordings show the same person: make sure they do before "
+IDENTITY_WARNING = ("a face match is a check, not a proof: make sure these recordings show the same person before "
                     "reading any change")
 
 HIGHER, LOWER, WITHIN = "higher", "lower", "within test-retest noise"
@@ -306,9 +307,43 @@ def _per_minute(df: pd.DataFrame) -> dict[str, str]:
     return said
 
 
-def write_comparison(df: pd.DataFrame, labels: list[str], out: str | Path, fmt: str = "csv") -> list[Path]:
+def _face(result) -> list[float] | None:
+    """The mean face descriptor of a result's subject, from its cache entry's meta.json (None if none)."""
+    import json
+
+    try:
+        tracks = json.loads((result.entry / "meta.json").read_text()).get("tracks", [])
+    except (OSError, ValueError):
+        return None
+    return next((t.get("face") for t in tracks if t["id"] == result.track.track_id), None)
+
+
+def identity_check(results: list, labels: list[str]) -> list[str]:
+    """Per later recording, in a sentence, whether its subject's face matches the baseline's
+    (``fexa.face.identity.same_person``); sentences that need the reader's attention start with WARNING."""
+    from fexa.face.identity import JOIN_DISTANCE, SPLIT_DISTANCE, same_person
+
+    base, lines = _face(results[0]), []
+    for result, label in zip(results[1:], labels[1:]):
+        verdict, d = same_person(base, _face(result))
+        lines.append({
+            "same": f"{label}: the same face as {labels[0]} (descriptor distance {d:.2f}; below {JOIN_DISTANCE:g} "
+                    "is one person)",
+            "different": f"WARNING: {label} shows a different face from {labels[0]} (descriptor distance {d:.2f}; above "
+                         f"{SPLIT_DISTANCE:g} are different people): this comparison may mix two people",
+            "unsure": f"WARNING: {label} may not show the same person as {labels[0]} (descriptor distance {d:.2f}, between "
+                      f"{JOIN_DISTANCE:g} and {SPLIT_DISTANCE:g}): check by eye",
+            "unknown": f"WARNING: {label}'s face could not be compared with {labels[0]}'s (too small to describe): check "
+                       "by eye that they are the same person",
+        }[verdict])
+    return lines
+
+
+def write_comparison(df: pd.DataFrame, labels: list[str], out: str | Path, fmt: str = "csv",
+                     identity: list[str] = ()) -> list[Path]:
     """``out/compare.<fmt>`` (the table), ``out/compare.png`` (when a measure serving the task has
-    values in every recording) and a self-contained ``out/compare.html``: the files written."""
+    values in every recording) and a self-contained ``out/compare.html`` (``identity``: the lines of
+    ``identity_check``, at its top): the files written."""
     import base64
     import html
 
@@ -362,7 +397,7 @@ def write_comparison(df: pd.DataFrame, labels: list[str], out: str | Path, fmt: 
 <style>{STYLE} tr.primary td{{background:#f3f8f3}} .warn{{background:#fff3cd;border:2px solid #d39e00;padding:.6em 1em;
 font-weight:600}}</style></head><body>
 <h1>Change across visits</h1>
-<p class=warn>{html.escape(IDENTITY_WARNING)}.</p>
+<div class=warn>{"".join(f"<p>{html.escape(line)}</p>" for line in identity)}<p>{html.escape(IDENTITY_WARNING)}.</p></div>
 <p>Baseline: <b>{html.escape(labels[0])}</b>; compared: {", ".join(html.escape(x) for x in labels[1:])}.
 Units: {html.escape(units)}.</p>
 <p class=note>Each value is the mean over the recording's units (the task's repetitions, or {WINDOW:g}-s windows) with its

@@ -9,7 +9,14 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
-    from fexa.analysis.compare import IDENTITY_WARNING, NO_INTERVAL, VERDICTS, compare_results, write_comparison
+    from fexa.analysis.compare import (
+        IDENTITY_WARNING,
+        NO_INTERVAL,
+        VERDICTS,
+        compare_results,
+        identity_check,
+        write_comparison,
+    )
     from fexa.errors import FexaError
 
     inputs = [args.baseline, *args.visits]
@@ -24,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     later = Analyzer(cache=cache, task=first.task, progress=not args.quiet, **part)
     results = [first, *(later.analyze(p) for p in args.visits)]
     df = compare_results(results, labels, seed=args.seed)
-    written = write_comparison(df, labels, args.out, args.format)
+    identity = identity_check(results, labels)
+    written = write_comparison(df, labels, args.out, args.format, identity)
+    for line in identity:
+        print(line)
     print(f"WARNING: {IDENTITY_WARNING}.")
     shown = df[df["primary"]]
     width = max(len(m) for m in shown["measure"])
@@ -49,7 +59,8 @@ def add_parser(sub) -> None:
                        "after treatment) and report each measure's change with a 95% bootstrap interval over the "
                        "task's repetitions (or 5-s windows), flagging changes within the measure's test-retest "
                        "noise (estimated by splitting each recording's repetitions in halves). Counts are compared "
-                       "per minute of recording. fexa does not check that the recordings show the same person.")
+                       "per minute of recording. The later recordings' faces are compared with the baseline's "
+                       "(face descriptors): a different face is warned about.")
     p.add_argument("baseline", metavar="BASELINE", help="the first recording (video, image folder)")
     p.add_argument("visits", nargs="+", metavar="VISIT", help="later recordings of the same person and task")
     add_task(p, "the baseline's, detected from its movement, for every recording")

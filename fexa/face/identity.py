@@ -170,10 +170,8 @@ class IdentityRecorder:
             if last is None or age == SECOND_SAMPLE or t - last >= self.every:
                 seg.samples.append((t, self.identity.describe(rgb, o.points)))
 
-    def people(self) -> tuple[dict[tuple[int, int], int], set[tuple[int, int]]]:
-        """({(track id, frame): person id}, {(track id, frame) to drop}) over every observed frame:
-        frames between a split's samples and the first frame after a cut of a person seen across it
-        belong to nobody."""
+    def people(self) -> "People":
+        """Who is who over every observed frame (``People``)."""
         pieces, drop = [], set()
         for seg in self.segments:
             for piece, (gap_start, gap_end) in _split(seg):
@@ -188,7 +186,33 @@ class IdentityRecorder:
                     owner[(seg.track, f)] = person
                 if k and seg.after_cut and segs[k - 1].end == seg.start:  # seen across the cut: no speed spans it
                     drop.add((seg.track, seg.start))
-        return owner, drop
+        faces = {}
+        for person, segs in enumerate(people):
+            found = [d for seg in segs for _, d in seg.samples if d is not None]
+            faces[person] = np.mean(found, axis=0) if found else None
+        return People(owner, drop, faces)
+
+
+@dataclass
+class People:
+    """``owner``: {(track id, frame): person id}; ``dropped``: (track id, frame) that belong to nobody
+    (frames between a split's samples, and the first frame after a cut of a person seen across it);
+    ``faces``: each person's mean descriptor (None when the face was too small to describe), to
+    compare people across recordings (``same_person``)."""
+
+    owner: dict[tuple[int, int], int]
+    dropped: set[tuple[int, int]]
+    faces: dict[int, np.ndarray | None]
+
+
+def same_person(a: list[float] | None, b: list[float] | None) -> tuple[str, float]:
+    """Whether two people's mean descriptors (``People.faces``, as stored in an entry's meta.json)
+    show the same person: ("same", d) within ``JOIN_DISTANCE``, ("different", d) beyond
+    ``SPLIT_DISTANCE``, ("unsure", d) between, ("unknown", NaN) when either has none."""
+    d = distance(None if a is None else np.asarray(a), None if b is None else np.asarray(b))
+    if np.isnan(d):
+        return "unknown", d
+    return ("same" if d < JOIN_DISTANCE else "different" if d > SPLIT_DISTANCE else "unsure"), d
 
 
 def _split(seg: Segment) -> list[tuple[Segment, tuple[int, int]]]:

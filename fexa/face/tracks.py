@@ -19,6 +19,7 @@ class TrackSet:
     score: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [T]
     detected: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [T] bool
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot (fexa.face.identity)
+    faces: dict[int, np.ndarray | None] = field(default_factory=dict)  # id -> mean face descriptor (identity)
 
     @classmethod
     def from_observations(cls, frames: list[list[FaceObservation]], cuts: list[int] = ()) -> "TrackSet":
