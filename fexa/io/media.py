@@ -436,7 +436,7 @@ class Media:
                 for packet in c.demux(s):
                     started = started or packet.is_keyframe
                     if not started:
-                        continue  # a seek can land before a keyframe: decoding starts at one
+                        continue  # a seek can land between keyframes: decoding starts at the next one
                     try:
                         frames = packet.decode()
                     except av.FFmpegError as e:
