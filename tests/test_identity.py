@@ -24,11 +24,11 @@ def _unit(k: int, scale: float = 1.0) -> np.ndarray:
 
 def test_a_cut_is_found_at_the_frame_the_shot_changes_and_a_slow_fade_is_not_one():
     rng = np.random.default_rng(0)
-    red, blue = np.zeros((72, 128, 3), np.uint8), np.zeros((72, 128, 3), np.uint8)
-    red[..., 0], blue[..., 2] = 200, 200
-    frames = [red + rng.integers(0, 3, red.shape, dtype=np.uint8) for _ in range(10)] + [blue] * 5
+    dark, bright = rng.integers(0, 128, (72, 128, 3)), rng.integers(128, 256, (72, 128, 3))
+    frames = [(dark + rng.integers(0, 3, dark.shape)).astype(np.uint8) for _ in range(10)] + [bright.astype(np.uint8)] * 5
+    black = [np.zeros_like(frames[0])] * 3  # the camera dark for a moment: not a shot
     cuts = ShotCuts()
-    assert [t for t, f in enumerate(frames) if cuts(f)] == [10]
+    assert [t for t, f in enumerate(frames[:10] + black + frames[10:]) if cuts(f)] == [13]
     fade = ShotCuts()  # a scene of many colours dimming to 40 % over 60 frames: lighting, not a cut
     scene = rng.integers(0, 256, (72, 128, 3)).astype(float)
     assert not any(fade((scene * a).astype(np.uint8)) for a in np.linspace(1, 0.4, 60))
