@@ -247,6 +247,8 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
                       "turned_tracks": tracker.turned_tracks, "misfitted_frames": 0,
                       "whole_image_faces": tracker.whole_image_faces}
             for track_id, first, end in tracker.misfitted:  # meshed the wrong way up: the face counts as lost there
+                if people is not None:
+                    people.forget(track_id, first, end)
                 for t in range(first, end):
                     kept = [o for o in observations[t] if o.track_id != track_id]
                     counts["misfitted_frames"] += len(kept) < len(observations[t])

