@@ -380,6 +380,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
             fps = info.fps if info.fps > 0 else (1.0 / np.median(np.diff(times)) if n > 1 else 0.0)
             meta.update(kind=info.kind, width=info.width, height=info.height, rotation=info.rotation, frames=n,
                         frames_expected=info.num_frames, frames_decoded=n, fps=round(float(fps), 4), **counts)
+            if cfg.start is not None or cfg.end is not None:  # the part of the input these results come from
+                meta["range"] = [media.start, media.end if math.isfinite(media.end) else None]
             meta["warnings"] += media.notes
             if counts["orientation_rejects"]:
                 meta["warnings"].append(f"{counts['orientation_rejects']} face fit(s) rejected: the face was rolled more "
@@ -442,11 +444,12 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 if face < n:
                     meta["warnings"].append(f"face missing in {n - face} of {n} frames "
                                             f"({int(track.filled.sum())} filled by interpolation)")
+            what = "frame folder with unreadable frames" if info.kind == "frames" else "damaged video"
             if damage and meta["status"] == "ok":
-                meta.update(status="partial", error=f"damaged video, {n} frames decoded"
+                meta.update(status="partial", error=f"{what}, {n} frames decoded"
                             + (f" of {info.num_frames} expected" if info.num_frames else "") + f": {damage}")
             elif damage:
-                meta["warnings"].append(f"damaged video: {damage}")
+                meta["warnings"].append(f"{what}: {damage}")
         except FexaError as e:
             meta.update(status="error", error=str(e))
         except Exception as e:  # an input must never stop the batch: record what happened

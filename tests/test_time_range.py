@@ -38,7 +38,7 @@ def test_two_parts_of_one_file_get_their_own_folders(tmp_path):
     assert sorted(summary["id"].str.rsplit("-t", n=1).str[1]) == ["0-1s", "1-2s"]
     for ident in summary["id"]:
         frames = pd.read_csv(tmp_path / ident / "frames.csv")
-        lo, hi = (float(x) for x in ident.rsplit("-t", n=1)[1].removesuffix("s").split("-"))
+        lo, hi = (float(x) for x in ident.rsplit("-t", 1)[1].removesuffix("s").split("-"))
         assert frames["time"].between(lo, hi, inclusive="left").all()
 
 
