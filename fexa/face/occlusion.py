@@ -92,19 +92,27 @@ class Occlusion:
         return int(self.occluded[:, REGIONS.index(region)].sum())
 
 
-def _crop_frames(crops: str | Path | Iterable[np.ndarray]) -> Iterator[Callable[[], np.ndarray]]:
-    """Each crop as a function giving its RGB pixels: frames of a crops file (fexa's own H.264) are
-    decoded in order but converted to RGB only when asked for (the conversion costs more than the
-    decoding, and most crops are never looked at)."""
-    if not isinstance(crops, (str, Path)):
-        for rgb in crops:
-            yield partial(np.asarray, rgb)
-        return
-    with av.open(str(crops)) as container:
+Crops = str | Path | Iterable[np.ndarray] | Iterable[Callable[[], np.ndarray]]
+
+
+def crop_frames(path: str | Path) -> Iterator[Callable[[], np.ndarray]]:
+    """Each frame of a crops file (fexa's own H.264) as a function giving its RGB pixels: decoded
+    in order, converted to RGB only when called (the conversion costs more than the decoding,
+    and most crops are never looked at)."""
+    with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             yield partial(frame.to_ndarray, format="rgb24")
+
+
+def _crop_getters(crops: Crops) -> Iterator[Callable[[], np.ndarray]]:
+    """``crops`` (a crops file, its RGB frames or functions giving them) as functions."""
+    if isinstance(crops, (str, Path)):
+        yield from crop_frames(crops)
+        return
+    for rgb in crops:
+        yield rgb if callable(rgb) else partial(np.asarray, rgb)
 
 
 def _landmarks(model, rgb: np.ndarray) -> list[np.ndarray]:
@@ -114,11 +122,11 @@ def _landmarks(model, rgb: np.ndarray) -> list[np.ndarray]:
     return [np.array([[p.x, p.y] for p in h.landmark], np.float32) * size for h in result.multi_hand_landmarks or ()]
 
 
-def find_hands(crops: str | Path | Iterable[np.ndarray], usable: np.ndarray, times: np.ndarray,
-               progress: bool = False) -> list[list[np.ndarray]]:
-    """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in the RGB ``crops`` (a
-    crops file or the frames), tracked only around the frames where a probe sees a hand (module
-    docstring); ``usable``: the frames that show the face (only they are probed); ``times`` (s)."""
+def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bool = False) -> list[list[np.ndarray]]:
+    """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in ``crops`` (a crops
+    file, its RGB frames, or functions giving them: ``crop_frames``), tracked only around the
+    frames where a probe sees a hand (module docstring); ``usable``: the frames that show the face
+    (only they are probed); ``times`` (s)."""
     step = max(1, round(PROBE_EVERY / float(np.median(np.diff(times))))) if len(times) > 1 else 1
     recent: deque[tuple[int, Callable[[], np.ndarray]]] = deque(maxlen=LOOK_BACK * step + 1)
     hands_api = _mediapipe().solutions.hands
@@ -129,7 +137,7 @@ def find_hands(crops: str | Path | Iterable[np.ndarray], usable: np.ndarray, tim
                             min_detection_confidence=PROBE_CONFIDENCE) as probe, \
             hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
                             min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
-        for t, rgb in enumerate(tqdm(_crop_frames(crops), total=len(usable), desc="hands over the face", unit="frame",
+        for t, rgb in enumerate(tqdm(_crop_getters(crops), total=len(usable), desc="hands over the face", unit="frame",
                                      leave=False, disable=not progress)):
             found.append([])
             recent.append((t, rgb))
@@ -176,10 +184,10 @@ def _drop_short_runs(mask: np.ndarray, times: np.ndarray, min_run: float) -> np.
     return out
 
 
-def detect_occlusion(crops: str | Path | Iterable[np.ndarray], track: TrackData,
-                     hands: list[list[np.ndarray]] | None = None, progress: bool = False) -> Occlusion:
+def detect_occlusion(crops: Crops, track: TrackData, hands: list[list[np.ndarray]] | None = None,
+                     progress: bool = False) -> Occlusion:
     """The occlusion of each region (``REGIONS``) in every frame of ``track`` from its aligned
-    ``crops`` (the entry's crops.mp4, or its frames; ``hands``: already found, else found in them)."""
+    ``crops`` (as ``find_hands`` takes them; ``hands``: already found, else found in them)."""
     if hands is None:
         hands = find_hands(crops, track.usable, track.times, progress)
     t_count = track.num_frames
