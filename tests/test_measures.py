@@ -327,3 +327,16 @@ def test_mouth_corners_rise_above_the_lip_centre_in_every_subjects_smiles(shared
         assert (happy[:, :2].min(axis=0) > neutral[:, :2].max(axis=0)).all(), subject
         tilt_ranks.append(happy[:, 2].min() > neutral[:, 2].max())
     assert not all(tilt_ranks)
+
+
+def test_a_task_moving_alone_is_not_reported_as_a_billion_times_the_next():
+    """Only the brows move (raised by 0.1 IOD, a full brow movement is 0.06): the reason had said
+    '3078652421.6 times the next (kiss)' on the Hamilton clip, a ratio to nothing."""
+    t = np.arange(60) / 30.0
+    brow = np.where(t > 0.5, 0.1, 0.0) + 0.3
+    still = 0.0 * t
+    sig = pd.DataFrame({"time": t, "usable": True, "eye_aperture_right": still + 0.3, "eye_aperture_left": still + 0.3,
+                        "mouth_width": still + 0.5, "mouth_opening": still, "brow_height_right": brow,
+                        "brow_height_left": brow, "lip_protrusion": still})
+    guess = detect_task(sig)
+    assert guess.task == "brow" and guess.reason.endswith("of a full movement, no other movement"), guess.reason

@@ -193,8 +193,9 @@ def detect_task(signals: pd.DataFrame, threshold: float = 0.75) -> TaskGuess:
     if max(top, spread) < REST_ACTIVATION:
         return TaskGuess("sit_at_rest", activation, f"no signal moved by {REST_ACTIVATION:g} of a full movement")
     if top >= threshold and top >= SINGLE_TASK_DOMINANCE * second:
-        return TaskGuess(best, activation, f"{best} {top:.2f} of a full movement, {top / second:.1f} times the "
-                         f"next ({ranked[1]})")
+        versus = (f"{top / second:.1f} times the next ({ranked[1]})" if second >= 0.01 else
+                  "no other movement")  # a ratio to nothing is no number to show
+        return TaskGuess(best, activation, f"{best} {top:.2f} of a full movement, {versus}")
     why = (f"{best} reached only {top:.2f} of a full movement" if top < threshold else
            f"{best} ({top:.2f}) and {ranked[1]} ({activation[ranked[1]]:.2f}) both moved")
     return TaskGuess("none", activation, why)
