@@ -71,7 +71,7 @@ MIN_RUN = 0.1  # s: shorter occluded runs are dropped
 FINGER_WIDTH = 0.35  # finger width / palm length (wrist to middle-finger knuckle)
 PROBE_EVERY = 0.2  # s between probes while no hand is tracked
 PROBE_CONFIDENCE = 0.5  # the probe's palm-detection threshold (the tracker's is 0.7): it only wakes the tracker
-PROBE_COMPLEXITY = 0
+PROBE_COMPLEXITY = 0  # the probe's mediapipe models: lite (the tracker's: full)
 LOOK_BACK = 3  # probe intervals the tracker goes back from a probe that sees a hand
 _PALM = (0, 1, 5, 9, 13, 17)
 _FINGERS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (0, 17, 18, 19, 20), (5, 9, 13, 17))
@@ -153,6 +153,8 @@ def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bo
                 if found[j]:
                     track_until = j + 1 + step
     return found
+
+
 def hand_mask(hand: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """[H, W] bool: the area a hand's 21 landmarks cover (palm polygon and finger bones)."""
     import cv2
