@@ -60,3 +60,11 @@ def test_compare_reads_the_same_part_of_each_recording(tmp_path):
     assert r.returncode == 0, r.stderr
     entries = [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert entries and all(e.endswith("-t0.5-2s") for e in entries), entries
+
+
+def test_the_overlay_of_a_part_shows_that_parts_frames(tmp_path):
+    part = Analyzer(cache=tmp_path / "cache", start=1.0, end=2.0).analyze(DEMO)
+    video = part.write_overlay(tmp_path / "overlay.mp4")
+    first = next(Media(video).frames()).rgb[:, :part.track.frame_size[1]].astype(float)  # the picture, not the panel
+    source = {f.index: f.rgb.astype(float) for f in Media(DEMO).frames() if f.index in (0, 30)}
+    assert np.abs(first - source[30]).mean() < 0.5 * np.abs(first - source[0]).mean()  # 1.0 s is frame 30

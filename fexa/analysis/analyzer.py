@@ -29,9 +29,8 @@ from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
-from fexa.face.occlusion import REGIONS, Occlusion, detect_occlusion, mask_occluded
+from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
 from fexa.io.atomic import remove_stale_temporaries, write_npz, write_table
-from fexa.io.media import Media
 from fexa.io.trackfile import TrackData
 
 
@@ -225,7 +224,7 @@ class Analyzer:
 
 
 OCCLUSION_FILE = "occlusion.npz"
-OCCLUSION_VERSION = "2"  # bump when fexa.face.occlusion or fexa.face.eyewear change their results
+OCCLUSION_VERSION = "3"  # bump when fexa.face.occlusion or fexa.face.eyewear change their results
 
 
 def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = False,
@@ -248,7 +247,7 @@ def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = Fa
     except Exception:  # noqa: BLE001 - missing, stale or damaged: look again
         pass
     scan = DarkGlassesScan(track)
-    frames = scan.watch(f.rgb for f in Media(entry / crops_file).frames())
+    frames = scan.watch(crop_frames(entry / crops_file))  # each crop converted to RGB only where looked at
     occlusion = detect_occlusion(frames, track, progress=progress)
     for _ in frames:  # the crops the hand search did not need still pass the glasses scan
         pass

@@ -204,8 +204,8 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
     picture_html = ""
     if picture is not None:
         where = ("Positions are measured in the eye-levelled face (head tilt removed)" if still else
-                 "This is the face in the rest frame. Positions are measured in the face's own frame of reference "
-                 "(head movement removed)")
+                 "This is the subject's face in the first frame showing it whole. Positions are measured in the "
+                 "face's own frame of reference (head movement removed)")
         picture_html = (f'<h2>How distances are measured</h2><div class=iod><img alt="inter-ocular distance" '
                         f'src="data:image/png;base64,{_b64(picture)}"><p>Distances are given in <b>eye distances '
                         "(IOD, inter-ocular distance)</b>: the distance between the outer corners of the two eyes, "

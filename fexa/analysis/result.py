@@ -52,6 +52,8 @@ from fexa.viz.sheets import plot_trajectories
 OVERLAY_SIGNALS = {"eye_aperture_right": "right eye opening", "eye_aperture_left": "left eye opening",
                    "mouth_width": "mouth width", "mouth_opening": "mouth opening", "brow_height_right": "right brow",
                    "brow_height_left": "left brow"}  # column -> its name on the overlay
+OVERLAY_UNITS = {"right eye opening": "ratio", "left eye opening": "ratio", "mouth width": "IOD", "mouth opening": "IOD",
+                 "right brow": "IOD", "left brow": "IOD"}  # the overlay's names -> units (fexa.analysis.measures)
 
 
 def frames_table(track: TrackData) -> pd.DataFrame:
@@ -226,8 +228,9 @@ class Result:
         return self._save(fig, path, timed=timed[0] if len(timed) == len(rows) else None)
 
     def face_picture(self) -> bytes:
-        """PNG of the subject's aligned face in its rest frame with the landmarks and the
-        inter-ocular distance drawn (the report's unit picture)."""
+        """PNG of the subject's aligned face (the first usable frame showing every landmark whose crop
+        lies inside the picture) with the landmarks and the inter-ocular distance drawn (the report's
+        unit picture)."""
         return iod_picture(self.entry / face_files(self.face)[1], self.track)
 
     def write_overlay(self, path: str | Path, progress: bool = False) -> Path:
@@ -242,7 +245,7 @@ class Result:
             names = [REGION_NAMES[c.removeprefix("occluded_")] for c in hidden]
             values["hidden"] = [", ".join(n for n, h in zip(names, row) if h) or None
                                 for row in self.frames[hidden].to_numpy(bool)]
-        return write_overlay(self.track, self.source, path, progress=progress, values=values)
+        return write_overlay(self.track, self.source, path, progress=progress, values=values, units=OVERLAY_UNITS)
 
     def other_people(self) -> tuple[int, float]:
         """(how many other people were in view for at least ``MIN_FACE_FRAMES`` frames, seconds with any

@@ -16,7 +16,7 @@ d12, d13) and in low light (d20): no frame flagged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -151,14 +151,15 @@ class DarkGlassesScan:
         self.verdict = np.zeros((track.num_frames, len(_EYES)), bool)
         self.count = 0
 
-    def watch(self, crops: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """``crops`` passed through unchanged, the frames to look at measured on the way."""
-        for t, rgb in enumerate(crops):
+    def watch(self, crops: Iterable[np.ndarray | Callable[[], np.ndarray]]) -> Iterator[np.ndarray | Callable]:
+        """``crops`` (RGB frames, or functions giving them: fexa.face.occlusion.crop_frames, called only
+        for the frames looked at) passed through unchanged, the frames to look at measured on the way."""
+        for t, crop in enumerate(crops):
             if t < self.track.num_frames and self.look[t]:
-                d = eye_darkness(rgb, self.track.points_crop[t])
+                d = eye_darkness(crop() if callable(crop) else crop, self.track.points_crop[t])
                 self.verdict[t] = [d[eye][0] < DARK and d[eye][1] < FLAT for eye in _EYES]
             self.count = t + 1
-            yield rgb
+            yield crop
 
     def result(self) -> EyeVisibility:
         """Every frame's verdict (after ``watch`` has seen all the crops)."""
