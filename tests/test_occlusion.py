@@ -73,7 +73,7 @@ def test_the_tracker_runs_only_around_a_probe_that_sees_a_hand(monkeypatch):
     hands = find_hands([np.full((8, 8, 3), t, np.uint8) for t in range(100)], usable, np.arange(100) / 25.0)
     assert [t for t, h in enumerate(hands) if h] == list(range(30, 51))
     assert hands[30][0].shape == (21, 2) and np.allclose(hands[30][0], 4.0)  # pixels
-    assert looked["probe"] == [*range(0, 41, 5), 56, 61, 66, 80, 85, 90, 95]
+    assert sorted(looked["probe"]) == [*range(0, 70, 5), 80, 85, 90, 95]  # every 5th usable frame, in its thread
     assert looked["tracker"] == list(range(25, 56))
 
 

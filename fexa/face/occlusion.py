@@ -34,8 +34,10 @@ once per input.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -122,36 +124,77 @@ def _landmarks(model, rgb: np.ndarray) -> list[np.ndarray]:
     return [np.array([[p.x, p.y] for p in h.landmark], np.float32) * size for h in result.multi_hand_landmarks or ()]
 
 
+class _Once:
+    """A crop's RGB pixels, converted on the first call (from either thread) and kept."""
+
+    def __init__(self, get: Callable[[], np.ndarray]):
+        self._get, self._rgb, self._lock = get, None, threading.Lock()
+
+    def __call__(self) -> np.ndarray:
+        with self._lock:
+            if self._rgb is None:
+                self._rgb = self._get()
+            return self._rgb
+
+
+def probe_frames(usable: np.ndarray, step: int) -> np.ndarray:
+    """[T] bool: the frames the probe looks at: the first usable frame of every ``step`` frames."""
+    usable = np.asarray(usable, bool)
+    out = np.zeros(len(usable), bool)
+    for start in range(0, len(usable), step):
+        seen = np.flatnonzero(usable[start:start + step])
+        if len(seen):
+            out[start + seen[0]] = True
+    return out
+
+
 def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bool = False) -> list[list[np.ndarray]]:
     """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in ``crops`` (a crops
     file, its RGB frames, or functions giving them: ``crop_frames``), tracked only around the
     frames where a probe sees a hand (module docstring); ``usable``: the frames that show the face
-    (only they are probed); ``times`` (s)."""
+    (only they are probed, ``probe_frames``); ``times`` (s). The probe runs in a second thread
+    ahead of the tracker (mediapipe releases the GIL: the two models share the CPU's cores)."""
     step = max(1, round(PROBE_EVERY / float(np.median(np.diff(times))))) if len(times) > 1 else 1
-    recent: deque[tuple[int, Callable[[], np.ndarray]]] = deque(maxlen=LOOK_BACK * step + 1)
+    reach = LOOK_BACK * step  # a probe that sees a hand wakes the tracker this many frames before it
+    ahead = reach + 8 * step  # frames the probe may run ahead of the tracker
+    probed = probe_frames(usable, step)
     hands_api = _mediapipe().solutions.hands
     found: list[list[np.ndarray]] = []
-    track_until = next_probe = 0  # frame indices: the tracker runs before track_until, the probe from next_probe
-    with native_output_silenced(), \
+    pending: deque[tuple[int, _Once]] = deque()  # frames read, not yet settled
+    probes: dict[int, Future] = {}  # frame -> will the probe see a hand there
+    checked = -1  # the probes up to this frame are known
+    track_until = wake_until = 0  # the tracker runs on frames before either: holding a hand, or woken by a probe
+
+    with native_output_silenced(), ThreadPoolExecutor(max_workers=1) as pool, \
             hands_api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
                             min_detection_confidence=PROBE_CONFIDENCE) as probe, \
             hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
                             min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
-        for t, rgb in enumerate(tqdm(_crop_getters(crops), total=len(usable), desc="hands over the face", unit="frame",
-                                     leave=False, disable=not progress)):
-            found.append([])
-            recent.append((t, rgb))
-            if t < track_until:
-                todo = [(t, rgb)]
-            elif t >= next_probe and t < len(usable) and usable[t]:
-                next_probe = t + step
-                todo = list(recent) if _landmarks(probe, rgb()) else []
-            else:
-                todo = []
-            for j, crop in todo:
-                found[j] = _landmarks(tracker, crop())
-                if found[j]:
-                    track_until = j + 1 + step
+
+        def settle() -> None:
+            """The oldest pending frame, once the probes up to ``reach`` after it are known."""
+            nonlocal checked, track_until, wake_until
+            j, crop = pending.popleft()
+            while checked < j + reach:
+                checked += 1
+                seen = probes.pop(checked, None)
+                if seen is not None and seen.result():
+                    wake_until = max(wake_until, checked + 1)  # from here (within reach) to that probe
+            hands = _landmarks(tracker, crop()) if j < max(track_until, wake_until) else []
+            if hands:
+                track_until = j + 1 + step
+            found.append(hands)
+
+        for t, get in enumerate(tqdm(_crop_getters(crops), total=len(usable), desc="hands over the face",
+                                     unit="frame", leave=False, disable=not progress)):
+            crop = _Once(get)
+            if t < len(probed) and probed[t]:
+                probes[t] = pool.submit(lambda c=crop: bool(_landmarks(probe, c())))
+            pending.append((t, crop))
+            while pending[0][0] <= t - ahead:
+                settle()
+        while pending:
+            settle()
     return found
 
 
