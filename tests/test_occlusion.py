@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import extracted
-from fexa.analysis.analyzer import Analyzer, entry_occlusion
+from fexa.analysis.analyzer import Analyzer, entry_regions
 from fexa.face import occlusion
 from fexa.face.occlusion import HIDDEN_POINTS, REGIONS, Occlusion, _drop_short_runs, find_hands, mask_occluded
 from fexa.io.trackfile import TrackData
@@ -25,7 +25,7 @@ UNOCCLUDED = ("liveportrait_driving_videos/d14.mp4", "liveportrait_driving_video
 
 def _occlusion(entry) -> Occlusion:
     track = TrackData.load(entry / "track.npz")
-    return entry_occlusion(entry, track, json.loads((entry / "meta.json").read_text()))
+    return entry_regions(entry, track, json.loads((entry / "meta.json").read_text()))[0]
 
 
 def test_short_runs_are_dropped_and_hidden_points_become_nan():

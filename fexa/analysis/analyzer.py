@@ -1,6 +1,7 @@
 """``fexa.Analyzer``: one face video (or image, or folder of frames) -> per-frame data, kinematic
 measures and a report a person can look at (``fexa.analysis.result.Result``, whose docstring lists
-the tables' columns). Hands over the face are looked for once per cache entry (``entry_occlusion``).
+the tables' columns). Hands over the face and dark glasses are looked for once per cache entry
+(``entry_regions``).
 """
 
 from __future__ import annotations
@@ -255,13 +256,6 @@ def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = Fa
     write_npz(path, key=np.array(key), occluded=occlusion.occluded, cover=occlusion.cover, dark_glasses=eyes.unseen,
               looked=eyes.looked)
     return occlusion, eyes
-
-
-def entry_occlusion(entry: Path, track: TrackData, meta: dict, progress: bool = False,
-                    face: int | None = None) -> Occlusion | None:
-    """The hands part of ``entry_regions``."""
-    regions = entry_regions(entry, track, meta, progress, face)
-    return None if regions is None else regions[0]
 
 
 def read_table(path: Path) -> pd.DataFrame:
