@@ -148,7 +148,8 @@ def expand_inputs(paths: list[str | Path], folder_as: str = "auto") -> list[Path
             out.append(p)
             continue
         inside = sorted(p.rglob("*"))  # one walk of the tree
-        found = [q for q in inside if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
+        # anything named like a video that is not a folder: a FIFO or a link loop becomes that input's error row
+        found = [q for q in inside if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
         for folder in [p, *(q for q in inside if q.is_dir())]:
             images = list_frame_files(folder)
             if not images:

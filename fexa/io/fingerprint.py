@@ -9,13 +9,33 @@ docs/robustness.md).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 from pathlib import Path
 
 from fexa.errors import MediaError
 
 _CHUNK = 1 << 20
+
+
+def check_readable(path: str | Path) -> None:
+    """A MediaError naming ``path`` unless it is an existing regular file or folder: a missing path,
+    a broken link or a link loop, a FIFO, socket or device (reading a FIFO would wait forever)."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise MediaError(f"symbolic link loop (the link leads back to itself): {path}") from None
+        if path.is_symlink():
+            raise MediaError(f"broken symbolic link (its target {os.readlink(path)} does not exist): {path}") from None
+        if e.errno == errno.ENOENT:
+            raise MediaError(f"no such file or directory: {path}") from None
+        raise MediaError(f"cannot read {path}: {e.strerror or e}") from None
+    if not (path.is_file() or path.is_dir()):
+        raise MediaError(f"not a regular file (a FIFO, socket or device; reading it could wait forever): {path}")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -28,6 +48,7 @@ def content_fingerprint(path: str | Path, frame_files: list[Path] | None = None)
     """``sha256:<hex>`` of a file's content, or of a frame folder's ``frame_files`` (default: its
     image files, naturally sorted)."""
     path = Path(path)
+    check_readable(path)
     try:
         if not path.is_dir():
             return "sha256:" + file_sha256(path)
@@ -45,7 +66,7 @@ def content_fingerprint(path: str | Path, frame_files: list[Path] | None = None)
 
 def path_tag(path: str | Path, length: int = 8) -> str:
     """A short hash of the input's full resolved path: part of its entry name."""
-    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:length]
+    return hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:length]  # never raises on a link loop
 
 
 def readable_stem(path: str | Path) -> str:

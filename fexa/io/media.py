@@ -17,7 +17,6 @@ video is entered at the keyframe before ``start`` rather than decoded from its b
 from __future__ import annotations
 
 import math
-import os
 import queue
 import re
 import struct
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fexa.errors import FexaError, MediaError
+from fexa.io.fingerprint import check_readable
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".wmv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
@@ -107,10 +107,7 @@ def _has_video_stream(path: Path) -> bool:
 def media_kind(path: Path) -> str:
     """Classify a path as video, image or frames folder, raising MediaError if it is none. A file
     whose extension is missing or unknown is classified by its content."""
-    if not path.exists():
-        if path.is_symlink():
-            raise MediaError(f"broken symbolic link (its target {os.readlink(path)} does not exist): {path}")
-        raise MediaError(f"no such file or directory: {path}")
+    check_readable(path)
     if path.is_dir():
         return "frames"
     ext = path.suffix.lower()
