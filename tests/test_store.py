@@ -171,30 +171,73 @@ def _flip_byte(path, offset: int) -> None:
         f.write(bytes([b[0] ^ 0xFF]))
 
 
-def test_a_damaged_frame_is_named_not_used(entry_copy):
+def _stored(entry) -> dict[str, np.ndarray]:
+    """A store's arrays, copied (the file may be replaced), and its first usable frames decoded."""
+    e = StoredEntry(entry)
+    return {**{k: np.array(v) for k, v in e.arrays.items()}, "pixels": e.frames(e.usable_frames[:12])}
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+
+
+def test_a_damaged_frame_is_named_not_used_and_its_store_rebuilt_on_the_next_run(entry_copy):
     store = entry_copy / STORE_FILE
+    clean = _stored(entry_copy)
     head = read_header(store)
     e = StoredEntry(entry_copy)
     t = int(e.usable_frames[10])
     _flip_byte(store, head["jpeg_at"] + int(e.offsets[t]) + 200)
+    assert ensure_stores([entry_copy], progress=False) == {} and store.stat().st_size == head["size"]  # not seen yet
     e = StoredEntry(entry_copy)
-    with pytest.raises(FexaError, match=rf"damaged training store .*{STORE_FILE}: frame {t} fails its checksum"):
+    with pytest.raises(FexaError, match=rf"damaged training store of entry {entry_copy}: frame {t} fails its "
+                                        "checksum; the store was removed and is rebuilt"):
         e.frames([t])
-    e.frames([int(e.usable_frames[11])])  # the other frames are still read
+    assert not store.exists()  # marked for the next run
+    e.frames([int(e.usable_frames[11])])  # the other frames are still read (this process keeps its map)
+    assert ensure_stores([entry_copy], progress=False) == {}
+    _assert_same(_stored(entry_copy), clean)
 
 
-def test_damaged_arrays_and_truncation_are_named_and_rebuilt(entry_copy):
+@pytest.mark.parametrize("damage", ["arrays", "truncated", "header version"])
+def test_damaged_arrays_truncation_and_old_stores_are_named_and_rebuilt(entry_copy, damage):
     store = entry_copy / STORE_FILE
+    clean = _stored(entry_copy)
     head = read_header(store)
-    _flip_byte(store, head["arrays_at"] + 100)
-    with pytest.raises(FexaError, match="its arrays fail their checksum"):
+    if damage == "arrays":
+        _flip_byte(store, head["arrays_at"] + 100)
+        why = "its arrays fail their checksum; it is rebuilt from its entry when stores are ensured"
+    elif damage == "truncated":
+        with open(store, "r+b") as f:
+            f.truncate(head["size"] - 1000)
+        why = r"damaged training store .*: \d+ bytes, its header says"
+    else:  # a store of the previous version: its header has no CRC
+        raw = store.read_bytes()
+        store.write_bytes(raw.replace(b'"version": 3', b'"version": 2', 1))
+        why = "built by another fexa version; it is rebuilt"
+    with pytest.raises(FexaError, match=why):
         StoredEntry(entry_copy)
-    with open(store, "r+b") as f:
-        f.truncate(head["size"] - 1000)
-    with pytest.raises(FexaError, match=r"damaged training store .*: \d+ bytes, its header says"):
-        StoredEntry(entry_copy)
-    assert ensure_stores([entry_copy], progress=False) == {}  # found stale by its size: rebuilt
-    assert StoredEntry(entry_copy).frames([0]).shape == (1, 256, 256, 3)
+    assert ensure_stores([entry_copy], progress=False) == {}  # found stale: rebuilt
+    _assert_same(_stored(entry_copy), clean)
+
+
+def test_a_header_changed_in_one_digit_is_refused_and_rebuilt(entry_copy):
+    """One digit of an array's offset (which placed traj63 elsewhere, unnoticed, before the header CRC)."""
+    store = entry_copy / STORE_FILE
+    clean = _stored(entry_copy)
+    raw = bytearray(store.read_bytes())
+    at = raw.index(b'"traj63"')
+    at = raw.index(b'"offset": ', at) + len(b'"offset": ')
+    assert chr(raw[at]).isdigit() and raw[at] != ord("0")  # a real offset: not the first array
+    raw[at] = ord("1") if raw[at] != ord("1") else ord("2")
+    store.write_bytes(bytes(raw))
+    for read in (read_header, lambda s: StoredEntry(s.parent)):
+        with pytest.raises(FexaError, match=rf"damaged training store {store}: header checksum differs"):
+            read(store)
+    assert ensure_stores([entry_copy], progress=False) == {}
+    _assert_same(_stored(entry_copy), clean)
 
 
 def test_building_twice_is_a_no_op_and_a_killed_build_resumes(demo_entry, tmp_path, monkeypatch):

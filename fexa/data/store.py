@@ -14,10 +14,12 @@ beside the entry's files, one file ``store.bin`` holding
 
 Layout: 8-byte magic, uint64 header length, a JSON header (version, settings, the entry files'
 checksums it was built from, each array's dtype/shape/offset, the array region's length and CRC-32,
-the JPEG bytes' length), the arrays (from the next 64-byte boundary), then the JPEG bytes. A frame is one seek and one JPEG
-decode; the header says whether the store still matches its entry (a re-extracted entry or other
-settings rebuild it). Damage is found, never used: the size and the array region are checked when
-a process first opens a store, and each frame's CRC before it is decoded.
+the JPEG bytes' length), the CRC-32 of all before it (uint32), the arrays (from the next 64-byte
+boundary), then the JPEG bytes. A frame is one seek and one JPEG decode; the header says whether
+the store still matches its entry (a re-extracted entry or other settings rebuild it). Damage is
+found, never used: the header's CRC on every open; the size and the array region when stores are
+ensured (a damaged store is rebuilt) and when a process first opens one; each frame's CRC before it
+is decoded (a damaged frame removes the store, so that the next run rebuilds it).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from fexa.io.trackfile import TrackData
 from fexa.represent.trajectory import landmark_colours
 
 STORE_FILE = "store.bin"
-STORE_VERSION = 2
+STORE_VERSION = 3  # 3: the header's CRC-32 (older stores are rebuilt)
 MAGIC = b"FEXASTR1"
 _ALIGN = 64
 
@@ -96,8 +98,10 @@ def store_state(entry: Path, cfg: StoreConfig = StoreConfig()) -> str:
         return "the entry was extracted again"
     if head.get("settings") != asdict(cfg) or head.get("version") != STORE_VERSION:
         return "built with other settings or an older fexa"
-    if path.stat().st_size != head.get("size"):
-        return f"{path} is truncated or padded ({path.stat().st_size} bytes, header says {head.get('size')})"
+    try:
+        _check_arrays(path, head)  # truncated, padded or damaged arrays: rebuilt
+    except FexaError as e:
+        return str(e)
     return ""
 
 
@@ -164,9 +168,10 @@ def _write(path: Path, arrays: dict[str, np.ndarray], blobs: list[bytes], head: 
     head = {**head, "arrays": layout, "arrays_bytes": len(region), "arrays_crc": zlib.crc32(region),
             "jpeg_bytes": int(arrays["offsets"][-1])}
     text = json.dumps(head).encode()
+    start = MAGIC + struct.pack("<Q", len(text)) + text
+    start += struct.pack("<I", zlib.crc32(start))
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack("<Q", len(text)) + text)
-        f.write(b"\0" * (_aligned(16 + len(text)) - 16 - len(text)))
+        f.write(start + b"\0" * (_aligned(len(start)) - len(start)))
         f.write(region)
         for b in blobs:
             f.write(b)
@@ -176,13 +181,14 @@ def _write(path: Path, arrays: dict[str, np.ndarray], blobs: list[bytes], head: 
 def _with_offsets(head: dict, length: int) -> dict:
     """The header plus where its parts lie (``arrays_at``, ``jpeg_at``) and the file's ``size``,
     all following from the header's length and the recorded region lengths."""
-    arrays_at = _aligned(16 + length)
+    arrays_at = _aligned(16 + length + 4)
     jpeg_at = arrays_at + int(head.get("arrays_bytes", 0))
     return {**head, "arrays_at": arrays_at, "jpeg_at": jpeg_at, "size": jpeg_at + int(head.get("jpeg_bytes", 0))}
 
 
 def read_header(path: str | Path) -> dict:
-    """The JSON header of a store file (one line errors for anything that is not one)."""
+    """The JSON header of a store file, verified by its CRC (one line errors for anything else:
+    a header changed in one digit would place the arrays elsewhere)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -191,9 +197,23 @@ def read_header(path: str | Path) -> dict:
                 raise FexaError(f"{path} is not a fexa training store (bad magic)")
             (length,) = struct.unpack("<Q", start[8:])
             text = f.read(length)
-        return _with_offsets(json.loads(text), length)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise FexaError(f"damaged training store {path}: unreadable header ({e})") from None
+            crc = f.read(4)
+        if len(text) != length or len(crc) != 4:
+            raise _damaged(path, "its header is cut short")
+        if struct.unpack("<I", crc)[0] != zlib.crc32(start + text):
+            with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
+                if json.loads(text).get("version", STORE_VERSION) != STORE_VERSION:  # older store: no header CRC
+                    raise FexaError(f"{path} was built by another fexa version; it is rebuilt from its entry "
+                                    "when stores are ensured (training does)")
+            raise _damaged(path, "header checksum differs")
+        head = _with_offsets(json.loads(text), length)
+        for name, a in head["arrays"].items():  # a layout outside its region is a writer's bug: refused too
+            end = a["offset"] + np.dtype(a["dtype"]).itemsize * int(np.prod(a["shape"]))
+            if not 0 <= a["offset"] <= end <= head["arrays_bytes"]:
+                raise _damaged(path, f"array {name} lies outside the array region")
+        return head
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError) as e:
+        raise _damaged(path, f"unreadable header ({e})") from None
 
 
 def _build_one(args: tuple[str, StoreConfig]) -> str:
@@ -228,7 +248,30 @@ _CHECKED: set[tuple[str, int, int, int]] = set()  # stores whose array region th
 
 
 def _damaged(path: Path, what: str) -> FexaError:
-    return FexaError(f"damaged training store {path}: {what}; delete it and rerun (it is rebuilt from the entry)")
+    """The error for damage that ``store_state`` also finds: the next ``ensure_stores`` rebuilds the store."""
+    return FexaError(f"damaged training store {path}: {what}; it is rebuilt from its entry when stores are "
+                     "ensured (the next training run does)")
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    """Which version of a store file this is (a rebuilt store is another)."""
+    st = os.stat(path)
+    return str(path), st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _check_arrays(path: Path, head: dict) -> tuple[str, int, int, int]:
+    """Verify the size and the array region's CRC of a store (once per process and file version);
+    return the version verified."""
+    key = _stat_key(path)
+    if key[1] != head["size"]:
+        raise _damaged(path, f"{key[1]} bytes, its header says {head['size']}")
+    if key not in _CHECKED:
+        with open(path, "rb") as f:  # read, not mapped: verification does not grow the RSS
+            f.seek(head["arrays_at"])
+            if zlib.crc32(f.read(head["arrays_bytes"])) != head["arrays_crc"]:
+                raise _damaged(path, "its arrays fail their checksum")
+        _CHECKED.add(key)
+    return key
 
 
 class _Entry:
@@ -255,16 +298,7 @@ class StoredEntry(_Entry):
             raise FexaError(f"no training store at {self.path}: build it with `fexa extract ... --store` "
                             "(training builds it itself)")
         self.header = head = read_header(self.path)
-        st = os.stat(self.path)
-        if st.st_size != head["size"]:
-            raise _damaged(self.path, f"{st.st_size} bytes, its header says {head['size']}")
-        key = (str(self.path), st.st_size, st.st_mtime_ns, st.st_ino)
-        if key not in _CHECKED:
-            with open(self.path, "rb") as f:  # read, not mapped: verification does not grow the RSS
-                f.seek(head["arrays_at"])
-                if zlib.crc32(f.read(head["arrays_bytes"])) != head["arrays_crc"]:
-                    raise _damaged(self.path, "its arrays fail their checksum")
-            _CHECKED.add(key)
+        self._key = _check_arrays(self.path, head)
         self._map = np.memmap(self.path, np.uint8, "r")
         arrays = {name: np.ndarray(a["shape"], np.dtype(a["dtype"]), self._map, head["arrays_at"] + a["offset"])
                   for name, a in head["arrays"].items()}
@@ -277,8 +311,17 @@ class StoredEntry(_Entry):
             raise FexaError(f"{self.path}: frame {t} has no face and was not stored")
         blob = self._map[self.header["jpeg_at"] + a: self.header["jpeg_at"] + b]
         if zlib.crc32(blob) != int(self.crc[t]):
-            raise _damaged(self.path, f"frame {t} fails its checksum")
+            raise self._removed(f"frame {t} fails its checksum")
         return blob
+
+    def _removed(self, what: str) -> FexaError:
+        """Remove this damaged store (when the file is still the one opened, not a rebuilt one), so
+        that the next ``ensure_stores`` rebuilds it; the error names the entry and says so."""
+        with contextlib.suppress(FileNotFoundError):  # another worker may have removed it already
+            if _stat_key(self.path) == self._key:
+                self.path.unlink()
+        return FexaError(f"damaged training store of entry {self.path.parent}: {what}; the store was removed "
+                         "and is rebuilt from the entry when stores are ensured (the next training run does)")
 
     def frames(self, idx: np.ndarray) -> np.ndarray:
         """[n, S, S, 3] uint8 crops of frames ``idx`` (each distinct frame decoded once)."""
@@ -289,7 +332,7 @@ class StoredEntry(_Entry):
             try:
                 simplejpeg.decode_jpeg(self.jpeg(int(t)), colorspace="RGB", buffer=out[i])
             except (ValueError, RuntimeError) as e:
-                raise _damaged(self.path, f"frame {t} does not decode ({e})") from None
+                raise self._removed(f"frame {t} does not decode ({e})") from None
         return out if np.array_equal(uniq, idx) else out[inverse]
 
 
