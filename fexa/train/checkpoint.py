@@ -4,23 +4,33 @@
 ``last`` is written every epoch and the one before it is kept as ``previous``, so a ``last`` damaged
 on disk (a full disk, a copy cut short) costs one epoch, not the run; ``best_val`` is the epoch
 chosen on validation subjects. Every read names the file that failed and what to do next.
+
+``state.pt`` is read with torch's ``weights_only`` unpickler (tensors, numbers, strings, containers)
+and numpy's array and scalar rebuilders (the numpy RNG state, metrics): a run folder received from
+someone else cannot run code on ``--resume``; a state asking for anything else is refused.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fexa.errors import FexaError
 from fexa.io.atomic import atomic_dir, write_json
+from fexa.models.restricted_pickle import SAFE_GLOBALS
 
 RESUMABLE = ("last", "previous")  # tried in this order by --resume
+# numpy's array, scalar and dtype rebuilders: data only (the numpy RNG state, metrics as numpy scalars)
+NUMPY_GLOBALS = [(obj, name) for name, obj in SAFE_GLOBALS.items() if name.startswith("numpy.")] \
+    + [getattr(np.dtypes, n) for n in np.dtypes.__all__]
 
 
 def save_checkpoint(path: Path, model: nn.Module, config: dict, state: dict, keep_previous: bool = False) -> None:
@@ -47,13 +57,33 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_state(path: Path) -> dict[str, Any]:
-    """A checkpoint's ``state.pt``, or an error naming the file."""
+    """A checkpoint's ``state.pt`` read without running anything from it, or an error naming the file."""
     if not path.is_file():
         raise FexaError(f"no training state at {path}")
+    with torch.serialization.safe_globals(NUMPY_GLOBALS):
+        try:
+            return torch.load(path, weights_only=True)
+        except pickle.UnpicklingError as e:  # the safe unpickler met something it does not rebuild
+            calls = _unsafe_globals(path)
+            reason = f"reading it would call {', '.join(calls)}" if calls \
+                else _first_line(str(e).rpartition("WeightsUnpickler error:")[2])
+            raise FexaError(f"refused training state {path}: {reason} (a fexa state holds only tensors, numbers and "
+                            "containers; was the file made elsewhere?)") from None
+        except Exception as e:  # EOFError, RuntimeError: the file is damaged
+            raise FexaError(f"damaged training state {path}: {type(e).__name__}: {_first_line(str(e))}") from None
+
+
+def _first_line(text: str) -> str:
+    """A message's first non-blank line: torch's run on over several."""
+    return text.strip().partition("\n")[0]
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The functions and classes a ``torch.save`` file names beyond what :func:`read_state` allows ([] if unreadable)."""
     try:
-        return torch.load(path, weights_only=False)
-    except Exception as e:  # EOFError, UnpicklingError, RuntimeError: the file is damaged
-        raise FexaError(f"damaged training state {path}: {type(e).__name__}: {e}") from None
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint, or damaged: the load's own error says more
+        return []
 
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

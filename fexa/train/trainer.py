@@ -18,8 +18,8 @@ dataset with its own validation set gives both from one run. All come with boots
 from __future__ import annotations
 
 import random
-import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from fexa.train.distributed import barrier, init_distributed, mean_over_processe
 from fexa.train.data import class_names, full_test, prepare_data, task_kind, training_samples, whole_test_list
 from fexa.train.evaluate import evaluate_samples, finish_run, protocol_runs
 from fexa.train.inputs import model_inputs
+from fexa.train.runlock import clear_run, hold_run
 from fexa.train.results import combine_protocols, normal_level_of, score, save_predictions, selection_metric, write_results
 
 __all__ = ["train", "train_run"]
@@ -82,7 +83,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
     ``resume``: continue from the last intact checkpoint (``last``, else ``previous``), or from
     ``resume_from`` (e.g. ``best_val``); ``overwrite``: delete an existing run first.
     ``config_hint``: how the user named the config, for the commands suggested in errors. With two
-    runs (``both``), resuming continues the started ones and starts the other."""
+    runs (``both``), resuming continues the started ones and starts the other. A run without a
+    checkpoint yet (killed in its first epoch) is started from the beginning, saying so. Rank 0 holds
+    the run folder's lock (:mod:`fexa.train.runlock`) while it trains."""
     if resume and overwrite:
         raise FexaError("--resume and --overwrite exclude each other: continue the run, or start it over")
     resolve_pretrained(cfg.model.pretrained)  # a missing weights file is said before any data is prepared
@@ -92,22 +95,21 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, re
         results = train_run(next(iter(runs.values())), resume, progress, resume_from, overwrite, config_hint)
     else:
         parent = cfg.run_dir
-        if rank == 0:
-            if overwrite and parent.exists():
-                shutil.rmtree(parent)
-            parent.mkdir(parents=True, exist_ok=True)
-            write_text(parent / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        barrier(world)
-        resume = resume or resume_from is not None
-        parts = {}
-        for p, sub in runs.items():
-            go_on = resume and _has_checkpoints(sub.run_dir)
-            since = resume_from if go_on and resume_from and (sub.run_dir / "checkpoints" / resume_from).is_dir() else None
-            parts[p] = train_run(sub, go_on, progress, since, False, config_hint)
-        results = {}
-        if rank == 0:
-            results = combine_protocols(cfg, parts)
-            write_results(parent, results)
+        with hold_run(parent, config_hint) if rank == 0 else nullcontext():
+            if rank == 0:
+                if overwrite:
+                    clear_run(parent)
+                write_text(parent / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            barrier(world)
+            resume = resume or resume_from is not None
+            parts = {}
+            for p, sub in runs.items():
+                since = resume_from if resume_from and (sub.run_dir / "checkpoints" / resume_from).is_dir() else None
+                parts[p] = train_run(sub, resume, progress, since, False, config_hint)
+            results = {}
+            if rank == 0:
+                results = combine_protocols(cfg, parts)
+                write_results(parent, results)
     if world > 1:
         dist.destroy_process_group()
     return results
@@ -125,8 +127,15 @@ def write_model_json(run: Path, cfg: ExperimentConfig, kind: str, num_classes: i
 
 def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True, resume_from: str | None = None,
               overwrite: bool = False, config_hint: str = "CONFIG") -> dict:
-    """Train and evaluate one run in ``cfg.run_dir`` (see :func:`train`)."""
+    """Train and evaluate one run in ``cfg.run_dir`` (see :func:`train`), holding its lock on rank 0."""
     rank, world = init_distributed()
+    with hold_run(cfg.run_dir, config_hint) if rank == 0 else nullcontext():
+        return _train_held_run(cfg, rank, world, resume, progress, resume_from, overwrite, config_hint)
+
+
+def _train_held_run(cfg: ExperimentConfig, rank: int, world: int, resume: bool, progress: bool,
+                    resume_from: str | None, overwrite: bool, config_hint: str) -> dict:
+    """:func:`train_run`'s work, once rank 0 holds the run folder."""
     device = training_device(cfg, rank)
     _seed_everything(cfg.train.seed)
     run = cfg.run_dir
@@ -134,11 +143,14 @@ def train_run(cfg: ExperimentConfig, resume: bool = False, progress: bool = True
     last = checkpoints / "last"
     resume = resume or resume_from is not None
     started = not overwrite and _has_checkpoints(run)
-    if resume and not started:  # said before any data is prepared
-        raise FexaError(f"nothing to resume in {run}: no checkpoint yet")
+    if resume and not started:  # killed before its first checkpoint: a job that always resumes still recovers
+        if rank == 0:
+            print(f"fexa: warning: nothing to resume in {run} (no checkpoint yet): training it from the beginning",
+                  file=sys.stderr)
+        resume, overwrite = False, True  # its partial files (metrics, events, predictions) are replaced
     if rank == 0:
-        if overwrite and run.exists():
-            shutil.rmtree(run)
+        if overwrite:
+            clear_run(run)
         if started and not resume:
             raise FexaError(f"{run} already holds a run: continue it with `fexa train {config_hint} --resume`, start "
                             f"it over with `fexa train {config_hint} --overwrite`, or give another name/out")
