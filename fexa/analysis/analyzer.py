@@ -31,7 +31,7 @@ from fexa.errors import FexaError
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
-from fexa.io.atomic import remove_stale_temporaries, write_npz, write_table
+from fexa.io.atomic import locked, remove_stale_temporaries, write_npz, write_table
 from fexa.io.trackfile import TrackData
 
 
@@ -200,6 +200,8 @@ class Analyzer:
         one input, fexa's or not, becomes its ``error`` row with a one-line reason (also passed to
         ``on_error(id, reason)``); the others continue and the summary is always written."""
         rows = []
+        if out is not None and Path(out).is_dir():
+            remove_stale_temporaries(out)  # a killed run's half-written summary
         try:
             todo = unique_inputs(inputs, folder_as, self.extract.range_tag())
             for ident, path in tqdm(todo.items(), desc="analyze", unit="input", disable=not self.progress):
@@ -269,12 +271,14 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def merge_summary(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     """Write ``rows`` into the summary at ``path``: rows of the same id are replaced, others kept
-    in their order. An unreadable old summary is kept beside it (``.unreadable``), not lost."""
-    if path.is_file():
-        try:
-            old = read_table(path)
-            rows = pd.concat([old[~old["id"].astype(str).isin(set(rows["id"]))], rows], ignore_index=True)
-        except Exception:  # noqa: BLE001 - keep the damaged file for the user, write the new one
-            path.replace(path.with_name(path.name + ".unreadable"))
-    write_table(rows, path)
+    in their order. An unreadable old summary is kept beside it (``.unreadable``), not lost.
+    Concurrent runs into one folder merge in turn (a lock beside the summary), losing no row."""
+    with locked(path.with_name(f".{path.name}.lock")):
+        if path.is_file():
+            try:
+                old = read_table(path)
+                rows = pd.concat([old[~old["id"].astype(str).isin(set(rows["id"]))], rows], ignore_index=True)
+            except Exception:  # noqa: BLE001 - keep the damaged file for the user, write the new one
+                path.replace(path.with_name(path.name + ".unreadable"))
+        write_table(rows, path)
     return rows

@@ -43,7 +43,7 @@ from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError
 from fexa.extract import MIN_FACE_FRAMES, face_files
 from fexa.face.landmarks import get_scheme
-from fexa.io.atomic import atomic_path, write_table
+from fexa.io.atomic import atomic_path, remove_stale_temporaries, write_table
 from fexa.io.trackfile import TrackData
 from fexa.viz.overlay import iod_picture, write_overlay
 from fexa.viz.pyplot import pyplot
@@ -274,9 +274,10 @@ class Result:
     def save(self, folder: str | Path, fmt: str = "csv", progress: bool = False) -> Path:
         """Everything into ``folder``: frames / measures / predictions / repetitions tables (csv,
         parquet or json; predictions without a model: its header, ``model``), the plots, report.html
-        and, for videos, overlay.mp4."""
+        and, for videos, overlay.mp4; leftovers of an interrupted earlier save are removed."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # a killed run's half-written files (never a live run's)
         for name in ("frames", "measures", "predictions", "repetitions"):
             table = getattr(self, name)
             if name == "predictions" and table.empty:  # no model: the header alone, a table pandas reads back

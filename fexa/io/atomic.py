@@ -126,6 +126,23 @@ def is_stale(path: Path, max_age_h: float = 24.0) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) for the block: processes
+    that read, change and rewrite one shared file (a summary) take their turns instead of losing
+    each other's changes. The kernel releases it when the process ends, however it ends."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def remove_stale_temporaries(folder: str | Path) -> int:
     """Delete leftovers of interrupted atomic writes (hidden ``*.tmp*`` entries) whose makers have
     ended (see ``is_stale``); other processes' work in progress is left alone. Returns how many."""
