@@ -38,7 +38,7 @@ import pandas as pd
 from fexa.progress import tqdm
 
 import fexa
-from fexa.errors import FexaError, MediaError
+from fexa.errors import FexaError, MediaError, os_error_reason
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
 from fexa.face.detector import NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced, points_box
 from fexa.face.identity import IdentityRecorder, ShotCuts
@@ -453,6 +453,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 meta["warnings"].append(f"{what}: {damage}")
         except FexaError as e:
             meta.update(status="error", error=str(e))
+        except OSError as e:  # a full disk or an unwritable cache: the user's to fix, said in one line
+            meta.update(status="error", error=os_error_reason(e, str(entry)))
         except Exception as e:  # an input must never stop the batch: record what happened
             meta.update(status="error", error=f"internal error: {type(e).__name__}: {e}", traceback=traceback.format_exc())
         meta["files"] = file_checksums(tmp)

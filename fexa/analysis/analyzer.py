@@ -27,7 +27,7 @@ from fexa.analysis.measures import (
 )
 from fexa.analysis.result import Result, frames_table
 from fexa.analysis.tasks import get_task
-from fexa.errors import FexaError
+from fexa.errors import FexaError, os_error_reason
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
@@ -200,6 +200,8 @@ class Analyzer:
         one input, fexa's or not, becomes its ``error`` row with a one-line reason (also passed to
         ``on_error(id, reason)``); the others continue and the summary is always written."""
         rows = []
+        if out is not None and Path(out).exists() and not Path(out).is_dir():
+            raise FexaError(f"--out {out} is a file: it must name a folder (new or existing)")
         if out is not None and Path(out).is_dir():
             remove_stale_temporaries(out)  # a killed run's half-written summary
         try:
@@ -214,7 +216,9 @@ class Analyzer:
                             res.save(Path(out) / name, fmt, self.progress)
                         rows.append({**row, "id": name, **res.summary(), "status": res.status})
                 except Exception as e:  # noqa: BLE001 - one input must never stop the batch
-                    reason = str(e) if isinstance(e, FexaError) else f"internal error: {type(e).__name__}: {e}"
+                    reason = (str(e) if isinstance(e, FexaError) else
+                              os_error_reason(e, str(Path(out) / ident) if out is not None else None)
+                              if isinstance(e, OSError) else f"internal error: {type(e).__name__}: {e}")
                     row.update(status="error", error=reason.splitlines()[0] if reason else type(e).__name__)
                     if on_error is not None:
                         on_error(ident, row["error"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from fexa.cli import add_folder_as
 
 import fexa
-from fexa.errors import FexaError
+from fexa.errors import FexaError, os_error_reason
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fexa: interrupted (finished entries are kept; rerun to continue)", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a read-only or misnamed output folder: the user's to fix
+        if args.debug:
+            raise
+        print(f"fexa: error: {os_error_reason(e, getattr(args, 'out', None))}", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - one line for users, traceback with --debug
         if args.debug:
             raise
