@@ -78,3 +78,17 @@ def test_a_state_that_would_run_a_command_is_refused_and_the_command_does_not_ru
     msg = str(err.value)
     assert f"refused training state {state}: reading it would call posix.system" in msg and "\n" not in msg
     assert not marker.exists()
+
+
+def test_a_killed_runs_checkpoint_temporaries_are_removed_on_resume(tiny):
+    import re
+    import socket
+
+    cfg = load_config(tiny, ["name=leftovers", "train.epochs=1"])
+    train(cfg, progress=False)
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())  # as fexa.io.atomic names its temporaries
+    stale = cfg.run_dir / "checkpoints" / f".last.{host}@999999.abc.tmp"  # pid 999999: no such process
+    stale.mkdir()
+    (stale / "state.pt").write_bytes(b"half")
+    train(load_config(tiny, ["name=leftovers", "train.epochs=2"]), resume=True, progress=False)
+    assert not stale.exists()

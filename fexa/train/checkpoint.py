@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fexa.errors import FexaError
-from fexa.io.atomic import atomic_dir, write_json
+from fexa.io.atomic import atomic_dir, remove_stale_temporaries, write_json
 from fexa.models.restricted_pickle import SAFE_GLOBALS
 
 RESUMABLE = ("last", "previous")  # tried in this order by --resume
@@ -35,7 +35,10 @@ NUMPY_GLOBALS = [(obj, name) for name, obj in SAFE_GLOBALS.items() if name.start
 
 def save_checkpoint(path: Path, model: nn.Module, config: dict, state: dict, keep_previous: bool = False) -> None:
     """Weights (safetensors), config (JSON) and training state into the folder ``path``, swapped in
-    atomically; with ``keep_previous`` the checkpoint it replaces becomes ``previous`` beside it."""
+    atomically; with ``keep_previous`` the checkpoint it replaces becomes ``previous`` beside it.
+    Leftovers of a killed run's checkpoint writes beside it are removed first (never a live run's)."""
+    if path.parent.is_dir():
+        remove_stale_temporaries(path.parent)
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         write_json(tmp / "config.json", config)
