@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -60,8 +61,12 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Arrays as a compressed ``.npz``, compressed in memory first: a write that fails (a full disk)
+    is then one OSError, not numpy's half-closed zip file complaining on stderr as it is collected."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        f.write(buffer.getbuffer())
 
 
 def write_text(path: str | Path, text: str) -> None:
