@@ -41,3 +41,18 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path):
     assert r.returncode == 1
     assert "internal error" not in r.stderr and "it must name a folder" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path):
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        r = _run("analyze", disk / "out")
+        assert r.returncode == 1
+        assert "the file system is read-only; choose another output folder" in r.stderr
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
