@@ -294,25 +294,26 @@ def _rounded(descriptor: np.ndarray | None) -> list[float] | None:
     return None if descriptor is None else [round(float(v), 5) for v in descriptor]
 
 
-def people_warnings(ts: TrackSet, main: int, times: np.ndarray) -> list[str]:
-    """What a reader must know about the people in view: shot cuts, and every other person seen in
-    at least ``MIN_FACE_FRAMES`` frames, for how long and when (their frames are not the subject's)."""
+def people_warnings(ts: TrackSet, main: int, others: list[int], times: np.ndarray) -> list[str]:
+    """What a reader must know about the people in view: shot cuts, and every other person kept
+    (``others``: seen in at least ``MIN_FACE_FRAMES`` frames), for how long and when (their frames
+    are not the subject's)."""
     n, out = ts.num_frames, []
     if ts.cuts:
         at = ", ".join(f"{times[c]:.2f}" for c in ts.cuts[:10]) + (", ..." if len(ts.cuts) > 10 else "")
         out.append(f"{len(ts.cuts)} shot cut(s) at {at} s: the subject is followed across a cut only where the face "
                    "matches (fexa.face.identity)")
-    seen = {i: ts.valid(i) for i in ts.ids if i != main}
-    others = {i: v for i, v in seen.items() if v.sum() >= min(MIN_FACE_FRAMES, n)}
     if others:
         dt = float(np.median(np.diff(times))) if n > 1 else 0.0
+        seen = {i: ts.valid(i) for i in others}
         people = [f"face {i}: {v.sum() * dt:.1f} s, {v.sum()} frames, {times[v.argmax()]:.2f}-"
-                  f"{times[n - 1 - v[::-1].argmax()]:.2f} s" for i, v in others.items()]
+                  f"{times[n - 1 - v[::-1].argmax()]:.2f} s" for i, v in seen.items()]
         out.append(f"{len(others)} other person(s) in view ({'; '.join(people)}): their frames are not the subject's "
                    f"(face {main}, the person seen longest, in {int(ts.valid(main).sum())} of {n} frames); "
                    "--faces all analyses each person")
-    if len(seen) > len(others):
-        out.append(f"{len(seen) - len(others)} face(s) seen in fewer than {MIN_FACE_FRAMES} frames each were left out")
+    if len(ts.ids) - 1 > len(others):
+        out.append(f"{len(ts.ids) - 1 - len(others)} face(s) seen in fewer than {MIN_FACE_FRAMES} frames each were "
+                   "left out")
     return out
 
 
@@ -441,7 +442,7 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 face = int(track.valid.sum())
                 meta.update(status="ok", face_frames=face, filled_frames=int(track.filled.sum()), subject_track=int(main))
                 meta["cuts"] = [float(times[c]) for c in ts.cuts]
-                meta["warnings"] += people_warnings(ts, main, times)
+                meta["warnings"] += people_warnings(ts, main, others, times)
                 if face < n:
                     meta["warnings"].append(f"face missing in {n - face} of {n} frames "
                                             f"({int(track.filled.sum())} filled by interpolation)")
