@@ -8,6 +8,7 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from fexa.data.samples import FaceSamples, SampleConfig, mirror_permutation
+from fexa.face.landmarks import get_scheme
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +38,57 @@ def test_items_are_reproducible_per_epoch(table):
     assert any(not torch.equal(x, a["image"]) for x in c)  # another epoch draws other crops
 
 
+# Mirror images in mediapipe's canonical face model (mediapipe/modules/face_geometry/data/
+# canonical_face_model.obj: vertex 263 is vertex 33 with x negated, and so on; the iris centres 468
+# and 473 are the refined mesh's extra points), for every mesh point the heatmap73 scheme uses:
+# (subject's right, subject's left) pairs, then the midline points, which are their own mirror.
+_MESH_MIRROR_PAIRS = (
+    (33, 263), (133, 362), (468, 473), (144, 373), (145, 374), (153, 380), (158, 385), (159, 386), (160, 387),
+    (161, 388),  # eyes: outer corners, inner corners, iris centres, lids
+    (70, 300), (63, 293), (105, 334), (66, 296), (107, 336), (55, 285), (65, 295), (52, 282), (53, 283),  # brows
+    (61, 291), (40, 270), (37, 267), (91, 321), (84, 314), (78, 308), (81, 311), (178, 402),  # mouth corners, lips
+    (196, 419), (129, 358), (64, 294), (98, 327), (97, 326),  # sides of the nose
+)
+_MESH_MIDLINE = (0, 17, 13, 14, 168, 197, 5, 1, 2)  # lips' midpoints, nose bridge, tip and subnasale
+
+
+def _canonical_mirror() -> list[int]:
+    """Each heatmap73 point's mirror point, from the canonical mesh's pairs above."""
+    mesh = [src for (src,) in get_scheme("heatmap73").source_indices("mediapipe478")]
+    partner = {m: m for m in _MESH_MIDLINE} | dict(_MESH_MIRROR_PAIRS) | {b: a for a, b in _MESH_MIRROR_PAIRS}
+    return [mesh.index(partner[m]) for m in mesh]
+
+
 def test_flipped_landmarks_follow_the_flipped_image(table):
+    """A horizontal flip puts every landmark at x -> 111 - x (W - 1 - x: fexa's pixel centres are at
+    integers, as in cv2.warpAffine's crops and the heatmaps' rounding to a pixel; the image's column j
+    goes to 111 - j), and the subject's left points take the place of the right ones."""
+    mirror = _canonical_mirror()
+    # heatmap73 positions (2d106 index - 33) of the pairs checked by name: the scheme maps them to the mesh
+    assert [mirror[k] for k in (2, 6, 19, 1, 53, 38, 20)] == [56, 60, 28, 55, 53, 38, 20]
+    assert sorted(mirror) == list(range(73)) and all(mirror[mirror[k]] == k for k in range(73))
     cfg = SampleConfig(crop_scale=(1.0, 1.0), flip=True, normalize="none")
     plain = FaceSamples(table, ("image",), SampleConfig(normalize="none"))[0]
-    mirror = mirror_permutation(plain["landmarks"].numpy())
-    ds = FaceSamples(table, ("image",), cfg, train=True, seed=0, repeats=16, mirror=mirror)
+    assert mirror_permutation(plain["landmarks"].numpy()).tolist() == mirror  # the real face's mirror is the mesh's
+    ds = FaceSamples(table, ("image",), cfg, train=True, seed=0, repeats=16, mirror=np.array(mirror))
     flipped = next(it for it in (ds[i] for i in range(16)) if not torch.equal(it["image"], plain["image"]))
     torch.testing.assert_close(flipped["image"], plain["image"].flip(-1))
-    expect = plain["landmarks"].clone()
-    expect[:, 0] = 111 - expect[:, 0]  # torchvision: pixel centres at integers, x -> W - 1 - x
-    torch.testing.assert_close(flipped["landmarks"], expect[mirror])
+    p, q = plain["landmarks"], flipped["landmarks"]
+
+    def mirrored(k: int) -> list[float]:
+        """Point ``k`` of the plain image where the flip puts it (float32, as the landmarks)."""
+        return [(111 - p[k, 0]).item(), p[k, 1].item()]
+
+    for name, right, left in (("outer eye corners (mesh 33, 263)", 2, 56), ("inner eye corners (133, 362)", 6, 60),
+                              ("mouth corners (61, 291)", 19, 28), ("iris centres (468, 473)", 1, 55)):
+        for a, b in ((right, left), (left, right)):  # each takes the other's place, mirrored
+            assert q[a].tolist() == mirrored(b), name
+    for midline in (53, 38, 20):  # nose tip (mesh 1), upper and lower lip (0, 17): their own mirror
+        assert q[midline].tolist() == mirrored(midline)
+    expect = torch.stack([111 - p[mirror, 0], p[mirror, 1]], dim=1)  # every point, by the same rule
+    assert torch.equal(q, expect)
     # after the flip and the left/right permutation, the subject's right eye is again on the image left
-    assert flipped["landmarks"][:10, 0].mean() < flipped["landmarks"][54:64, 0].mean()
+    assert q[:10, 0].max() < q[54:64, 0].min()
 
 
 def test_mirror_permutation_of_a_symmetric_shape():
