@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 from fexa import metrics as M
 
@@ -45,17 +46,90 @@ def test_classification_metrics_match_sklearn():
     assert b == {"accuracy": pytest.approx(0.6), "sensitivity": pytest.approx(2 / 3), "specificity": pytest.approx(0.5)}
 
 
-def test_validation_and_degenerate_inputs():
+def test_validation_names_the_argument_and_the_bad_value():
     with pytest.raises(ValueError, match="3 values but y_pred has 2"):
         M.mae([1, 2, 3], [1, 2])
-    with pytest.raises(ValueError, match="NaN"):
-        M.spearman([1, 2, np.nan], [1, 2, 3])
-    with pytest.raises(ValueError, match="integers"):
-        M.uar([0.5, 1.0], [0, 1])
     with pytest.raises(ValueError, match="0 or 1"):
         M.binary_report([0, 2], [0, 1])
-    with pytest.warns(M.ConstantInputWarning):
+    for fn in (M.spearman, M.pearson, M.mae, M.rmse):  # never dropped: an error naming the argument and index
+        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_pred holds 1 NaN or infinite value\(s\) \(first nan at index 2\)"):
+            fn([1, 2, 3, 4], [1, 2, np.nan, 4])
+        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_true holds 2 NaN .* \(first inf at index 0\)"):
+            fn([np.inf, 2, np.nan, 4], [1, 2, 3, 4])
+    # class labels: a NaN target (a missing label) was once counted as a wrong answer by accuracy
+    for fn in (M.accuracy, M.uar, M.macro_f1):
+        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_true must hold integer class labels, got float64 "
+                                             r"\(NaN: a missing label\?\)"):
+            fn([0, np.nan, 1], [0, 1, 1])
+        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_pred must hold integer class labels, got float64$"):
+            fn([0, 1], [0.0, 1.0])
+        with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2 \(-1: no prediction\); y_pred holds -2"):
+            fn([0, 1, 2], [0, -2, 1])
+
+
+def test_correlations_by_hand_with_ties_and_constant_inputs():
+    """Ties get their mean rank (scipy); a constant input is fexa's convention, where scipy gives NaN for both:
+    constant targets cannot be measured (NaN), constant predictions rank nothing (0.0)."""
+    # ranks of y: 1, 2.5, 2.5, 4; of p: 1.5, 1.5, 3.5, 3.5 -> deviations (-1.5, 0, 0, 1.5) and (-1, -1, 1, 1):
+    # r = 3 / sqrt(4.5 * 4) = 1 / sqrt(2). The no-ties formula 1 - 6 sum d^2 / (n (n^2 - 1)) would give 0.75.
+    y, p = [1, 2, 2, 3], [1, 1, 2, 2]
+    assert M.spearman(y, p) == pytest.approx(1 / np.sqrt(2)) == stats.spearmanr(y, p)[0]
+    assert M.pearson(y, p) == pytest.approx(1 / np.sqrt(2))  # the values are their own ranks' linear map here
+    rng = np.random.default_rng(3)  # 5 score levels on both sides: mostly ties
+    y, p = rng.integers(0, 5, 40), rng.integers(0, 5, 40)
+    assert M.spearman(y, p) == pytest.approx(stats.spearmanr(y, p)[0])
+    with pytest.warns(M.ConstantInputWarning, match=r"spearman: y_pred is constant \(2\), it ranks nothing; returning 0.0"):
         assert M.spearman([1, 2, 3, 4], [2, 2, 2, 2]) == 0.0
+    with pytest.warns(M.ConstantInputWarning, match=r"pearson: y_true is constant \(3\), the correlation cannot be measured"):
+        assert np.isnan(M.pearson([3, 3, 3], [1, 2, 3]))
+    with pytest.warns(M.ConstantInputWarning, match="y_true is constant"):
+        assert np.isnan(M.spearman([3, 3], [1, 1]))  # both constant: the targets decide
+    with pytest.warns(stats.ConstantInputWarning):
+        assert np.isnan(stats.spearmanr([1, 2, 3, 4], [2, 2, 2, 2])[0])  # scipy: undefined either way
+    with pytest.raises(ValueError, match="spearman: needs at least 2 values, got 1"):
+        M.spearman([1], [1])
+    # a task whose targets do not vary cannot be measured, and neither can the mean over tasks
+    with pytest.warns(M.ConstantInputWarning):
+        out = M.spearman_per_task([1, 2, 3, 2, 2, 2], [1, 2, 3, 1, 2, 3], ["a"] * 3 + ["b"] * 3)
+    assert out["a"] == pytest.approx(1.0) and np.isnan(out["b"]) and np.isnan(out["mean"])
+
+
+def test_errors_by_hand():
+    assert M.mae([3.0], [1.0]) == 2.0 and M.rmse([3.0], [1.0]) == 2.0  # one sample is enough
+    assert M.mae([0, 0, 0, 4], [1, 1, 1, 0]) == pytest.approx(7 / 4)
+    assert M.rmse([0, 0, 0, 4], [1, 1, 1, 0]) == pytest.approx(np.sqrt(19 / 4))
+
+
+def test_uar_and_macro_f1_over_classes_absent_from_the_test_set():
+    """Mutant (fexa/metrics/__init__.py, uar): the mean over all num_classes, an absent class's recall as 0
+    (``np.mean(np.nan_to_num(recall))``, sklearn's recall_score(average="macro", labels=range(C))) must fail here;
+    so must macro_f1 averaging every num_classes class (f1_score(..., labels=range(C)))."""
+    # 5 classes allowed; class 2 predicted but never true, class 4 neither true nor predicted
+    y, p = np.array([0, 0, 1, 1, 1, 3]), np.array([0, 2, 1, 1, 0, 3])
+    # recall: class 0 1/2, class 1 2/3, class 3 1/1; classes 2 and 4 have no true sample: left out
+    assert M.uar(y, p, 5) == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert M.uar(y, p, 5) == pytest.approx(skm.balanced_accuracy_score(y, p))
+    with pytest.warns(UndefinedMetricWarning):  # what the mutant computes: 0.433
+        assert M.uar(y, p, 5) != pytest.approx(skm.recall_score(y, p, average="macro", labels=range(5)))
+    assert M.uar(y, p, 5) == pytest.approx(skm.recall_score(y, p, average="macro", labels=range(5), zero_division=np.nan))
+    # F1 = 2 TP / (2 TP + FP + FN): class 0 2 / (2 + 1 + 1); class 1 4 / (4 + 0 + 1); class 2 0 (predicted, never
+    # true); class 3 2 / 2; class 4 left out
+    assert M.macro_f1(y, p, 5) == pytest.approx((1 / 2 + 4 / 5 + 0 + 1) / 4) == skm.f1_score(y, p, average="macro")
+    with pytest.warns(UndefinedMetricWarning):  # a 0 for class 4: 0.46
+        assert M.macro_f1(y, p, 5) != pytest.approx(skm.f1_score(y, p, average="macro", labels=range(5)))
+    assert M.accuracy(y, p) == pytest.approx(4 / 6) == skm.accuracy_score(y, p)
+    # one class in the test set: UAR is its recall (= accuracy); macro-F1 also counts the wrong class predicted
+    y1, p1 = np.array([1, 1, 1]), np.array([1, 0, 1])
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert M.uar(y1, p1, 3) == pytest.approx(2 / 3) == skm.balanced_accuracy_score(y1, p1)
+    assert M.macro_f1(y1, p1, 3) == pytest.approx((0 + 4 / 5) / 2) == skm.f1_score(y1, p1, average="macro")
+    assert M.macro_f1(y1, y1, 3) == 1.0 == M.uar(y1, y1, 3)
+    # a sample without a prediction: wrong for its class (sklearn: a label no true sample has) and no class's F1
+    y2, p2 = np.array([0, 0, 1, 1, 2]), np.array([0, M.NO_PREDICTION, 1, 0, 1])
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert M.uar(y2, p2, 4) == pytest.approx(skm.balanced_accuracy_score(y2, p2))
+    assert M.macro_f1(y2, p2, 4) == pytest.approx(skm.f1_score(y2, p2, average="macro", labels=[0, 1, 2]))
 
 
 def test_bootstrap_interval_contains_the_value_and_narrows_with_data(reg):

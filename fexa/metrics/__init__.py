@@ -1,8 +1,18 @@
 """Evaluation metrics as plain functions on arrays (scikit-learn style: inputs validated, errors say why).
 
-Defined behaviour for degenerate input: a correlation with a constant input (all predictions, or
-all targets, equal) carries no ranking information and is returned as 0.0 with a
-``ConstantInputWarning``; NaN or infinite values are an error, never silently dropped.
+Conventions where scipy and scikit-learn leave a case undefined or warn (each function's docstring
+says its own; tests/test_metrics.py checks them against scipy and scikit-learn where those define it):
+
+- A correlation whose targets are constant cannot be measured on that test set: NaN with a
+  ``ConstantInputWarning``. Constant predictions with varying targets rank nothing: 0.0 with a
+  ``ConstantInputWarning`` (a collapsed model scores no correlation, so epoch selection and a
+  mean over tasks stay defined and are pulled down, not emptied). scipy gives NaN for both.
+- NaN or infinite values are an error naming the argument and the first bad index, never dropped.
+- UAR is the mean recall over the classes present in y_true (scikit-learn's
+  ``balanced_accuracy_score``: the mean of the per-class accuracies DFER papers such as DFEW's and
+  FERV39k's report as UAR; a class absent from the test set has no recall and is left out); macro-F1 is the mean F1 over the classes present in
+  y_true or y_pred (scikit-learn's ``f1_score(average="macro")`` with its default labels). Classes
+  that ``num_classes`` allows but no sample has or gets do not enter either mean.
 
 A predicted class label of -1 (``NO_PREDICTION``) is a sample the model could not be run on (no
 usable face): accuracy, UAR and macro-F1 count it as wrong for its true class and as a prediction
@@ -19,10 +29,11 @@ from scipy import stats
 
 
 class ConstantInputWarning(UserWarning):
-    """A correlation was asked of a constant array; 0.0 was returned."""
+    """A correlation was asked of a constant array: NaN (constant targets) or 0.0 (constant predictions)."""
 
 
 def _pair(y_true, y_pred, name: str, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """y_true and y_pred flattened, of one length and not empty; ``numeric``: as floats, all finite."""
     a, b = np.asarray(y_true), np.asarray(y_pred)
     if a.ndim != 1 or b.ndim != 1:
         a, b = a.reshape(-1), b.reshape(-1)
@@ -32,27 +43,43 @@ def _pair(y_true, y_pred, name: str, numeric: bool = True) -> tuple[np.ndarray, 
         raise ValueError(f"{name}: no values")
     if numeric:
         a, b = a.astype(np.float64), b.astype(np.float64)
-        if not (np.isfinite(a).all() and np.isfinite(b).all()):
-            raise ValueError(f"{name}: inputs contain NaN or infinite values")
+        _finite(a, "y_true", name)
+        _finite(b, "y_pred", name)
     return a, b
 
 
+def _finite(x: np.ndarray, arg: str, name: str) -> None:
+    """Refuse NaN and infinite values of argument ``arg``, naming it and the first bad index."""
+    bad = np.flatnonzero(~np.isfinite(x))
+    if len(bad):
+        raise ValueError(f"{name}: {arg} holds {len(bad)} NaN or infinite value(s) (first {x[bad[0]]} at index "
+                         f"{bad[0]}); drop or fill those samples first")
+
+
 def _correlation(fn, y_true, y_pred, name: str) -> float:
+    """``fn`` (a scipy correlation) of the pair; NaN for constant targets, 0.0 for constant predictions."""
     a, b = _pair(y_true, y_pred, name)
     if len(a) < 2:
-        raise ValueError(f"{name}: needs at least 2 values")
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        warnings.warn(f"{name}: constant input, correlation undefined; returning 0.0", ConstantInputWarning, stacklevel=3)
+        raise ValueError(f"{name}: needs at least 2 values, got {len(a)}")
+    if np.ptp(a) == 0:
+        warnings.warn(f"{name}: y_true is constant ({a[0]:g}), the correlation cannot be measured; returning NaN",
+                      ConstantInputWarning, stacklevel=3)
+        return float("nan")
+    if np.ptp(b) == 0:
+        warnings.warn(f"{name}: y_pred is constant ({b[0]:g}), it ranks nothing; returning 0.0",
+                      ConstantInputWarning, stacklevel=3)
         return 0.0
     return float(fn(a, b)[0])
 
 
 def spearman(y_true, y_pred) -> float:
-    """Spearman's rank correlation (ties averaged, as scipy)."""
+    """Spearman's rank correlation, tied values given their mean rank (as scipy.stats.spearmanr);
+    NaN for constant y_true, 0.0 for constant y_pred (both with a ConstantInputWarning)."""
     return _correlation(stats.spearmanr, y_true, y_pred, "spearman")
 
 
 def pearson(y_true, y_pred) -> float:
+    """Pearson's correlation (as scipy.stats.pearsonr); NaN for constant y_true, 0.0 for constant y_pred."""
     return _correlation(stats.pearsonr, y_true, y_pred, "pearson")
 
 
@@ -64,7 +91,8 @@ def mean_over_tasks(per_task: Mapping[str, float]) -> float:
 
 
 def spearman_per_task(y_true, y_pred, tasks) -> dict[str, float]:
-    """Spearman within each task (e.g. each PFED5 action) plus their arithmetic 'mean'."""
+    """Spearman within each task (e.g. each PFED5 action) plus their arithmetic 'mean' (NaN when a
+    task's targets are constant: that task cannot be measured)."""
     a, b = _pair(y_true, y_pred, "spearman_per_task")
     t = np.asarray(tasks).reshape(-1)
     if len(t) != len(a):
@@ -75,11 +103,13 @@ def spearman_per_task(y_true, y_pred, tasks) -> dict[str, float]:
 
 
 def mae(y_true, y_pred) -> float:
+    """Mean absolute error (as sklearn's mean_absolute_error); NaN or infinite values are an error."""
     a, b = _pair(y_true, y_pred, "mae")
     return float(np.mean(np.abs(a - b)))
 
 
 def rmse(y_true, y_pred) -> float:
+    """Root mean squared error; NaN or infinite values are an error."""
     a, b = _pair(y_true, y_pred, "rmse")
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
@@ -89,14 +119,20 @@ NO_PREDICTION = -1  # predicted label of a sample the model could not be run on
 
 def _labels(y_true, y_pred, name: str, num_classes: int | None,
             missing: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """y_true and y_pred as integer class labels in 0..n-1 (y_pred also NO_PREDICTION with ``missing``),
+    and n: ``num_classes``, or the largest label + 1."""
     a, b = _pair(y_true, y_pred, name, numeric=False)
-    if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
-        raise ValueError(f"{name}: class labels must be integers, got {a.dtype} and {b.dtype}")
+    for arg, x in (("y_true", a), ("y_pred", b)):
+        if x.dtype.kind not in "iu":
+            raise ValueError(f"{name}: {arg} must hold integer class labels, got {x.dtype}"
+                             + (" (NaN: a missing label?)" if x.dtype.kind == "f" and np.isnan(x).any() else ""))
     n = int(max(a.max(), b.max()) + 1) if num_classes is None else num_classes
-    low = NO_PREDICTION if missing else 0
-    if a.min() < 0 or b.min() < low or max(a.max(), b.max()) >= n:
-        also = f" ({NO_PREDICTION}: no prediction)" if missing else ""
-        raise ValueError(f"{name}: labels must lie in 0..{n - 1}{also}")
+    also = f" ({NO_PREDICTION}: no prediction)" if missing else ""
+    for arg, x, low in (("y_true", a, 0), ("y_pred", b, NO_PREDICTION if missing else 0)):
+        bad = x[(x < low) | (x >= n)]
+        if len(bad):
+            raise ValueError(f"{name}: labels must lie in 0..{n - 1}{also if arg == 'y_pred' else ''}; "
+                             f"{arg} holds {bad[0]}")
     return a, b, n
 
 
@@ -114,8 +150,9 @@ def _counts(y_true, y_pred, name: str, num_classes: int | None) -> np.ndarray:
 
 
 def accuracy(y_true, y_pred) -> float:
-    """Fraction correct (= WAR, weighted average recall, in DFER papers)."""
-    a, b = _pair(y_true, y_pred, "accuracy", numeric=False)
+    """Fraction correct (= WAR, weighted average recall, in DFER papers; as sklearn's accuracy_score) of
+    integer class labels; a NO_PREDICTION counts wrong."""
+    a, b, _ = _labels(y_true, y_pred, "accuracy", None, missing=True)
     return float(np.mean(a == b))
 
 
@@ -147,12 +184,15 @@ def class_f1(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
 
 
 def uar(y_true, y_pred, num_classes: int | None = None) -> float:
-    """Unweighted average recall: the mean over the classes present in y_true of their recall."""
+    """Unweighted average recall: the mean over the classes present in y_true of their recall (as
+    sklearn's balanced_accuracy_score); classes absent from y_true are left out, even if predicted."""
     return float(np.nanmean(_recall(_counts(y_true, y_pred, "uar", num_classes))))
 
 
 def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
-    """Mean F1 over the classes that occur in y_true or y_pred (F1 = 0 where precision+recall = 0)."""
+    """Mean F1 over the classes that occur in y_true or y_pred (as sklearn's f1_score(average="macro")
+    with its default labels); a class predicted but never true has F1 0, one neither true nor
+    predicted is left out."""
     return float(np.nanmean(_f1(_counts(y_true, y_pred, "macro_f1", num_classes))))
 
 
