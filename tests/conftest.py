@@ -1,5 +1,6 @@
-"""Shared fixtures: paths to the real media in ../shared/data (tests skip where it is absent),
-the bundled demo clip, and synthetic videos written with PyAV."""
+"""Shared fixtures: paths to the real media in ../shared/data (tests skip where no shared data is
+expected, and fail where it is but a file is missing), the bundled demo clip, and synthetic videos
+written with PyAV."""
 
 from __future__ import annotations
 
@@ -17,22 +18,38 @@ TINY_PCDA = ["model.options.ir_units=[1, 1, 1]", "model.options.ir_channels=[8, 
              "model.options.num_heads=2", "model.options.depth=1", "model.options.landmark_channels=8",
              "model.options.landmark_trunk=gaussian", "model.pretrained=none", "train.epochs=1", "train.batch_size=2",
              "eval.bootstrap=0", "data.val_fraction=0"]
-SHARED = Path(os.environ.get("FEXA_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_ENV = os.environ.get("FEXA_SHARED_DATA") or None  # set: the shared data must be there
+SHARED = Path(SHARED_ENV or REPO.parent / "shared" / "data")
 DEMO = REPO / "fexa" / "data" / "demo" / "single_face.mp4"
+
+
+def shared_expected() -> bool:
+    """Whether the shared data must be there: FEXA_SHARED_DATA is set, or ../shared/data exists."""
+    return SHARED_ENV is not None or SHARED.is_dir()
+
+
+def _shared_missing(what: str) -> None:
+    """Skip where no shared data is expected; fail, naming ``what``, where it is (a renamed or
+    deleted clip, or a partial copy, must not silently switch its checks off)."""
+    if not shared_expected():
+        pytest.skip(f"shared test data not found at {SHARED} (FEXA_SHARED_DATA is not set)")
+    source = f"FEXA_SHARED_DATA={SHARED_ENV}" if SHARED_ENV is not None else "the default shared-data folder"
+    pytest.fail(f"shared test file missing: {what} ({source} is in use; renamed or deleted?)", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    """../shared/data, or skip."""
+    """The shared-data folder; skip or fail as ``_shared_missing`` says where it is absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED}")
+        _shared_missing(str(SHARED))
     return SHARED
 
 
 def shared_file(rel: str) -> Path:
+    """The shared file ``rel``; skip or fail as ``_shared_missing`` says where it is absent."""
     p = SHARED / rel
     if not p.exists():
-        pytest.skip(f"shared test file not found: {p}")
+        _shared_missing(str(p))
     return p
 
 
