@@ -25,8 +25,26 @@ def test_bmc_by_hand_and_its_gradient():
 
 
 def test_bmc_prediction_comes_first():
+    """Eq. 7 with tau = 2 sigma^2 and Y = the batch's labels: row i of the logits is prediction i
+    against every label y_j, the target is y_i. Squared distances (p_i - y_j)^2 for p = (0, 3, 1),
+    y = (1, 2, 2.5), by hand: row 0 (1, 4, 6.25), row 1 (4, 1, 0.25), row 2 (0, 1, 2.25). With the
+    arguments swapped (TraMP-Former's criterion(label, pred)) the softmax runs over the columns:
+    a different number. Mutant killed: fexa/losses/regression.py bmc_loss with ``pred`` and
+    ``target`` exchanged at its start (or the logits transposed)."""
     p, y = torch.tensor([0.0, 3.0, 1.0]), torch.tensor([1.0, 2.0, 2.5])
-    assert bmc_loss(p, y, 1.0).item() != pytest.approx(bmc_loss(y, p, 1.0).item())
+    d2 = np.array([[1.0, 4.0, 6.25], [4.0, 1.0, 0.25], [0.0, 1.0, 2.25]])
+
+    def by_hand(d2: np.ndarray, noise_var: float) -> float:
+        tau = 2 * noise_var
+        ce = [d2[i, i] / tau + math.log(sum(math.exp(-x / tau) for x in d2[i])) for i in range(3)]
+        return tau * sum(ce) / 3
+
+    assert by_hand(d2, 1.0) == pytest.approx(2.018133, abs=1e-6)  # (0.258951 + 0.985116 + 1.783133) x 2 / 3
+    assert by_hand(d2.T, 1.0) == pytest.approx(2.135257, abs=1e-6)  # (1.054957 + 0.798916 + 1.349012) x 2 / 3
+    assert bmc_loss(p, y, 1.0).item() == pytest.approx(by_hand(d2, 1.0), rel=1e-6)
+    assert bmc_loss(y, p, 1.0).item() == pytest.approx(by_hand(d2.T, 1.0), rel=1e-6)
+    assert bmc_loss(p, y, 4.0).item() == pytest.approx(by_hand(d2, 4.0), rel=1e-6)  # sigma = 2: tau = 8
+    assert BMCLoss(init_noise_sigma=2.0)(p, y).item() == pytest.approx(by_hand(d2, 4.0), rel=1e-6)
 
 
 def test_bmc_batch_of_one():
