@@ -146,7 +146,7 @@ def _images(half: np.ndarray, folder: Path) -> tuple[bytes, bytes]:
 
 
 @pytest.mark.parametrize("name, make, changed_frames", [("clip.avi", _videos, slice(7, 10)),
-                                                        ("photo.png", _images, slice(0, 1))])
+                                                        ("photo.png", _images, slice(0, 1))], ids=["video", "image"])
 def test_a_file_replaced_by_one_of_the_same_size_redoes_the_entry(tmp_path, half, extractions, name, make,
                                                                   changed_frames):
     """A video and a still image overwritten by another of the same size whose first MiB is the
