@@ -49,7 +49,8 @@ def brows(tmp_path_factory):
     """LivePortrait d11 (9.0 s, 25 frames/s), a child raising her eyebrows. Hand labels (frames
     viewed every 0.2 s): brows raised around frames 25-40 and 70-85 (the first 4 s: two raises), again
     around 110-120 and 200-220, eyes shut once, in frames 147-157 (lids down from 147, open again by 158: about 0.44 s).
-    fexa finds five repetitions (peaks at frames 30, 74, 113, 179, 214)."""
+    fexa finds five repetitions (peaks at frames 27, 74, 131, 179, 214; the third raise is held from
+    about 110 to 145, its peak anywhere in it)."""
     return Analyzer(cache=tmp_path_factory.mktemp("cmp"), task="brow").analyze(
         shared_file("liveportrait_driving_videos/d11.mp4"))
 
@@ -76,12 +77,12 @@ def test_a_recording_against_itself_and_against_half_its_movement(brows):
         r = df.loc[name]
         assert r["value"] == pytest.approx(0.5 * r["baseline"], rel=0.05)
         assert r["baseline_low"] <= r["baseline"] <= r["baseline_high"] and r["smallest_detectable_change"] > 0
-    # halving is beyond the noise of five repetitions for the right brow and the repetition amplitude
-    # (measured: change -0.056 IOD vs smallest detectable 0.043; -0.047 vs 0.029), not for the left brow,
-    # whose repetitions vary from 0.045 to 0.18 IOD
-    for name in ("rom_right_brow", "repetition_amplitude"):
+    # halving is beyond the noise of five repetitions (measured in the head-fixed frame: change -0.041
+    # IOD vs smallest detectable 0.030 for the right brow, -0.046 vs 0.042 for the left, -0.040 vs
+    # 0.030 for the repetition amplitude; in the 2-D crop the left brow's repetitions varied from
+    # 0.045 to 0.18 IOD with the head's pitch and its halving was within the noise)
+    for name in ("rom_right_brow", "rom_left_brow", "repetition_amplitude"):
         assert df.loc[name, "verdict"] == LOWER and df.loc[name, "change_high"] < 0
-    assert df.loc["rom_left_brow", "verdict"] == WITHIN
     assert set(df["verdict"]) <= set(VERDICTS)  # short verdicts; their meaning is said once (VERDICTS)
     with pytest.raises(FexaError, match="different tasks"):
         compare_results([brows, dataclasses.replace(brows, task="smile")])
@@ -107,7 +108,7 @@ def test_fewer_than_three_units_give_no_interval_and_say_why(brows):
 def test_counts_of_recordings_of_different_lengths_are_compared_per_minute(brows):
     """Before, the first 4 s 'lost' 3 repetitions against the whole 9 s; per minute they are alike."""
     start = first_frames(brows, 100)  # frames 0-99: 4.0 s, two brow raises (hand-labelled), no eye closure
-    assert list(start.repetitions["frame"]) == [30, 74]
+    assert list(start.repetitions["frame"]) == [27, 74]
     df = compare_results([brows, start], ["9 s", "4 s"]).set_index("measure")
     reps = df.loc["repetitions"]
     assert (reps["baseline_whole"], reps["whole"]) == (5, 2) and (reps["baseline_length_s"], reps["length_s"]) == (9, 4)

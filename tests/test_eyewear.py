@@ -58,7 +58,7 @@ def test_eyes_behind_dark_glasses_are_not_measured_in_a_photo(group):
         "right eye not visible (dark glasses) and left eye not visible (dark glasses)"
     mouth = ["mouth_width", "mouth_corner_elevation_right", "mouth_corner_elevation_left"]
     assert (m.loc[mouth, "value"] == before.loc[mouth, "value"]).all() and (m.loc[mouth, "flag"] == "").all()
-    assert m.loc["mouth_corner_elevation_right", "value"] > 0.05  # he smiles
+    assert m.loc["mouth_corner_elevation_right", "value"] > 0.03  # he smiles (JAFFE's neutral faces: 0.021 at most)
 
 
 # Clear glasses (LivePortrait d9, d12, d13: thin metal or light frames, the eyes seen through them,

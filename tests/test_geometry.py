@@ -47,8 +47,9 @@ def test_subject_is_the_longest_track_then_the_largest():
 
 def _face(rot: Rotation) -> np.ndarray:
     """Mesh-sized array whose pose points (eye corners 33/263, forehead 10, chin 152) are a
-    frontal face rotated by ``rot`` (image axes: x right, y down, z away from the camera)."""
-    p = np.zeros((478, 3))
+    frontal face rotated by ``rot`` (image axes: x right, y down, z away from the camera); the
+    other points, the rigid ones among them, a fixed 3-D cloud turned with it."""
+    p = np.random.default_rng(0).normal(size=(478, 3))
     p[33], p[263], p[10], p[152] = (-1, 0, 0), (1, 0, 0), (0, -1.5, 0), (0, 1.5, 0)
     return rot.apply(p)[None]
 

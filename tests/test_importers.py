@@ -24,9 +24,9 @@ def test_insightface_73_file_gives_the_same_inputs_as_the_mesh(demo_entry, tmp_p
     np.testing.assert_allclose(track_trajectory(imported, cfg)[0], track_trajectory(mesh, cfg)[0], atol=1e-4)
     gray = HeatmapConfig(mode="gray")
     np.testing.assert_allclose(track_heatmaps(imported, gray), track_heatmaps(mesh, gray), atol=1e-6)
-    regions = region_displacement(imported)  # the report's region curves work on imported tracks
+    regions = region_displacement(imported)  # the report's region curves work on imported tracks (2-D, no depth)
     assert list(regions) == get_scheme("traj63").region_names
-    pd.testing.assert_frame_equal(regions, region_displacement(mesh)[regions.columns], atol=1e-4)
+    pd.testing.assert_frame_equal(regions, region_displacement(mesh, head_fixed=False)[regions.columns], atol=1e-4)
     # 74-point variant: one extra leading point
     arr74 = np.concatenate([np.zeros_like(arr73[:, :1]), arr73], axis=1)
     np.testing.assert_array_equal(from_insightface(arr74).points[..., :2], arr73)

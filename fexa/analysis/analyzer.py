@@ -31,6 +31,7 @@ from fexa.errors import FexaError, os_error_reason
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
+from fexa.face.pose import PITCH_LIMIT, YAW_LIMIT
 from fexa.io.atomic import locked, remove_stale_temporaries, write_npz, write_table
 from fexa.io.trackfile import TrackData
 
@@ -110,6 +111,10 @@ class Analyzer:
                             "given, score the main subject only")
         regions = entry_regions(entry, track, meta, self.progress, face)
         hidden, unseen = {}, {}
+
+        def where(n: int) -> str:
+            return "" if track.num_frames == 1 else f" in {n} of {track.num_frames} frames"
+
         if regions is None:
             warnings.append("hands over the face and dark glasses not checked: the cache entry has no aligned crops")
         else:
@@ -117,9 +122,6 @@ class Analyzer:
             track = mask_occluded(mask_occluded(track, occlusion), eyes.occlusion())
             usable = max(int(track.usable.sum()), 1)
             unseen = eyes.fractions(track.usable)
-
-            def where(n: int) -> str:
-                return "" if track.num_frames == 1 else f" in {n} of {track.num_frames} frames"
 
             for region in REGIONS:
                 n = occlusion.frames_of(region)
@@ -138,6 +140,10 @@ class Analyzer:
         if track.num_frames > 1:
             warnings += [f"{aspect}: {why}" for aspect, why in rate_limits(track.times).items()]
         frames = frames_table(track)
+        turned = int(frames["turned"].sum())
+        if turned:
+            warnings.append(f"head turned beyond the face mesh's range (|yaw| > {YAW_LIMIT:g} or |pitch| > "
+                            f"{PITCH_LIMIT:g} degrees){where(turned)}: not measured there")
         if regions is not None:
             frames = pd.concat([frames, occlusion.table(), eyes.table()], axis=1)
         task, source = self.task, "given"

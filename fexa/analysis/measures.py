@@ -35,6 +35,7 @@ import pandas as pd
 from fexa.analysis.tasks import TASKS, get_task
 from fexa.face.eyewear import DARK, FLAT, STEP
 from fexa.face.landmarks import get_layout, get_scheme
+from fexa.face.pose import PITCH_LIMIT, YAW_LIMIT, HeadFrame, head_frame
 from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
 
@@ -64,8 +65,8 @@ def _require_mesh(track: TrackData) -> None:
 # -- per-frame signals ----------------------------------------------------------------------------
 def normalized_points(track: TrackData) -> np.ndarray:
     """[T, N, 2] crop points relative to each frame's nose tip, in inter-ocular distances (NaN where
-    unusable). float32, computed in place: one array the size of the track's points, whatever the
-    video's length (float32 keeps 7 digits; the measures are read to 3)."""
+    unusable): the 2-D face, for every landmark layout (imported tracks too). float32, computed in
+    place: one array the size of the track's points (float32 keeps 7 digits; measures are read to 3)."""
     p = track.points_crop.astype(np.float32)  # a copy
     lay = get_layout(track.layout)
     iod = np.linalg.norm(p[:, lay.left_eye_outer] - p[:, lay.right_eye_outer], axis=1)
@@ -74,35 +75,61 @@ def normalized_points(track: TrackData) -> np.ndarray:
     return p
 
 
-def frame_signals(track: TrackData) -> pd.DataFrame:
-    """Per-frame expression signals (see the module docstring); NaN where the face is missing."""
+def head_points(track: TrackData) -> HeadFrame:
+    """The mesh in the head-fixed frame (``fexa.face.pose.head_frame``: IOD units, nose tip at 0,
+    x to the subject's left, y down, z into the head) with the head pose; its points NaN where
+    unusable or where the head is turned beyond ``YAW_LIMIT`` / ``PITCH_LIMIT`` (``turned``)."""
     _require_mesh(track)
-    p = normalized_points(track)
-    z = track.points[..., 2].astype(np.float64)
-    lay = get_layout(track.layout)
-    iod_px = np.linalg.norm(track.points[:, lay.left_eye_outer, :2] - track.points[:, lay.right_eye_outer, :2], axis=1)
+    head = head_frame(track.points)
+    head.points[head.turned | ~track.usable] = np.nan
+    return head
+
+
+def _signals(p: np.ndarray, head_fixed: bool) -> dict[str, np.ndarray]:
+    """The signals from points ``p`` [T, N, 3] in IOD (x to the subject's left, y down, z depth):
+    widths are distances in x and y (the face seen from straight in front when head-fixed); lid and
+    lip gaps too in the 2-D crop, but vertical (y) gaps when ``head_fixed``."""
+    def width(a, b) -> np.ndarray:
+        return np.linalg.norm(p[:, a, :2] - p[:, b, :2], axis=1)
+
+    def gap(a, b) -> np.ndarray:
+        return np.abs(p[:, a, 1] - p[:, b, 1]) if head_fixed else width(a, b)
 
     def aperture(eye: dict) -> np.ndarray:
-        width = np.linalg.norm(p[:, eye["outer"]] - p[:, eye["inner"]], axis=1)
-        gaps = [np.linalg.norm(p[:, a] - p[:, b], axis=1) for a, b in eye["pairs"]]
-        return np.mean(gaps, axis=0) / width
+        return np.mean([gap(a, b) for a, b in eye["pairs"]], axis=0) / width(eye["outer"], eye["inner"])
 
     def brow(points: tuple[int, ...], eye: dict) -> np.ndarray:
         eye_y = (p[:, eye["outer"], 1] + p[:, eye["inner"], 1]) / 2
         return eye_y - p[:, list(points), 1].mean(axis=1)  # y grows downwards: positive = brow above eye
 
-    df = pd.DataFrame({
-        "time": track.times,
-        "usable": track.usable,
-        "eye_aperture_right": aperture(_EYE_R),
-        "eye_aperture_left": aperture(_EYE_L),
-        "mouth_width": np.linalg.norm(p[:, _CORNER_R] - p[:, _CORNER_L], axis=1),
-        "mouth_opening": np.linalg.norm(p[:, _LIP_UP] - p[:, _LIP_LOW], axis=1),
-        "brow_height_right": brow(_BROW_R, _EYE_R),
-        "brow_height_left": brow(_BROW_L, _EYE_L),
-        "lip_protrusion": (z[:, [_CORNER_R, _CORNER_L]].mean(axis=1) - z[:, list(_MID_LIPS)].mean(axis=1)) / iod_px,
-    })
-    df.loc[~track.usable, df.columns[2:]] = np.nan
+    return {"eye_aperture_right": aperture(_EYE_R), "eye_aperture_left": aperture(_EYE_L),
+            "mouth_width": width(_CORNER_R, _CORNER_L), "mouth_opening": gap(_LIP_UP, _LIP_LOW),
+            "brow_height_right": brow(_BROW_R, _EYE_R), "brow_height_left": brow(_BROW_L, _EYE_L),
+            "lip_protrusion": p[:, [_CORNER_R, _CORNER_L], 2].mean(axis=1) - p[:, list(_MID_LIPS), 2].mean(axis=1)}
+
+
+SIGNALS = ("eye_aperture_right", "eye_aperture_left", "mouth_width", "mouth_opening", "brow_height_right",
+           "brow_height_left", "lip_protrusion")
+
+
+def frame_signals(track: TrackData) -> pd.DataFrame:
+    """Per-frame expression signals in the head-fixed frame (see the module docstring), with
+    ``turned``: the head turned beyond the mesh's range; NaN where the face is missing or turned."""
+    head = head_points(track)
+    return pd.DataFrame({"time": track.times, "usable": track.usable, **_signals(head.points, True),
+                         "turned": head.turned & track.usable})
+
+
+def frame_signals_2d(track: TrackData) -> pd.DataFrame:
+    """The signals in the 2-D aligned crop, as fexa measured them before the head-fixed frame (they
+    change when the head turns), columns suffixed ``_2d``: kept to compare with earlier results."""
+    _require_mesh(track)
+    p = normalized_points(track)
+    lay = get_layout(track.layout)
+    iod_px = np.linalg.norm(track.points[:, lay.left_eye_outer, :2] - track.points[:, lay.right_eye_outer, :2], axis=1)
+    p = np.concatenate([p, (track.points[..., 2] / iod_px[:, None])[..., None]], axis=-1)
+    df = pd.DataFrame(_signals(p, False)).add_suffix("_2d")
+    df.loc[~track.usable] = np.nan
     return df
 
 
@@ -433,24 +460,27 @@ def _symmetry(right: float, left: float) -> float:
 
 
 def _rest_positions(points: np.ndarray, rest: int) -> np.ndarray:
-    """[N, 2] each point's position in frame ``rest``, or where it is hidden there (NaN: a hand
+    """[N, D] each point's position in frame ``rest``, or where it is hidden there (NaN: a hand
     over the mouth at the start), in the first frame after it where it is seen."""
     seen = np.isfinite(points[rest:, :, 0])
     first = rest + seen.argmax(axis=0)
     return points[first, np.arange(points.shape[1])]
 
 
-def region_displacement(track: TrackData, rest: int | None = None) -> pd.DataFrame:
+def region_displacement(track: TrackData, rest: int | None = None, head_fixed: bool = True) -> pd.DataFrame:
     """[T, regions] mean distance of each traj63 region's points from their rest-frame positions
-    (IOD, nose motion removed), plus each mouth corner's for mediapipe tracks; NaN where unusable.
-    Works for every landmark layout (imported tracks too)."""
-    p = normalized_points(track)
+    (IOD), plus each mouth corner's for mediapipe tracks; NaN where unusable. Mesh tracks: in the
+    head-fixed frame seen from straight in front (x and y: head motion removed; NaN where the head
+    is turned beyond the mesh's range); other layouts (imported tracks), or ``head_fixed=False``:
+    in the 2-D aligned crop, relative to the nose tip."""
+    mesh = track.layout == "mediapipe478"
+    p = head_points(track).points[..., :2] if mesh and head_fixed else normalized_points(track)
     rest = _rest_index(track.usable) if rest is None else rest
     scheme = get_scheme("traj63")
     pts = scheme.select(p, track.layout)
     disp = np.linalg.norm(pts - _rest_positions(pts, rest), axis=-1)  # [T, 63]
     regions = {name: disp[:, scheme.region_slice(name)].mean(axis=1) for name in scheme.region_names}
-    if track.layout == "mediapipe478":
+    if mesh:
         corners = p[:, [_CORNER_R, _CORNER_L]]
         corner_disp = np.linalg.norm(corners - _rest_positions(corners, rest), axis=-1)
         regions["mouth_corner_right"], regions["mouth_corner_left"] = corner_disp.T
@@ -581,10 +611,10 @@ def _blink_flag(blinks: EyeEvents) -> str:
     return "rate from a single blink" if blinks.count == 1 else ""
 
 
-def _values(track: TrackData, task: str, rest: int | None) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """Every measure's value, a flag for those that need one beyond the clip-wide ones, and a
-    detail (which side) for the asymmetry measures."""
-    sig = frame_signals(track)
+def _values(track: TrackData, sig: pd.DataFrame, task: str, rest: int | None
+            ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Every measure's value from the track and its ``frame_signals``, a flag for those that need
+    one beyond the clip-wide ones, and a detail (which side) for the asymmetry measures."""
     motion = region_motion(track, rest).set_index("region")
     events = detect_eye_events(sig["eye_aperture_right"], sig["eye_aperture_left"], track.times)
     v: dict[str, float] = {}
@@ -691,6 +721,19 @@ def hidden_flag(regions: tuple[str, ...], hidden: dict[str, float], unseen: Unse
         (": measured on the frames where it is seen" if partly else "")
 
 
+TURNED = f"head turned beyond the face mesh's range (|yaw| > {YAW_LIMIT:g} or |pitch| > {PITCH_LIMIT:g} degrees)"
+
+
+def turned_flag(turned: np.ndarray, usable: np.ndarray) -> str:
+    """The flag of every measure when the head was turned beyond the mesh's range in some usable
+    frames (those frames are not measured), "" when never."""
+    n = int(np.sum(turned & usable))
+    if not n:
+        return ""
+    share = n / max(int(usable.sum()), 1)
+    return f"{TURNED} in {100 * share:.0f}% of frames" + (": measured on the other frames" if share < 1 else "")
+
+
 def compute_measures(track: TrackData, task: str = "auto", rest: int | None = None,
                      hidden: dict[str, float] | None = None, unseen: Unseen | None = None) -> pd.DataFrame:
     """All registered measures of one track, one row each: measure, value, unit, aspect, primary
@@ -703,11 +746,13 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
     dark glasses (fexa.face.eyewear); the track's points there already NaN, see
     fexa.face.occlusion.mask_occluded),
     detail (for asymmetry: which side, with both sides' values). ``df.attrs['task']`` holds the task used."""
+    sig = frame_signals(track)
     if task == "auto":
-        task = detect_task(frame_signals(track)).task
+        task = detect_task(sig).task
     get_task(task)
-    values, own_flags, details = _values(track, task, rest)
+    values, own_flags, details = _values(track, sig, task, rest)
     few = "fewer than half the frames usable" if track.usable.mean() < 0.5 else ""
+    turned = turned_flag(sig["turned"].to_numpy(), track.usable)
     short = clip_duration(track.times) < MIN_DURATION
     limits = rate_limits(track.times)
     rows = []
@@ -715,7 +760,7 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
         value = float(values[m.name])
         regions = _task_regions(task) if m.name in _REPETITION_MEASURES else m.regions
         flags = [few, f"clip shorter than {MIN_DURATION:g} s" if short and m.aspect in _TIMED_ASPECTS else "",
-                 own_flags.get(m.name, ""), hidden_flag(regions, hidden or {}, unseen)]
+                 own_flags.get(m.name, ""), turned, hidden_flag(regions, hidden or {}, unseen)]
         if m.aspect in limits and m.unit != "s":  # time to peak stays: the timestamps say when
             value = float("nan")
             flags.append(limits[m.aspect])
@@ -757,8 +802,8 @@ STATIC_MEASURES: dict[str, Measure] = {m.name: m for m in (
 def corner_elevations(p: np.ndarray) -> tuple[float, float]:
     """(right, left) mouth-corner height above the lip centre, the midpoint of the inner lips'
     midline points (13, 14: where an open mouth's corners lie at rest), measured perpendicular to
-    the line through the outer eye corners (the eye-levelled face); ``p``: one frame's
-    ``normalized_points`` (IOD units). Positive: the corner is above the centre."""
+    the line through the outer eye corners (the eye-levelled face); ``p``: one frame's points [N, 2]
+    in IOD (``head_points``' x and y). Positive: the corner is above the centre."""
     lay = get_layout("mediapipe478")
     eye_line = p[lay.left_eye_outer] - p[lay.right_eye_outer]
     down = np.array([-eye_line[1], eye_line[0]]) / np.linalg.norm(eye_line)  # y grows downwards in the image
@@ -775,12 +820,13 @@ def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str
     there); a measure they leave without a value says which region and why."""
     _require_mesh(track)
     frame = _rest_index(track.usable) if frame is None else frame
-    sig = frame_signals(track).iloc[frame]
+    head = head_points(track)
+    sig = {name: float(v[0]) for name, v in _signals(head.points[frame:frame + 1], True).items()}
     v = {name: float(sig[name]) for name in ("eye_aperture_right", "eye_aperture_left", "brow_height_right",
                                               "brow_height_left", "mouth_width", "mouth_opening")}
     er, el, br, bl = (v[k] for k in ("eye_aperture_right", "eye_aperture_left", "brow_height_right", "brow_height_left"))
     v["asymmetry_eye_aperture"], v["asymmetry_brow_height"] = _symmetry(er, el), _symmetry(br, bl)
-    cr, cl = corner_elevations(normalized_points(track)[frame])
+    cr, cl = corner_elevations(head.points[frame, :, :2])
     v["mouth_corner_tilt"], v["mouth_corner_elevation_right"], v["mouth_corner_elevation_left"] = cr - cl, cr, cl
     details = {"asymmetry_eye_aperture": _side(er, el, "is more open", ""),
                "asymmetry_brow_height": _side(br, bl, "is higher", "IOD"),
@@ -789,7 +835,10 @@ def static_measures(track: TrackData, frame: int | None = None, hidden: dict[str
     rows = []
     for m in STATIC_MEASURES.values():
         value = v[m.name]
-        if np.isfinite(value):
+        if head.turned[frame]:
+            yaw, pitch = head.pose[frame, :2]
+            flag = f"{TURNED}: yaw {yaw:.0f}, pitch {pitch:.0f}"
+        elif np.isfinite(value):
             flag = hidden_flag(m.regions, hidden or {}, unseen)
         else:
             flag = " and ".join(what for what, _ in _unseen_parts(m.regions, hidden or {}, unseen or {})) or \

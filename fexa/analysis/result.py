@@ -5,9 +5,13 @@ its tables, plots, overlay video and report.
   time       frame, time (s)
   quality    usable, valid, filled, score, num_faces
   box        box_x0, box_y0, box_x1, box_y1 (frame pixels)
-  pose       yaw, pitch, roll (degrees, see fexa.face.pose)
+  pose       yaw, pitch, roll (degrees, see fexa.face.pose); turned: beyond the face mesh's range
+             (|yaw| > 30 or |pitch| > 25 degrees: the signals are NaN there)
   signals    eye_aperture_right/left, mouth_width, mouth_opening, brow_height_right/left, lip_protrusion
-             (see fexa.analysis.measures; NaN where their region is hidden)
+             in the head-fixed frame: they do not change when the head turns (see
+             fexa.analysis.measures; NaN where their region is hidden)
+  signals_2d the same signals in the 2-D aligned crop, suffixed _2d (as fexa measured them before;
+             they change with yaw and pitch)
   occlusion  occluded_mouth, occluded_eye_right, occluded_eye_left: a hand hides the region
              (see fexa.face.occlusion; absent when the cache entry has no crops);
              dark_glasses_right, dark_glasses_left: dark glasses hide the eye (fexa.face.eyewear)
@@ -34,6 +38,7 @@ from fexa.analysis.measures import (
     SIDES,
     detect_eye_events,
     frame_signals,
+    frame_signals_2d,
     rate_limits,
     region_displacement,
     task_signal,
@@ -65,8 +70,9 @@ def frames_table(track: TrackData) -> pd.DataFrame:
     df[["box_x0", "box_y0", "box_x1", "box_y1"]] = track.box
     df[["yaw", "pitch", "roll"]] = track.pose
     sig = frame_signals(track).drop(columns=["time", "usable"])
+    df.insert(df.columns.get_loc("roll") + 1, "turned", sig.pop("turned"))
     coords = {f"{a}_{k}": pts[:, k, i] for k in range(pts.shape[1]) for i, a in enumerate("xy")}
-    return pd.concat([df, sig, pd.DataFrame(coords)], axis=1)
+    return pd.concat([df, sig, frame_signals_2d(track), pd.DataFrame(coords)], axis=1)
 
 
 @dataclass
@@ -167,11 +173,15 @@ class Result:
         return [c for c in self.frames if c.startswith("occluded_")]
 
     def _mark_hidden(self, ax) -> None:
+        """Shade the frames a hand hides part of the face in, and those with the head turned too far."""
         hidden = self._occlusion_columns()
-        if hidden and self.frames[hidden].to_numpy().any():
-            ax.fill_between(self.frames["time"], 0, 1, where=self.frames[hidden].any(axis=1).to_numpy(),
-                            transform=ax.get_xaxis_transform(), color="orange", alpha=0.15, step="mid",
-                            label="hand over the face")
+        shades = [(self.frames[hidden].any(axis=1).to_numpy() if hidden else None, "orange", "hand over the face"),
+                  (self.frames["turned"].to_numpy(bool) if "turned" in self.frames else None, "purple",
+                   "head turned too far")]
+        for where, color, label in shades:
+            if where is not None and where.any():
+                ax.fill_between(self.frames["time"], 0, 1, where=where, transform=ax.get_xaxis_transform(), color=color,
+                                alpha=0.15, step="mid", label=label)
 
     def plot_regions(self, path: str | Path) -> Path:
         """Landmark trajectories and region displacement over time."""
