@@ -52,7 +52,8 @@ def test_validation_names_the_argument_and_the_bad_value():
     with pytest.raises(ValueError, match="0 or 1"):
         M.binary_report([0, 2], [0, 1])
     for fn in (M.spearman, M.pearson, M.mae, M.rmse):  # never dropped: an error naming the argument and index
-        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_pred holds 1 NaN or infinite value\(s\) \(first nan at index 2\)"):
+        with pytest.raises(ValueError, match=rf"{fn.__name__}: y_pred holds 1 NaN or infinite value\(s\) "
+                                             r"\(first nan at index 2\)"):
             fn([1, 2, 3, 4], [1, 2, np.nan, 4])
         with pytest.raises(ValueError, match=rf"{fn.__name__}: y_true holds 2 NaN .* \(first inf at index 0\)"):
             fn([np.inf, 2, np.nan, 4], [1, 2, 3, 4])
@@ -80,7 +81,7 @@ def test_correlations_by_hand_with_ties_and_constant_inputs():
     assert M.spearman(y, p) == pytest.approx(stats.spearmanr(y, p)[0])
     with pytest.warns(M.ConstantInputWarning, match=r"spearman: y_pred is constant \(2\), it ranks nothing; returning 0.0"):
         assert M.spearman([1, 2, 3, 4], [2, 2, 2, 2]) == 0.0
-    with pytest.warns(M.ConstantInputWarning, match=r"pearson: y_true is constant \(3\), the correlation cannot be measured"):
+    with pytest.warns(M.ConstantInputWarning, match=r"pearson: y_true is constant \(3\), the correlation cannot be"):
         assert np.isnan(M.pearson([3, 3, 3], [1, 2, 3]))
     with pytest.warns(M.ConstantInputWarning, match="y_true is constant"):
         assert np.isnan(M.spearman([3, 3], [1, 1]))  # both constant: the targets decide

@@ -10,9 +10,10 @@ says its own; tests/test_metrics.py checks them against scipy and scikit-learn w
 - NaN or infinite values are an error naming the argument and the first bad index, never dropped.
 - UAR is the mean recall over the classes present in y_true (scikit-learn's
   ``balanced_accuracy_score``: the mean of the per-class accuracies DFER papers such as DFEW's and
-  FERV39k's report as UAR; a class absent from the test set has no recall and is left out); macro-F1 is the mean F1 over the classes present in
-  y_true or y_pred (scikit-learn's ``f1_score(average="macro")`` with its default labels). Classes
-  that ``num_classes`` allows but no sample has or gets do not enter either mean.
+  FERV39k's report as UAR; a class absent from the test set has no recall and is left out).
+  Macro-F1 is the mean F1 over the classes present in y_true or y_pred (scikit-learn's
+  ``f1_score(average="macro")`` with its default labels). Classes that ``num_classes`` allows but
+  no sample has or gets enter neither mean.
 
 A predicted class label of -1 (``NO_PREDICTION``) is a sample the model could not be run on (no
 usable face): accuracy, UAR and macro-F1 count it as wrong for its true class and as a prediction
@@ -167,7 +168,8 @@ def _recall(cm: np.ndarray) -> np.ndarray:
 
 
 def _f1(cm: np.ndarray) -> np.ndarray:
-    """[C] F1 = 2 TP / (2 TP + FP + FN) of each class from :func:`_counts`; NaN for a class neither true nor predicted."""
+    """[C] F1 = 2 TP / (2 TP + FP + FN) of each class from :func:`_counts`; NaN for a class neither true nor
+    predicted."""
     denom = cm[:, :-1].sum(axis=0) + cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, 2 * np.diag(cm) / denom, np.nan)
