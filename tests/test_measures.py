@@ -261,9 +261,9 @@ def task_clips(shared_cache):
 
 def test_task_detection_on_single_movement_clips(task_clips):
     """The curators' notes (not ground truth, checked by eye): d0 neutral -> smile; d11 raised brows
-    while talking; d18 frames 100-160 neutral -> wide open mouth. d11's brows move most, but its
-    talking mouth moves half as much (in the 2-D crop, with the head tilting back as the brows
-    rose, the brows had just passed twice the mouth): no single task."""
+    while talking; d18 frames 100-160 neutral -> wide open mouth. d11's brows move most (1.19 of a
+    full movement), but her talking mouth moves half as much (0.63): no single task (in the 2-D crop
+    the brows, 1.32 against 0.64, had just passed twice the mouth)."""
     assert detect_task(frame_signals(task_clips["d0"])).task == "smile"
     d11 = detect_task(frame_signals(task_clips["d11"]))
     assert d11.task == "none" and max(d11.activation, key=d11.activation.get) == "brow" and d11.activation["brow"] > 1

@@ -124,9 +124,6 @@ def test_a_truncated_video_keeps_the_frames_before_the_cut_and_is_partial(tmp_pa
     assert meta["error"] == "damaged video, 39 frames decoded of 72 expected: 33 of 72 frames missing"
 
 
-@pytest.mark.xfail(strict=True, reason="fexa/io/media.py Media._decoded: with frame threads the decoder swallows the "
-                                       "error of the packet the cut truncated (PyAV flags it is_corrupt) and drops "
-                                       "frames 38 and 40; skipping a corrupt packet as damaged keeps them")
 def test_a_video_cut_inside_a_packet_keeps_the_same_frames_and_counts_the_cut_packet(tmp_path):
     """Cut 19 bytes into the packet of frame 37 (59,960 bytes, 2/3 of the file): the same 39
     frames as a cut where that packet starts, and the cut packet counted as damaged."""

@@ -1,8 +1,15 @@
 """Interpretable kinematic measures of facial movement, computed from a cached track (no training).
 
-All positions are taken in the aligned crop (head translation, roll and scale removed by the
-crop transform), relative to the nose tip of the same frame, and divided by the inter-ocular
-distance (outer eye corners): 1.0 = one eye-to-eye distance. Speeds are per second. The rest
+All positions are taken in the head-fixed frame (``fexa.face.pose.head_frame``): each frame's
+3-D mesh is fitted by a rotation, scale and shift on its rigid points (nose, temples, cheekbones,
+inner eye corners) to the subject's own face turned to look straight at the camera, so head
+movement, turns and nods are removed, and the face is then read as seen from straight in front
+(x and y; depth only for lip protrusion). Distances are in the subject's inter-ocular distance
+(outer eye corners): 1.0 = one eye-to-eye distance; positions are relative to the nose tip of the
+subject's face. Frames with the head turned beyond ``YAW_LIMIT`` or ``PITCH_LIMIT`` degrees, where
+the mesh is unreliable, are not measured (NaN, and every measure says in how many frames). The
+same signals in the 2-D aligned crop (roll, translation and scale removed, not yaw or pitch), as
+fexa measured them before, stay available (``frame_signals_2d``). Speeds are per second. The rest
 frame is the clip's first usable frame (clinical recordings start at rest).
 
 Time is the frames' timestamps (variable frame rate is common on phones): speeds divide by the real
@@ -11,9 +18,9 @@ measured eye aperture. What the frame rate cannot resolve is NaN with a flag: sp
 ``MIN_FPS_SPEED`` frames/s, blinks (100-400 ms long) below ``MIN_FPS_BLINKS``.
 
 Per-frame signals (``frame_signals``):
-  eye_aperture_{right,left}  mean of three upper-to-lower lid distances / eye width
+  eye_aperture_{right,left}  mean of three upper-to-lower lid gaps (vertical) / eye width
   mouth_width                corner-to-corner distance / IOD
-  mouth_opening              inner-lip gap at the midline / IOD
+  mouth_opening              inner-lip gap at the midline (vertical) / IOD
   brow_height_{right,left}   mean brow-point height above the eye corners / IOD
   lip_protrusion             depth of the mid-lips in front of the mouth corners / IOD (kiss, blow)
 
@@ -35,7 +42,7 @@ import pandas as pd
 from fexa.analysis.tasks import TASKS, get_task
 from fexa.face.eyewear import DARK, FLAT, STEP
 from fexa.face.landmarks import get_layout, get_scheme
-from fexa.face.pose import PITCH_LIMIT, YAW_LIMIT, HeadFrame, head_frame
+from fexa.face.pose import PITCH_LIMIT, RIGID_POINTS, YAW_LIMIT, HeadFrame, head_frame
 from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
 
@@ -277,8 +284,10 @@ def closure_episodes(closure: np.ndarray, dt: float, closed: float = BLINK_CLOSE
 
 
 def _seconds(span: Span, dt: float) -> float:
-    """An episode's length: from the last open frame before it to the first after."""
-    return (span[1] - span[0] + 1) * dt
+    """An episode's length: from the last open frame before it to the first after, to the
+    microsecond (so that a length exactly at a bound, 0.5 s as 14 frames at 30 frames/s or 24 at
+    50, is read alike whatever the timestamps' rounding)."""
+    return round((span[1] - span[0] + 1) * dt, 6)
 
 
 @dataclass(frozen=True)
@@ -396,6 +405,7 @@ def detect_eye_events(right: np.ndarray, left: np.ndarray, times: np.ndarray, cl
                     continue  # a blink of both eyes, counted above
                 if rest.max() >= reopened and mean[s0:e0].max() > closed:
                     blinks.append((s0, e0))  # the other eye read as closing in part (often motion blur)
+                    together[max(s0 - 1, 0):e0 + 1] = True  # the other eye's overlapping episode is this blink
                 elif rest.max() < reopened and own.max() >= shut:
                     winks[side].append((s0, e0))
             elif (~together[s0:e0]).any() and own[~together[s0:e0]].max() >= shut and np.median(rest) < reopened:
@@ -779,7 +789,7 @@ def compute_measures(track: TrackData, task: str = "auto", rest: int | None = No
 
 # -- one still image: static geometry ------------------------------------------------------------
 STATIC_MEASURES: dict[str, Measure] = {m.name: m for m in (
-    Measure("eye_aperture_right", "ratio", "static geometry", (), "mean of three upper-to-lower lid distances / eye width",
+    Measure("eye_aperture_right", "ratio", "static geometry", (), "mean of three upper-to-lower lid gaps (vertical) / eye width",
             ("eye_right",)),
     Measure("eye_aperture_left", "ratio", "static geometry", (), "as eye_aperture_right, left eye", ("eye_left",)),
     Measure("brow_height_right", "IOD", "static geometry", (), "mean brow-point height above the eye corners / IOD"),
@@ -868,8 +878,76 @@ def measures_markdown() -> str:
               "(`static_measures`), no time series, speeds or blinks.", "", "| measure | unit | formula |", "|---|---|---|"]
     for m in STATIC_MEASURES.values():
         lines.append(f"| `{m.name}` | {m.unit} | {cell(m.formula)} |")
-    return "\n".join(lines) + "\n" + TASK_DOC + BLINKS_DOC + OCCLUSION_DOC
+    return "\n".join(lines) + "\n" + POSE_DOC + TASK_DOC + BLINKS_DOC + OCCLUSION_DOC
 
+
+POSE_DOC = f"""
+## Measures that do not change when the head turns
+
+Landmark distances read off the image change when the head turns: a turned eye looks narrower, the
+far mouth corner moves less. In the 2-D aligned crop (roll, position and size removed, as fexa
+measured before) the right-minus-left eye opening of the franck clip followed the head's yaw with
+r = -0.34, and a clinician reads that asymmetry first. So every frame's 3-D mesh (x, y and the
+mesh's relative depth z) is brought into one **head-fixed frame** before anything is measured
+(`fexa.face.pose.head_frame`):
+
+1. **Rigid points.** {len(RIGID_POINTS)} mesh points that do not move with expressions, in
+   left-right pairs and on the midline: the nose bridge and sides, the temples, the cheekbones and
+   the inner eye corners. Chosen from data: after a rigid fit of 9 shared clips (smiles, an open
+   mouth, raised brows, shut eyes, laughing, talking) these move at most 0.02 IOD (median over
+   clips); brows, lids, lips and jaw move up to 0.09, the chin 0.09. The forehead was left out: it
+   rises with the brows (0.020-0.026 IOD in d11's raised brows).
+2. **The subject's own face.** The rigid points' median over the clip, after fitting the frames
+   to one another, turned so that the outer eye corners lie level and the forehead-to-chin line
+   upright (the face axes of `fexa.face.pose`), scaled to an IOD of 1. No average face is imposed:
+   each person is compared with themselves.
+3. **Each frame** is fitted to it by a rotation, scale and shift (least squares over the rigid
+   points it shows; Umeyama's method). The rotation is the head pose (yaw, pitch, roll).
+4. **Measured as seen from straight in front**: widths are distances in x and y, lid and lip gaps
+   vertical (y), brow heights vertical, region movements in x and y, lip protrusion in depth. The
+   mesh's depth is its least certain coordinate; read from the front, the eye opening shuts to
+   about 0.96 closure in a blink (3-D distances stop at about 0.8).
+
+The mesh's depth is on the scale of x and y: in a first fit, scaling it by 0.8 loosened the fit on
+franck, cap12, cap13 and WolfgangLanger by 0-36 %, by 1.2 by 33-41 %. The mesh also reads a face
+nearly as a scaled orthographic camera would: undoing the perspective of a pinhole camera with a
+focal length of 0.5-1.0 x the frame's longer side (phones, webcams) loosens the fit on all 7 clips
+with head turns tried, 1.5-2.5 x tightens it by at most 11 % on 4 of them; no perspective is
+undone.
+
+**Not measured beyond |yaw| > {YAW_LIMIT:g} or |pitch| > {PITCH_LIMIT:g} degrees.** On the shared
+clips (16 analysed ones and the Hamilton clip, 11,579 frames) the fit of each frame to the
+subject's own rigid shape loosens as the head turns: its median residual is 0.006 IOD within 5
+degrees of facing the camera, 0.012 at 20-25 degrees of yaw, 0.016 at 25-30 and 0.024 at 30-35 (6
+frames of Hamilton's singer), and in the 45-degree posed photo the far eye lies on the face's
+outline, where its lids cannot be seen. Pitch reaches only 19 degrees in these clips (0.009 at
+15-20): its limit is not checked on footage here. Frames beyond either limit are `turned` in the
+frames table, their signals NaN, every measure flagged "{TURNED} in N% of frames", and the report
+warns.
+
+**Checked** (`tests/test_pose_free.py`): the demo clip's real meshes turned in 3-D by 10, 20 and 30
+degrees of yaw and pitch each way and projected again: every frame's signals stay within 0.03 %
+(of each signal's largest value) and every measure within 0.2 % of the frontal clip's, where the
+2-D crop's signals moved by up to 32 % (the eyes' asymmetry index went from 0.013 to 0.136 at 29
+degrees of yaw). Seen through a pinhole camera at 1.2 x the frame's width instead, perspective
+bends the face and the head-fixed signals move by up to 8 % (the 2-D ones by 36 %). On real
+footage (`benchmarks/bench_pose_free.py`), the correlation between yaw and the right-minus-left
+signals, before (2-D crop) and after:
+
+| clip | eye opening | brow height | mouth-corner movement |
+|---|---|---|---|
+| franck | -0.34 -> -0.02 | -0.03 -> 0.11 | 0.32 -> 0.13 |
+| cap12_edit | -0.34 -> 0.12 | 0.40 -> 0.54 | 0.71 -> -0.33 |
+| cap13_edit2 | -0.35 -> 0.08 | 0.31 -> 0.43 | 0.67 -> 0.05 |
+| WolfgangLanger_Pexels | -0.50 -> -0.36 | -0.25 -> -0.23 | 0.81 -> 0.56 |
+| d10 | 0.03 -> 0.09 | 0.04 -> 0.06 | 0.48 -> 0.13 |
+
+The eye opening no longer follows the head (WolfgangLanger laughs, eyes screwed up, as he turns).
+The brow-height asymmetry of cap12 and cap13 still does: frame by frame the head-fixed and 2-D
+values agree (cap12 frame 963 at yaw -14: -0.033 and -0.031), so it lies in where the mesh puts the
+brows of a turned face, not in the projection. The clips' asymmetry indices changed: franck's eye
+opening 0.082 -> 0.049, WolfgangLanger's mouth corners 0.175 -> 0.028, d10's brows 0.118 -> 0.090.
+"""
 
 TASK_DOC = f"""
 ## The task of an unlabelled clip (`--task auto`)
@@ -884,10 +962,12 @@ comes from head turns and winks). When no signal moved by {REST_ACTIVATION:g} of
 clip is `sit_at_rest`. Anything else is `none`, **no single task** (conversation, mixed
 expressions): only the task-free measures ({", ".join(f"`{m}`" for m in TASK_FREE)}) get values,
 the others are NaN with the flag "{NO_TASK}", and the report says why. On the shared clips: d0 and
-the demo (smiles), d11 (raised brows), d18 (mouth opened) are recognised; the talking AOC clip,
-WolfgangLanger's mixed emotions, d14's wink, d6, d9, d12, d13, d20 and cap13 (mixed or talking) and
-the 200-s franck conversation are `none`; d10 (talking with a worried brow) is still called
-`frown`.
+the demo (smiles) and d18 (mouth opened) are recognised; the talking AOC clip, WolfgangLanger's
+mixed emotions, d14's wink, d6, d9, d12, d13, d20 and cap13 (mixed or talking) and the 200-s franck
+conversation are `none`; d10 (talking with a worried brow) is still called `frown`. d11, a child
+raising her brows while talking, is `none`: her brows reach 1.19 of a full movement and her
+talking mouth 0.63 (measured in the 2-D crop, 1.32 and 0.64 had just passed the factor
+{SINGLE_TASK_DOMINANCE:g}); give `--task brow` to measure it.
 """
 
 BLINKS_DOC = f"""

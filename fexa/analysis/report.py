@@ -26,6 +26,7 @@ import pandas as pd
 from fexa.analysis.glossary import describe
 from fexa.analysis.measures import REST_ACTIVATION, SINGLE_TASK_DOMINANCE, clip_duration, frame_rate
 from fexa.analysis.tasks import get_task
+from fexa.face.pose import PITCH_LIMIT, YAW_LIMIT
 from fexa.io.atomic import atomic_path
 
 EMBED_LIMIT = 64 * 2**20  # bytes: larger overlay videos are linked, not embedded
@@ -203,15 +204,19 @@ def render(result, path: Path, plots: dict[str, Plot], picture: bytes | None, vi
 
     picture_html = ""
     if picture is not None:
-        where = ("Positions are measured in the eye-levelled face (head tilt removed)" if still else
-                 "This is the subject's face in the first frame showing it whole. Positions are measured in the "
-                 "face's own frame of reference (head movement removed)")
+        where = ("Positions are measured on the face turned to look straight at the camera (head turn and tilt "
+                 "removed)" if still else
+                 "This is the subject's face in the first frame showing it whole. Positions are measured on the face "
+                 "turned to look straight at the camera: head movement, turns and nods removed, so turning the head "
+                 "does not change the numbers. Frames with the head turned more than "
+                 f"{YAW_LIMIT:g} degrees sideways or {PITCH_LIMIT:g} up or down are not measured (the face model is "
+                 "unreliable there)")
         picture_html = (f'<h2>How distances are measured</h2><div class=iod><img alt="inter-ocular distance" '
                         f'src="data:image/png;base64,{_b64(picture)}"><p>Distances are given in <b>eye distances '
                         "(IOD, inter-ocular distance)</b>: the distance between the outer corners of the two eyes, "
                         "drawn in yellow on this face. 1.0 IOD is that distance, whatever the camera's distance or "
                         f"zoom. In adults it is about {IOD_MM} mm, so 0.1 IOD is about {IOD_MM / 10:.0f} mm (less in "
-                        f"children). {where}, relative to the nose tip. <i>Right</i> and <i>left</i> are "
+                        f"children). {where}. <i>Right</i> and <i>left</i> are "
                         "the subject's own sides (right = left in the picture).</p></div>")
 
     video_html, script = "", ""

@@ -434,6 +434,10 @@ class Media:
                     started = started or packet.is_keyframe
                     if not started:
                         continue  # a seek can land between keyframes: decoding starts at the next one
+                    if packet.is_corrupt:  # cut short (a truncated file): frame threads would drop the frames in flight
+                        self.damaged_packets += 1
+                        last_error = "a packet cut short or flagged corrupt by the demuxer"
+                        continue
                     try:
                         frames = packet.decode()
                     except av.FFmpegError as e:
