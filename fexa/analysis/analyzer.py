@@ -142,8 +142,10 @@ class Analyzer:
         frames = frames_table(track)
         turned = int(frames["turned"].sum())
         if turned:
-            warnings.append(f"head turned beyond the face mesh's range (|yaw| > {YAW_LIMIT:g} or |pitch| > "
-                            f"{PITCH_LIMIT:g} degrees){where(turned)}: not measured there")
+            range_ = f"beyond the face mesh's range (|yaw| > {YAW_LIMIT:g} or |pitch| > {PITCH_LIMIT:g} degrees)"
+            warnings.append(f"head turned {range_}{where(turned)}: not measured there" if track.num_frames > 1 else
+                            f"head turned (yaw {frames['yaw'].iloc[0]:.0f}, pitch {frames['pitch'].iloc[0]:.0f} degrees) "
+                            f"{range_}: nothing measured")
         if regions is not None:
             frames = pd.concat([frames, occlusion.table(), eyes.table()], axis=1)
         task, source = self.task, "given"

@@ -795,7 +795,7 @@ STATIC_MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("brow_height_right", "IOD", "static geometry", (), "mean brow-point height above the eye corners / IOD"),
     Measure("brow_height_left", "IOD", "static geometry", (), "as brow_height_right, left brow"),
     Measure("mouth_width", "IOD", "static geometry", (), "corner-to-corner distance / IOD", ("mouth",)),
-    Measure("mouth_opening", "IOD", "static geometry", (), "inner-lip gap at the midline / IOD", ("mouth",)),
+    Measure("mouth_opening", "IOD", "static geometry", (), "inner-lip gap at the midline (vertical) / IOD", ("mouth",)),
     Measure("asymmetry_eye_aperture", "index", "static geometry", (), "|R - L| / (|R| + |L|) of the eye apertures",
             ("eye_right", "eye_left")),
     Measure("asymmetry_brow_height", "index", "static geometry", (), "|R - L| / (|R| + |L|) of the brow heights"),
