@@ -105,10 +105,11 @@ def head_frame(points: np.ndarray) -> HeadFrame:
     fitting them to one another; it is turned to the face axes of the median face (its outer eye
     corners, forehead and chin) and scaled to an IOD of 1. A frame with fewer than ``MIN_RIGID`` of
     the rigid points seen has no fit."""
-    pts = np.asarray(points, np.float64)
+    pts = np.asarray(points)  # float32 from tracks: converted a part at a time (long videos)
     rigid = list(RIGID_POINTS)
-    seen = np.isfinite(pts[:, rigid]).all(-1)
-    spread = np.where(seen[..., None], pts[:, rigid], 0.0).std(axis=1).sum(-1)  # all in one place: no fit
+    rigid_pts = pts[:, rigid].astype(np.float64)
+    seen = np.isfinite(rigid_pts).all(-1)
+    spread = np.where(seen[..., None], rigid_pts, 0.0).std(axis=1).sum(-1)  # all in one place: no fit
     ok = (seen.mean(1) >= MIN_RIGID) & (spread > 1e-6)
     out = np.full(pts.shape, np.nan, np.float32)
     pose = np.full((len(pts), 3), np.nan, np.float32)
@@ -117,7 +118,7 @@ def head_frame(points: np.ndarray) -> HeadFrame:
     idx = np.flatnonzero(ok)
     sample = idx[np.linspace(0, len(idx) - 1, min(len(idx), REFERENCE_FRAMES)).round().astype(int)]
     keep = rigid + _FRAME_POINTS + [1]
-    src = pts[sample][:, keep]
+    src = pts[sample][:, keep].astype(np.float64)
     k = len(rigid)
     ref = src[len(sample) // 2, :k]
     ref = np.where(np.isfinite(ref), ref, np.nanmedian(src[:, :k], 0))
@@ -128,10 +129,10 @@ def head_frame(points: np.ndarray) -> HeadFrame:
     axes = face_axes(median[k:k + 4])
     iod = np.linalg.norm(median[k + 1] - median[k])
     ref = (ref - median[-1]) @ axes / iod  # head-fixed: nose tip at 0, face axes, IOD 1
-    rot, scale, shift = similarity_fit(pts[idx][:, rigid], ref, seen[idx])
+    rot, scale, shift = similarity_fit(rigid_pts[idx], ref, seen[idx])
     for lo in range(0, len(idx), 4096):  # bounded memory on long videos
         part = slice(lo, lo + 4096)
-        out[idx[part]] = _rotate(pts[idx[part]], rot[part], scale[part], shift[part])
+        out[idx[part]] = _rotate(pts[idx[part]].astype(np.float64), rot[part], scale[part], shift[part])
     # rot maps frame directions to head-fixed ones; its transpose holds the face axes in the frame
     from scipy.spatial.transform import Rotation  # not at start-up
 
