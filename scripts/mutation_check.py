@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,16 +337,17 @@ def main(argv: list[str] | None = None) -> int:
         mutated(m, REPO)
     if not baseline(mutants):
         return 1
-    rows = []
-    for m in mutants:
+    rows, start = [], time.monotonic()
+    for k, m in enumerate(mutants, 1):
         result, detail = check(m)
         rows.append((m.item, m.name, result, detail))
-        print(f"{m.item:>4}  {m.name:<38} {result:<8} {detail}", flush=True)
+        print(f"[{k}/{len(mutants)}] {m.name}: {result}", file=sys.stderr, flush=True)
     print(f"\n{'item':>4}  {'mutant':<38} {'result':<8} killed by / pytest's last line")
     for row in rows:
         print(f"{row[0]:>4}  {row[1]:<38} {row[2]:<8} {row[3]}")
     bad = [r[1] for r in rows if r[2] != "KILLED"]
-    print(f"\n{len(rows) - len(bad)} of {len(rows)} mutants killed" + (f"; not killed: {', '.join(bad)}" if bad else ""))
+    print(f"\n{len(rows) - len(bad)} of {len(rows)} mutants killed in {time.monotonic() - start:.0f} s"
+          + (f"; not killed: {', '.join(bad)}" if bad else ""))
     return 1 if bad else 0
 
 
