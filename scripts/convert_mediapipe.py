@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         graph, constants = convert_model(data, rel)
         name = path.stem
         (args.out / f"{name}.json").write_text(json.dumps(graph, indent=1) + "\n")
-        save_file(constants, str(args.out / f"{name}.safetensors"), metadata={"source": rel, "sha256": graph["sha256"]})
+        # One metadata key: safetensors writes the metadata map in no fixed order, and the files must be reproducible.
+        save_file(constants, str(args.out / f"{name}.safetensors"), metadata={"source": f"{rel} sha256 {graph['sha256']}"})
         size = sum((args.out / f"{name}.{ext}").stat().st_size for ext in ("json", "safetensors"))
         total += size
         notice.append(f"{name}.json/.safetensors  <-  {rel}  {graph['sha256']}")
