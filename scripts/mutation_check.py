@@ -57,7 +57,7 @@ SETTINGS_TESTS = (f"{CACHE}test_an_entry_made_with_other_settings_is_stale[crop_
 
 def _eye_constant(name: str, old: str, new: str, test: str) -> Mutant:
     """A bound of fexa/analysis/measures.py moved: ``old`` and ``new`` are its whole assignment's start."""
-    return Mutant(name, "6", MEASURES, old, new, (EYES + test,), f"measures.py: {old} -> {new}")
+    return Mutant(name, "6", MEASURES, old, new, (EYES + test,), f"{old} -> {new}")
 
 
 MUTANTS: tuple[Mutant, ...] = (
