@@ -112,48 +112,63 @@ def _int_vector(union_type: int, table, tflite_module) -> np.ndarray:
     return np.asarray(vec.ValuesAsNumpy(), dtype=np.int64)
 
 
-def densify(values: np.ndarray, shape: list[int], sparsity, tflite_module) -> np.ndarray:
-    """Resolve TFLite's sparse tensor format (traversal order, block map, DENSE / SPARSE_CSR levels) to a dense array.
-
-    The stored values are the leaves of a walk over the levels in traversal order: a DENSE level visits every index
-    0..dense_size-1 (child position = parent position * dense_size + i); a SPARSE_CSR level visits the indices
-    array_indices[segments[p]:segments[p+1]] of its parent position p (child position = the index's position).
-    Levels beyond the tensor's rank are the inner indices of blocked dimensions (block_map[k] is the blocked
-    original dimension of level-dimension rank + k).
-    """
-    rank = len(shape)
+def sparsity_levels(sparsity, tflite_module) -> tuple[list[int], list[int], list[dict]]:
+    """A tensor's SparsityParameters as plain data: traversal order, block map, and per level its format and arrays."""
     order = [int(v) for v in sparsity.TraversalOrderAsNumpy()]
     block_map = [] if sparsity.BlockMapIsNone() else [int(v) for v in sparsity.BlockMapAsNumpy()]
-    n_levels = sparsity.DimMetadataLength()
-    if n_levels != rank + len(block_map) or sorted(order) != list(range(n_levels)):
+    levels = []
+    for level in range(sparsity.DimMetadataLength()):
+        meta = sparsity.DimMetadata(level)
+        if meta.Format() == 0:  # DimensionType.DENSE
+            levels.append({"format": "DENSE", "dense_size": int(meta.DenseSize())})
+        else:  # DimensionType.SPARSE_CSR
+            levels.append({"format": "SPARSE_CSR",
+                           "segments": _int_vector(meta.ArraySegmentsType(), meta.ArraySegments(), tflite_module),
+                           "indices": _int_vector(meta.ArrayIndicesType(), meta.ArrayIndices(), tflite_module)})
+    return order, block_map, levels
+
+
+def densify(values: np.ndarray, shape: list[int], order: list[int], block_map: list[int], levels: list[dict]) -> np.ndarray:
+    """Resolve TFLite's sparse tensor format (traversal order, block map, DENSE / SPARSE_CSR levels) to a dense array.
+
+    Level i walks dimension order[i] (0..rank-1: an original dimension, its block index where it is blocked;
+    rank + k: the index inside the block of original dimension block_map[k]). The stored values are the leaves of the
+    walk, in order: a DENSE level visits 0..dense_size-1 (child position = parent position * dense_size + i); a
+    SPARSE_CSR level visits indices[segments[p]:segments[p+1]] of its parent position p (child position = the
+    position in `indices`).
+    """
+    rank = len(shape)
+    if len(levels) != rank + len(block_map) or sorted(order) != list(range(len(levels))):
         raise ValueError(f"sparsity: traversal order {order} does not fit rank {rank} with block map {block_map}")
     # Walk level by level, vectorised: one row per partial path (its index at each level so far).
     level_index = np.zeros((1, 0), dtype=np.int64)
     position = np.zeros(1, dtype=np.int64)
     block_sizes = {}
-    for level in range(n_levels):
-        meta = sparsity.DimMetadata(level)
-        if meta.Format() == 0:  # DENSE
-            size = int(meta.DenseSize())
+    for level, meta in enumerate(levels):
+        if meta["format"] == "DENSE":
+            size = meta["dense_size"]
             child = np.arange(size, dtype=np.int64)
             level_index = np.concatenate(
                 [np.repeat(level_index, size, axis=0), np.tile(child, len(position))[:, None]], axis=1
             )
             position = (position[:, None] * size + child[None, :]).reshape(-1)
-        else:  # SPARSE_CSR
-            segments = _int_vector(meta.ArraySegmentsType(), meta.ArraySegments(), tflite_module)
-            indices = _int_vector(meta.ArrayIndicesType(), meta.ArrayIndices(), tflite_module)
+        elif meta["format"] == "SPARSE_CSR":
+            segments, indices = np.asarray(meta["segments"], np.int64), np.asarray(meta["indices"], np.int64)
             starts, stops = segments[position], segments[position + 1]
             counts = stops - starts
             offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
             child_pos = np.repeat(starts, counts) + offsets
             level_index = np.concatenate([np.repeat(level_index, counts, axis=0), indices[child_pos][:, None]], axis=1)
             position = child_pos
+        else:
+            raise ValueError(f"sparsity: level {level} has unknown format {meta['format']!r}")
         if order[level] >= rank:
-            block_sizes[order[level]] = int(meta.DenseSize())
+            if meta["format"] != "DENSE":
+                raise ValueError(f"sparsity: block level {level} is not DENSE")
+            block_sizes[order[level]] = meta["dense_size"]
     if len(position) != values.size:
         raise ValueError(f"sparsity: the walk visits {len(position)} values, the buffer holds {values.size}")
-    # Level-dimension index of each value, then the original (dense) index.
+    # Index of each value per level dimension, then in the dense tensor.
     by_dim = np.empty_like(level_index)
     by_dim[:, order] = level_index
     original = by_dim[:, :rank].copy()
@@ -214,7 +229,7 @@ def convert_model(data: bytes, source_name: str) -> tuple[dict, dict[str, np.nda
         outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
         if name == "DENSIFY" and inputs[0] in sparse:
             raw, sparsity = sparse.pop(inputs[0])
-            constants[outputs[0]] = densify(raw, tensors[inputs[0]]["shape"], sparsity, tflite)
+            constants[outputs[0]] = densify(raw, tensors[inputs[0]]["shape"], *sparsity_levels(sparsity, tflite))
             folded.append({"op": name, "inputs": inputs, "outputs": outputs,
                            "note": "resolved at conversion: the output is stored dense"})
             continue

@@ -177,17 +177,40 @@ def test_every_model_converted():
     assert "Apache License" in (MODEL_DIR / "LICENSE").read_text()
 
 
+def _converter():
+    """scripts/convert_mediapipe.py as a module."""
+    spec = importlib.util.spec_from_file_location("convert_mediapipe", MODEL_DIR.parents[2] / "scripts/convert_mediapipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_conversion_reproduces_the_committed_files(tmp_path):
     """Converting the wheel's .tflite files again gives the committed JSON and safetensors, byte for byte."""
     pytest.importorskip("tflite")
     _source("face_detection_short_range")
-    spec = importlib.util.spec_from_file_location("convert_mediapipe", MODEL_DIR.parents[2] / "scripts/convert_mediapipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--out", str(tmp_path)]) == 0
+    assert _converter().main(["--out", str(tmp_path)]) == 0
     for name in MODELS:
         for ext in ("json", "safetensors"):
             assert (tmp_path / f"{name}.{ext}").read_bytes() == (MODEL_DIR / f"{name}.{ext}").read_bytes(), f"{name}.{ext}"
+
+
+def test_densify_block_sparse_and_column_major():
+    """DENSIFY formats the full-range detector does not use (its weights are row-major CSR in the last axis only)."""
+    densify = _converter().densify
+    # 4x4 in 2x2 blocks, block rows dense, block columns CSR (blocks (0, 0) and (1, 1) stored), each block dense.
+    expected = np.array([[1, 2, 0, 0], [3, 4, 0, 0], [0, 0, 0, 0], [0, 0, 5, 6]], dtype=np.float16)
+    levels = [{"format": "DENSE", "dense_size": 2}, {"format": "SPARSE_CSR", "segments": [0, 1, 2], "indices": [0, 1]},
+              {"format": "DENSE", "dense_size": 2}, {"format": "DENSE", "dense_size": 2}]
+    values = np.array([1, 2, 3, 4, 0, 0, 5, 6], dtype=np.float16)
+    assert np.array_equal(densify(values, [4, 4], [0, 1, 2, 3], [0, 1], levels), expected)
+    # The same 4x4 by columns (traversal order 1, 0): columns dense, rows CSR.
+    levels = [{"format": "DENSE", "dense_size": 4},
+              {"format": "SPARSE_CSR", "segments": [0, 2, 4, 5, 6], "indices": [0, 1, 0, 1, 3, 3]}]
+    values = np.array([1, 3, 2, 4, 5, 6], dtype=np.float16)
+    assert np.array_equal(densify(values, [4, 4], [1, 0], [], levels), expected)
+    with pytest.raises(ValueError, match="visits 6 values, the buffer holds 5"):
+        densify(values[:5], [4, 4], [1, 0], [], levels)
 
 
 @pytest.mark.parametrize("name", PLAIN)
