@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -76,6 +77,14 @@ def _anchor_scale(spec: DetectorSpec, index: int) -> float:
     if n == 1:
         return (spec.min_scale + spec.max_scale) * 0.5
     return spec.min_scale + (spec.max_scale - spec.min_scale) * index / (n - 1.0)
+
+
+@lru_cache(maxsize=8)
+def _anchors(spec: DetectorSpec) -> np.ndarray:
+    """``ssd_anchors``, computed once per spec (read-only)."""
+    out = ssd_anchors(spec)
+    out.flags.writeable = False
+    return out
 
 
 def ssd_anchors(spec: DetectorSpec) -> np.ndarray:
@@ -303,7 +312,7 @@ def decode_detections(raw_boxes: Tensor, raw_scores: Tensor, anchors: np.ndarray
     if boxes.shape[1:] != (n, coords) or scores.shape != boxes.shape[:2]:
         raise ValueError(f"raw_boxes/raw_scores: expected [B, {n}, {coords}] and [B, {n}, 1] for {spec.name}; "
                          f"got {tuple(raw_boxes.shape)} and {tuple(raw_scores.shape)}")
-    anc = torch.as_tensor(anchors, device=boxes.device)
+    anc = torch.tensor(anchors, device=boxes.device)
     ax, ay, aw, ah = anc[:, 0], anc[:, 1], anc[:, 2], anc[:, 3]
     s = float(spec.size)
     xc = boxes[..., 0] / s * aw + ax
@@ -401,7 +410,7 @@ def detect_faces(model: Model, images: Tensor, spec: DetectorSpec = FULL_RANGE,
     if min_score is not None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score: expected a value in [0, 1]; got {min_score!r}")
-        spec = DetectorSpec(**{**spec.__dict__, "min_score_thresh": float(min_score)})
+        spec = replace(spec, min_score_thresh=float(min_score))
     n, height, width = images.shape[:3]
     rect = letterbox_rect((width, height), (spec.size, spec.size))
     rects = np.repeat(rect[None], n, 0)
@@ -411,7 +420,7 @@ def detect_faces(model: Model, images: Tensor, spec: DetectorSpec = FULL_RANGE,
     raw_scores = next(t for t in out.values() if t.shape[-1] == 1)
     matrix = rect_to_image_matrix(rect, (width, height))
     return [project_detections(weighted_nms(d, spec.min_suppression_threshold), matrix)
-            for d in decode_detections(raw_boxes, raw_scores, ssd_anchors(spec), spec)]
+            for d in decode_detections(raw_boxes, raw_scores, _anchors(spec), spec)]
 
 
 # ----------------------------------------------------------------------------- regions of interest
