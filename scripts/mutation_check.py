@@ -55,8 +55,8 @@ SETTINGS_TESTS = (f"{CACHE}test_an_entry_made_with_other_settings_is_stale[crop_
                   f"{CACHE}test_an_entry_made_with_other_settings_is_redone[crop_size]")
 
 
-def _eye_constant(name: str, old: str, new: str, test: str) -> Mutant:
-    """A bound of fexa/analysis/measures.py moved: ``old`` and ``new`` are its whole assignment's start."""
+def _eye_bound(name: str, old: str, new: str, test: str) -> Mutant:
+    """An item-6 mutant: one bound of fexa/analysis/measures.py moved (``old`` -> ``new``), killed by ``test``."""
     return Mutant(name, "6", MEASURES, old, new, (EYES + test,), f"{old} -> {new}")
 
 
@@ -144,37 +144,37 @@ MUTANTS: tuple[Mutant, ...] = (
            ("tests/test_resume.py::test_resume_starts_after_last_and_from_previous_only_when_last_is_damaged",),
            "RESUMABLE: --resume tries previous before last"),
     # 6. eye events (the bounds of fexa.analysis.measures)
-    _eye_constant("blink_max_0.4", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.05, 0.4)",
+    _eye_bound("blink_max_0.4", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.05, 0.4)",
                   "test_the_longest_blink"),
-    _eye_constant("blink_max_0.6", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.05, 0.6)",
+    _eye_bound("blink_max_0.6", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.05, 0.6)",
                   "test_the_longest_blink"),
-    _eye_constant("blink_min_0.04", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.04, 0.5)",
+    _eye_bound("blink_min_0.04", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.04, 0.5)",
                   "test_the_shortest_blink_and_wink"),
-    _eye_constant("blink_min_0.06", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.06, 0.5)",
+    _eye_bound("blink_min_0.06", "BLINK_DURATION = (0.05, 0.5)", "BLINK_DURATION = (0.06, 0.5)",
                   "test_the_shortest_blink_and_wink"),
-    _eye_constant("closed_0.4", "BLINK_CLOSED = 0.5", "BLINK_CLOSED = 0.4", "test_how_deep_a_closure_must_be"),
-    _eye_constant("closed_0.6", "BLINK_CLOSED = 0.5", "BLINK_CLOSED = 0.6", "test_how_deep_a_closure_must_be"),
-    _eye_constant("reopened_0.24", "BLINK_REOPENED = 0.3", "BLINK_REOPENED = 0.24", "test_how_far_an_eye_must_reopen"),
-    _eye_constant("reopened_0.36", "BLINK_REOPENED = 0.3", "BLINK_REOPENED = 0.36", "test_how_far_an_eye_must_reopen"),
-    _eye_constant("bridge_0.16", "BLINK_BRIDGE = 0.2", "BLINK_BRIDGE = 0.16",
+    _eye_bound("closed_0.4", "BLINK_CLOSED = 0.5", "BLINK_CLOSED = 0.4", "test_how_deep_a_closure_must_be"),
+    _eye_bound("closed_0.6", "BLINK_CLOSED = 0.5", "BLINK_CLOSED = 0.6", "test_how_deep_a_closure_must_be"),
+    _eye_bound("reopened_0.24", "BLINK_REOPENED = 0.3", "BLINK_REOPENED = 0.24", "test_how_far_an_eye_must_reopen"),
+    _eye_bound("reopened_0.36", "BLINK_REOPENED = 0.3", "BLINK_REOPENED = 0.36", "test_how_far_an_eye_must_reopen"),
+    _eye_bound("bridge_0.16", "BLINK_BRIDGE = 0.2", "BLINK_BRIDGE = 0.16",
                   "test_half_open_stretches_and_gaps_shorter_than_the_bridge"),
-    _eye_constant("bridge_0.24", "BLINK_BRIDGE = 0.2", "BLINK_BRIDGE = 0.24",
+    _eye_bound("bridge_0.24", "BLINK_BRIDGE = 0.2", "BLINK_BRIDGE = 0.24",
                   "test_half_open_stretches_and_gaps_shorter_than_the_bridge"),
-    _eye_constant("wink_max_1.2", "WINK_MAX = 1.5", "WINK_MAX = 1.2", "test_the_longest_wink"),
-    _eye_constant("wink_max_1.8", "WINK_MAX = 1.5", "WINK_MAX = 1.8", "test_the_longest_wink"),
-    _eye_constant("wink_shut_0.6", "WINK_SHUT = 0.75", "WINK_SHUT = 0.6", "test_how_shut_a_winking_eye_must_be"),
-    _eye_constant("wink_shut_0.9", "WINK_SHUT = 0.75", "WINK_SHUT = 0.9", "test_how_shut_a_winking_eye_must_be"),
-    _eye_constant("min_fps_blinks_8", "MIN_FPS_BLINKS = 10.0", "MIN_FPS_BLINKS = 8.0",
+    _eye_bound("wink_max_1.2", "WINK_MAX = 1.5", "WINK_MAX = 1.2", "test_the_longest_wink"),
+    _eye_bound("wink_max_1.8", "WINK_MAX = 1.5", "WINK_MAX = 1.8", "test_the_longest_wink"),
+    _eye_bound("wink_shut_0.6", "WINK_SHUT = 0.75", "WINK_SHUT = 0.6", "test_how_shut_a_winking_eye_must_be"),
+    _eye_bound("wink_shut_0.9", "WINK_SHUT = 0.75", "WINK_SHUT = 0.9", "test_how_shut_a_winking_eye_must_be"),
+    _eye_bound("min_fps_blinks_8", "MIN_FPS_BLINKS = 10.0", "MIN_FPS_BLINKS = 8.0",
                   "test_the_lowest_frame_rate_for_blinks"),
-    _eye_constant("min_fps_blinks_12", "MIN_FPS_BLINKS = 10.0", "MIN_FPS_BLINKS = 12.0",
+    _eye_bound("min_fps_blinks_12", "MIN_FPS_BLINKS = 10.0", "MIN_FPS_BLINKS = 12.0",
                   "test_the_lowest_frame_rate_for_blinks"),
-    _eye_constant("min_blink_time_8", "MIN_BLINK_TIME = 10.0", "MIN_BLINK_TIME = 8.0",
+    _eye_bound("min_blink_time_8", "MIN_BLINK_TIME = 10.0", "MIN_BLINK_TIME = 8.0",
                   "test_the_shortest_time_for_a_blink_rate"),
-    _eye_constant("min_blink_time_12", "MIN_BLINK_TIME = 10.0", "MIN_BLINK_TIME = 12.0",
+    _eye_bound("min_blink_time_12", "MIN_BLINK_TIME = 10.0", "MIN_BLINK_TIME = 12.0",
                   "test_the_shortest_time_for_a_blink_rate"),
-    _eye_constant("open_level_72", "np.nanpercentile(a, 90)", "np.nanpercentile(a, 72)",
+    _eye_bound("open_level_72", "np.nanpercentile(a, 90)", "np.nanpercentile(a, 72)",
                   "test_the_open_level_is_the_90th_percentile"),
-    _eye_constant("open_level_99", "np.nanpercentile(a, 90)", "np.nanpercentile(a, 99)",
+    _eye_bound("open_level_99", "np.nanpercentile(a, 90)", "np.nanpercentile(a, 99)",
                   "test_the_open_level_is_the_90th_percentile"),
     Mutant("seconds_without_plus_one", "6", MEASURES, "round((span[1] - span[0] + 1) * dt, 6)",
            "round((span[1] - span[0]) * dt, 6)", (EYES + "test_the_longest_blink",),
@@ -318,6 +318,7 @@ def check(mutant: Mutant) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Check that every mutant still applies, run the baseline, then each mutant; 0 only if all were killed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
