@@ -303,3 +303,22 @@ def test_mesh_equals_mediapipe_face_mesh_on_the_demo_clip():
             ref = np.array([[p.x, p.y, p.z] for p in fm.process(f).multi_face_landmarks[0].landmark])
             assert np.abs((got[:, :2] - ref[:, :2]) * [640, 360]).max() < 0.25  # pixels
             assert np.abs(got[:, 2] - ref[:, 2]).max() < 1e-3
+
+
+def test_mesh_tracking_equals_mediapipe_face_mesh_on_the_demo_clip():
+    """Video mode: the first frame's ROI from a detection, every later one from the previous mesh
+    (``landmark_rois``), as FaceMesh(static_image_mode=False) does while it holds the face."""
+    solutions = pytest.importorskip("mediapipe").solutions.face_mesh
+    detector, mesh = _graph(mp.SHORT_RANGE.name), _graph("face_landmark_with_attention")
+    frames = _frames(DEMO, list(range(10)))
+    roi = None
+    with solutions.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as fm:
+        for f in frames:
+            ref = np.array([[p.x, p.y, p.z] for p in fm.process(f).multi_face_landmarks[0].landmark])
+            image = torch.from_numpy(f)[None]
+            if roi is None:
+                roi = mp.detection_rois(mp.detect_faces(detector, image, mp.SHORT_RANGE)[0], (640, 360))[:1]
+            lm, present = mp.landmarks_in_rois(mesh, image, roi)
+            assert present.all()
+            assert np.abs((lm[0, :, :2].numpy() - ref[:, :2]) * [640, 360]).max() < 0.25  # pixels
+            roi = mp.landmark_rois(lm.numpy(), (640, 360))
