@@ -20,13 +20,15 @@ from torch import Tensor, nn
 MODEL_DIR = Path(__file__).resolve().parent / "mediapipe"
 FORMAT = "fexa-tflite-graph/1"
 
+# Fused activations, applied in place: every operator applies one to a tensor it has just made.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "NONE": lambda x: x,
-    "RELU": torch.relu,
-    "RELU6": lambda x: x.clamp(0.0, 6.0),
-    "RELU_N1_TO_1": lambda x: x.clamp(-1.0, 1.0),
-    "TANH": torch.tanh,
+    "RELU": torch.relu_,
+    "RELU6": lambda x: x.clamp_(0.0, 6.0),
+    "RELU_N1_TO_1": lambda x: x.clamp_(-1.0, 1.0),
+    "TANH": torch.tanh_,
 }
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int32": torch.int32, "int64": torch.int64,
                  "uint8": torch.uint8, "int8": torch.int8}
 
@@ -78,7 +80,7 @@ class TfliteGraph(nn.Module):
         self._buffers_used: set[int] = set()
         self._steps: list[tuple[Callable, list[int], list[int], dict]] = []
         needs_custom = False
-        for k, op in enumerate(graph["operators"]):
+        for k, op in enumerate(self._fold_pads(graph["operators"], self.output_indices)):
             prepare = getattr(self, f"_prepare_{op['op'].lower()}", None)
             run = getattr(self, f"_op_{op['op'].lower()}", None)
             if run is None:
@@ -150,6 +152,28 @@ class TfliteGraph(nn.Module):
 
     # ---- preparation (load time) ----------------------------------------------------------------------------------
 
+    def _fold_pads(self, operators: list[dict], outputs: list[int]) -> list[dict]:
+        """Fold a spatial zero PAD whose only reader is a conv into that conv's padding (same values, one copy less)."""
+        readers: dict[int, int] = {}
+        for op in operators:
+            for i in op["inputs"]:
+                readers[i] = readers.get(i, 0) + 1
+        pads = {}
+        for op in operators:
+            if op["op"] == "PAD" and op["outputs"][0] not in outputs and readers.get(op["outputs"][0]) == 1:
+                paddings = self._int_list(op["inputs"][1])
+                if len(paddings) == 4 and paddings[0] == [0, 0] and paddings[3] == [0, 0]:
+                    pads[op["outputs"][0]] = (op["inputs"][0], paddings[1:3])
+        folded, removed = [], set()
+        for op in operators:
+            if op["op"] in _CONVS and op["inputs"][0] in pads:
+                source, pre_pad = pads[op["inputs"][0]]
+                removed.add(op["inputs"][0])
+                op = dict(op, inputs=[source, *op["inputs"][1:]], pre_pad=pre_pad,
+                          padded_shape=self.tensors[op["inputs"][0]]["shape"])
+            folded.append(op)
+        return [op for op in folded if not (op["op"] == "PAD" and op["outputs"][0] in removed)]
+
     def _conv_params(self, k: int, op: dict, kernel: tuple[int, int], in_shape: list[int]) -> dict:
         """Stride, dilation and (before, after) padding per spatial axis for a conv or pool operator."""
         o = op["options"]
@@ -161,6 +185,8 @@ class TfliteGraph(nn.Module):
             pads = tuple(same_padding(in_shape[1 + a], kernel[a], stride[a], dilation[a]) for a in range(2))
         else:
             raise ValueError(f"graph {self.name!r}: operator {k} {op['op']} has unsupported padding {o['padding']}")
+        pre = op.get("pre_pad", ((0, 0), (0, 0)))  # a folded PAD before the conv
+        pads = tuple((pre[a][0] + pads[a][0], pre[a][1] + pads[a][1]) for a in range(2))
         return {"stride": stride, "dilation": dilation, "pads": pads}
 
     def _register_weight(self, k: int, weight: Tensor) -> str:
@@ -171,7 +197,8 @@ class TfliteGraph(nn.Module):
 
     def _prepare_conv_2d(self, k: int, op: dict) -> dict:
         """CONV_2D: OHWI weight -> OIHW (groups from the input channels, for grouped convs)."""
-        x_shape, weight = self.tensors[op["inputs"][0]]["shape"], self._constant(op["inputs"][1])
+        x_shape = op.get("padded_shape", self.tensors[op["inputs"][0]]["shape"])
+        weight = self._constant(op["inputs"][1])
         params = self._conv_params(k, op, tuple(weight.shape[1:3]), x_shape)
         params["groups"] = x_shape[3] // weight.shape[3]
         params["weight"] = self._register_weight(k, weight.permute(0, 3, 1, 2))
@@ -180,7 +207,8 @@ class TfliteGraph(nn.Module):
 
     def _prepare_depthwise_conv_2d(self, k: int, op: dict) -> dict:
         """DEPTHWISE_CONV_2D: [1, H, W, C*M] weight -> [C*M, 1, H, W] with groups C (output channel c*M + m)."""
-        x_shape, weight = self.tensors[op["inputs"][0]]["shape"], self._constant(op["inputs"][1])
+        x_shape = op.get("padded_shape", self.tensors[op["inputs"][0]]["shape"])
+        weight = self._constant(op["inputs"][1])
         if weight.shape[3] % x_shape[3]:
             raise ValueError(f"graph {self.name!r}: operator {k}: {weight.shape[3]} depthwise outputs for {x_shape[3]} inputs")
         params = self._conv_params(k, op, tuple(weight.shape[1:3]), x_shape)
@@ -222,7 +250,15 @@ class TfliteGraph(nn.Module):
 
     _prepare_add = _prepare_binary
     _prepare_mul = _prepare_binary
-    _prepare_prelu = _prepare_binary
+
+    def _prepare_prelu(self, k: int, op: dict) -> dict:
+        """PRELU: a per-channel alpha becomes F.prelu's weight (one fused kernel); any other shape broadcasts."""
+        alpha = self._constant(op["inputs"][1])
+        channels = self.tensors[op["inputs"][0]]["shape"][-1]
+        if alpha.numel() == channels and alpha.shape[-1] == channels:
+            return {"weight": self._register_weight(k, alpha.reshape(channels))}
+        self._use_buffer(op["inputs"][1])
+        return {"weight": None}
 
     def _prepare_pad(self, k: int, op: dict) -> dict:
         """PAD: the [rank, 2] paddings as F.pad's list (last axis first); the batch axis is never padded."""
@@ -346,9 +382,11 @@ class TfliteGraph(nn.Module):
         return [p["act"](args[0] * args[1])]
 
     def _op_prelu(self, args: list, p: dict) -> list[Tensor]:
-        """PRELU: x where x >= 0, alpha * x elsewhere (alpha broadcast over the leading axes)."""
+        """PRELU: x where x >= 0, alpha * x elsewhere (F.prelu's max(0, x) + alpha * min(0, x) is the same, exactly)."""
         x = args[0]
-        return [torch.where(x >= 0, x, x * args[1])]
+        if p["weight"] is None:
+            return [torch.where(x >= 0, x, x * args[1])]
+        return [F.prelu(x.movedim(-1, 1), self._buffers[p["weight"]]).movedim(1, -1)]
 
     def _op_relu(self, args: list, p: dict) -> list[Tensor]:
         """RELU."""
