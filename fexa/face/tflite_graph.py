@@ -192,7 +192,8 @@ class TfliteGraph(nn.Module):
     def _register_weight(self, k: int, weight: Tensor) -> str:
         """Register an operator's weight (already in torch layout) as a buffer; returns its name."""
         buffer_name = f"w{k}"
-        self.register_buffer(buffer_name, weight.contiguous(), persistent=False)
+        weight = weight.contiguous(memory_format=torch.channels_last) if weight.dim() == 4 else weight.contiguous()
+        self.register_buffer(buffer_name, weight, persistent=False)
         return buffer_name
 
     def _prepare_conv_2d(self, k: int, op: dict) -> dict:
