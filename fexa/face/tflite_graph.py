@@ -211,7 +211,8 @@ class TfliteGraph(nn.Module):
         x_shape = op.get("padded_shape", self.tensors[op["inputs"][0]]["shape"])
         weight = self._constant(op["inputs"][1])
         if weight.shape[3] % x_shape[3]:
-            raise ValueError(f"graph {self.name!r}: operator {k}: {weight.shape[3]} depthwise outputs for {x_shape[3]} inputs")
+            raise ValueError(f"graph {self.name!r}: operator {k}: {weight.shape[3]} depthwise outputs "
+                             f"for {x_shape[3]} inputs")
         params = self._conv_params(k, op, tuple(weight.shape[1:3]), x_shape)
         params["groups"] = x_shape[3]
         params["weight"] = self._register_weight(k, weight[0].permute(2, 0, 1).unsqueeze(1))
@@ -239,7 +240,8 @@ class TfliteGraph(nn.Module):
         x_shape = self.tensors[op["inputs"][0]]["shape"]
         keep = op["options"].get("keep_num_dims", False)
         if not keep and math.prod(x_shape[1:]) != weight.shape[1]:
-            raise ValueError(f"graph {self.name!r}: operator {k}: input {x_shape} is not one row of {weight.shape[1]} per batch item")
+            raise ValueError(f"graph {self.name!r}: operator {k}: input {x_shape} is not one row of {weight.shape[1]} "
+                             "per batch item")
         return {"weight": self._register_weight(k, weight), "bias": self._bias(op), "keep": keep}
 
     def _prepare_binary(self, k: int, op: dict) -> dict:
@@ -337,7 +339,8 @@ class TfliteGraph(nn.Module):
         try:
             from fexa.face.mediapipe_ops import CUSTOM_OPS
         except ImportError as err:
-            raise ImportError(f"graph {self.name!r} has custom ops and fexa.face.mediapipe_ops cannot be imported: {err}") from err
+            raise ImportError(f"graph {self.name!r} has custom ops and fexa.face.mediapipe_ops "
+                              f"cannot be imported: {err}") from err
         missing = sorted({op["custom_code"] for op in graph["operators"] if op["op"] == "CUSTOM"} - set(CUSTOM_OPS))
         if missing:
             raise ValueError(f"graph {self.name!r}: custom ops {missing} are not in fexa.face.mediapipe_ops.CUSTOM_OPS")
