@@ -398,7 +398,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
                 meta["warnings"].append(f"{counts['misfitted_frames']} frame(s) fitted before the face was found turned "
                                         "over are marked face lost")
             lost = info.kind == "video" and info.num_frames - n > MISSING_FRAMES_TOLERANCE
-            damage = media.decode_error or (f"{info.num_frames - n} of {info.num_frames} frames missing" if lost else "")
+            damage = "; ".join(filter(None, [f"{info.num_frames - n} of {info.num_frames} frames missing" if lost else "",
+                                             media.decode_error]))
             if n == 0:
                 raise MediaError(f"no frames decoded from {path}")
             if info.kind == "video" and n < cfg.min_video_frames:

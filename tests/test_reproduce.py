@@ -87,7 +87,8 @@ def _models(cells) -> list[str]:
 def test_every_row_resolves_to_its_model_dataset_and_overrides():
     """Each supported row of every table: each column's runs load (validated) with the model and dataset
     the paper's table names, every override of the row and of the column in the resolved config, one
-    run per listed fold, the rows of a table distinct runs, and the paper's numbers one per column."""
+    run per listed fold, the rows of a table distinct runs, and the paper's numbers one per column.
+    Mutant (scripts/mutation_check.py): fexa/train/reproduce.py Table.cells without the row's overrides."""
     names = {"Swin-S": "swin_s", "IR152": "ir152", "HRNet": "hrnet", "RepVGG": "repvgg"}
     seen, checked = set(), 0
     for paper in papers():

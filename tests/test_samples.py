@@ -62,7 +62,8 @@ def _canonical_mirror() -> list[int]:
 def test_flipped_landmarks_follow_the_flipped_image(table):
     """A horizontal flip puts every landmark at x -> 111 - x (W - 1 - x: fexa's pixel centres are at
     integers, as in cv2.warpAffine's crops and the heatmaps' rounding to a pixel; the image's column j
-    goes to 111 - j), and the subject's left points take the place of the right ones."""
+    goes to 111 - j), and the subject's left points take the place of the right ones. Mutant
+    (scripts/mutation_check.py): fexa/data/samples.py FaceSamples._image without ``kp = kp[self.mirror]``."""
     mirror = _canonical_mirror()
     # heatmap73 positions (2d106 index - 33) of the pairs checked by name: the scheme maps them to the mesh
     assert [mirror[k] for k in (2, 6, 19, 1, 53, 38, 20)] == [56, 60, 28, 55, 53, 38, 20]

@@ -17,9 +17,6 @@ from pathlib import Path
 
 from fexa.errors import MediaError
 
-_CHUNK = 1 << 20
-
-
 def check_readable(path: str | Path) -> None:
     """A MediaError naming ``path`` unless it is an existing regular file or folder: a missing path,
     a broken link or a link loop, a FIFO, socket or device (reading a FIFO would wait forever)."""
