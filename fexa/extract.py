@@ -40,7 +40,8 @@ from fexa.progress import tqdm
 import fexa
 from fexa.errors import FexaError, MediaError, os_error_reason
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
-from fexa.face.detector import NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced, points_box
+from fexa.face.detector import (BACKENDS, NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced,
+                                points_box)
 from fexa.face.identity import IdentityRecorder, ShotCuts
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
@@ -100,7 +101,8 @@ class ExtractConfig:
                    "a positive, finite frame rate"),
                   ("max_faces", t.max_faces, t.max_faces >= 1, ">= 1"),
                   ("detect_every", t.detect_every, t.detect_every >= 1, ">= 1"),
-                  ("faces", self.faces, self.faces in FACES, " or ".join(FACES))]
+                  ("faces", self.faces, self.faces in FACES, " or ".join(FACES)),
+                  ("backend", t.backend, t.backend in BACKENDS, " or ".join(BACKENDS))]
         for name, value, ok, allowed in checks:
             if not ok:
                 raise FexaError(f"extract setting {name}={value!r} is not allowed: must be {allowed}")
@@ -119,6 +121,8 @@ class ExtractConfig:
         d.pop("frame_cache_mb")
         if not d["tracker"]["whole_image_fallback"]:  # added later: left out when off, so older caches stay valid
             d["tracker"].pop("whole_image_fallback")
+        if d["tracker"]["backend"] == "mediapipe":  # added later: left out for mediapipe, so older caches stay valid
+            d["tracker"].pop("backend")
         if d["faces"] == "detect":  # added later: left out for detection, so older caches stay valid
             d.pop("faces")
         for name in ("start", "end"):  # added later: left out for whole inputs

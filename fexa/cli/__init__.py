@@ -8,6 +8,13 @@ def add_folder_as(parser) -> None:
                         "their names are numbered frames of one size (default)")
 
 
+def add_face_backend(parser) -> None:
+    """The ``--face-backend`` option (``fexa.face.detector.TrackerConfig.backend``): what runs the face models."""
+    parser.add_argument("--face-backend", choices=["mediapipe", "torch"], default="mediapipe",
+                        help="what runs mediapipe's face models: mediapipe itself (default) or fexa's torch rebuild "
+                        "of its face solutions (no mediapipe needed); a different backend is a different cache entry")
+
+
 def add_task(parser, auto: str = "detected from the movement") -> None:
     """The ``--task`` option: a clinical task (``fexa.analysis.tasks.TASKS``) or auto (``auto``: what auto does)."""
     from fexa.analysis.tasks import TASKS

@@ -6,15 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from fexa.cli import add_folder_as, add_task, add_time_range
+from fexa.cli import add_face_backend, add_folder_as, add_task, add_time_range
 
 
 def run(args: argparse.Namespace) -> int:
     from fexa.analysis.analyzer import Analyzer
+    from fexa.extract import ExtractConfig
+    from fexa.face.detector import TrackerConfig
 
-    analyzer = Analyzer(cache=Path(args.out) / "cache", models=args.model, task=args.task, smooth_window=args.smooth,
-                        per_repetition=args.per_repetition, progress=not args.quiet, faces=args.faces,
-                        window=0.0 if args.per_repetition else args.window, stride=args.stride,
+    extract = ExtractConfig(tracker=TrackerConfig(backend=args.face_backend))
+    analyzer = Analyzer(cache=Path(args.out) / "cache", extract=extract, models=args.model, task=args.task,
+                        smooth_window=args.smooth, per_repetition=args.per_repetition, progress=not args.quiet,
+                        faces=args.faces, window=0.0 if args.per_repetition else args.window, stride=args.stride,
                         start=args.start, end=args.end)
     summary = analyzer.analyze_many(args.inputs, args.out, args.format,
                                     on_error=lambda ident, why: print(f"  error  {ident}: {why}", file=sys.stderr),
@@ -42,6 +45,7 @@ def add_parser(sub) -> None:
                    "OUT/summary.<format> with one row per input, OUT/cache/ (default: analysis)")
     add_folder_as(p)
     add_time_range(p)
+    add_face_backend(p)
     p.add_argument("--faces", choices=["main", "all"], default="main",
                    help="main: the main subject of each input (the face seen longest; default); all: every face "
                    "seen in at least 10 frames, each with its own row and OUT/<id>/face_<k>/ folder")

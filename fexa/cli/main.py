@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fexa.cli import add_folder_as
+from fexa.cli import add_face_backend, add_folder_as
 
 import fexa
 from fexa.errors import FexaError, os_error_reason
@@ -20,7 +20,7 @@ def _extract(args: argparse.Namespace) -> int:
     cfg = ExtractConfig(
         crop_size=args.crop_size, rotate=not args.no_rotate, fps=args.fps, write_crops=not args.no_crops,
         max_gap=args.max_gap,
-        tracker=TrackerConfig(max_faces=args.max_faces, detect_every=args.detect_every),
+        tracker=TrackerConfig(max_faces=args.max_faces, detect_every=args.detect_every, backend=args.face_backend),
     )
     df = extract_many(args.inputs, args.out, cfg, workers=args.workers, shard=parse_shard(args.shard),
                       progress=not args.quiet, folder_as=args.folder_as)
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-faces", type=int, default=5, help="faces tracked at once (default 5)")
     e.add_argument("--detect-every", type=int, default=10, help="run the face detector every N frames (default 10)")
     e.add_argument("--max-gap", type=int, default=5, help="fill face losses of up to N frames (default 5)")
+    add_face_backend(e)
     e.add_argument("--store", action="store_true",
                    help="also build each entry's training store (store.bin: JPEG frames + landmark arrays)")
     e.add_argument("--store-quality", type=int, default=90, metavar="Q", help="JPEG quality of the store (default 90)")

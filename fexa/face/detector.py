@@ -1,4 +1,6 @@
-"""Face detection, landmarking and tracking with mediapipe (offline: the models ship in its wheel).
+"""Face detection, landmarking and tracking with mediapipe's face models (offline: the models ship in its
+wheel), run by mediapipe itself or, with ``TrackerConfig.backend="torch"``, by fexa's torch rebuild of its
+solutions (fexa.face.mp_face, no mediapipe needed).
 
 Per frame, mediapipe's full-range face detector (runs every ``detect_every`` frames, and on every
 frame while a face is missing) finds faces; each face becomes a track with its own face-mesh
@@ -39,12 +41,29 @@ from fexa.face.pose import eye_line_roll  # noqa: E402
 NUM_MESH_POINTS = 478
 
 
+BACKENDS = ("mediapipe", "torch")  # TrackerConfig.backend
+
+
 def _mediapipe():
     """mediapipe, imported when faces are first tracked: reading a built cache (training on an
     extracted dataset, e.g. on a GPU node without mediapipe) does not need it."""
     import mediapipe
 
     return mediapipe
+
+
+def solution_classes(backend: str) -> tuple[type, type]:
+    """(FaceDetection, FaceMesh) of a backend: mediapipe's own solutions (``"mediapipe"``) or
+    fexa's torch rebuild of them (``"torch"``, fexa.face.mp_face: the same models and steps, no
+    mediapipe needed)."""
+    if backend == "mediapipe":
+        solutions = _mediapipe().solutions
+        return solutions.face_detection.FaceDetection, solutions.face_mesh.FaceMesh
+    if backend == "torch":
+        from fexa.face import mp_face
+
+        return mp_face.FaceDetection, mp_face.FaceMesh
+    raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}; got {backend!r}")
 
 
 _LIBC = ctypes.CDLL(None)
@@ -104,6 +123,8 @@ class TrackerConfig:
     # still images that are face crops already (RAF-DB aligned, FERPlus, AffectNet): where no face is
     # detected, the landmarks are fitted with the whole image as the face (counted as whole_image_faces)
     whole_image_fallback: bool = False
+    # what runs the face models: mediapipe's solutions, or fexa's torch rebuild of them (fexa.face.mp_face)
+    backend: str = "mediapipe"
 
 
 @dataclass
@@ -165,8 +186,9 @@ class FaceTracker:
         self.static = static
         # full range (faces up to ~5 m) first; the short-range model (< 2 m) finds close-ups it
         # misses, e.g. a face filling the frame at 45 degrees of yaw
-        self._detectors = [_mediapipe().solutions.face_detection.FaceDetection(
-            model_selection=m, min_detection_confidence=self.cfg.min_detection_confidence) for m in (1, 0)]
+        face_detection, self._face_mesh = solution_classes(self.cfg.backend)
+        self._detectors = [face_detection(model_selection=m, min_detection_confidence=self.cfg.min_detection_confidence)
+                           for m in (1, 0)]
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._frame = 0
@@ -322,7 +344,7 @@ class FaceTracker:
 
     def _new_mesh(self):
         """A one-face mesh graph of this tracker's mode (a graph per track: it keeps tracking state)."""
-        return _mediapipe().solutions.face_mesh.FaceMesh(
+        return self._face_mesh(
             static_image_mode=self.static,
             max_num_faces=1,
             refine_landmarks=True,

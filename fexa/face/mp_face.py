@@ -22,6 +22,8 @@ The pre- and post-processing steps are in ``fexa.face.mp_pipeline``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
@@ -34,6 +36,21 @@ from fexa.face import mp_pipeline as mp
 MESH_MODEL = "face_landmark_with_attention"
 DETECTORS = {0: mp.SHORT_RANGE, 1: mp.FULL_RANGE}  # model_selection -> detector
 ASSOCIATION_IOU = 0.5  # face_landmark_front_cpu.pbtxt: AssociationNormRectCalculator's min_similarity_threshold
+# torch threads while a solution runs: one image at a time gains little from more, and on a busy machine torch's
+# spinning threads lose much (measured on 2 cores beside another busy process: the mesh 12 ms with 1 thread,
+# 1.3 s with 2); parallel extraction uses processes (fexa extract --workers)
+THREADS = 1
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block (restored after it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @lru_cache(maxsize=None)
@@ -211,7 +228,8 @@ class FaceDetection(_Solution):
     def process(self, image: np.ndarray) -> FaceDetectionResult:
         """Faces in an RGB uint8 image [H, W, 3]."""
         self._check_open()
-        det = mp.detect_faces(self._model, _image_batch(image, self._device), self._spec)[0]
+        with _torch_threads(THREADS):
+            det = mp.detect_faces(self._model, _image_batch(image, self._device), self._spec)[0]
         return FaceDetectionResult(_detections(det))
 
 
@@ -238,6 +256,12 @@ class FaceMesh(_Solution):
     def process(self, image: np.ndarray) -> FaceMeshResult:
         """Face meshes of an RGB uint8 image [H, W, 3] (in video mode, the next frame of the stream)."""
         self._check_open()
+        with _torch_threads(THREADS):
+            points = self._meshes(image)
+        return FaceMeshResult(_landmark_lists(points))
+
+    def _meshes(self, image: np.ndarray) -> np.ndarray:
+        """The meshes [K, 478, 3] of this call's faces; keeps their ROIs for the next call."""
         batch = _image_batch(image, self._device)
         size = (image.shape[1], image.shape[0])
         held = np.zeros((0, 5), np.float32) if self.static_image_mode else self._held
@@ -251,4 +275,4 @@ class FaceMesh(_Solution):
                                                presence_threshold=self._min_tracking)
             points = lm[present].cpu().numpy()
         self._held = mp.landmark_rois(points, size)
-        return FaceMeshResult(_landmark_lists(points))
+        return points
