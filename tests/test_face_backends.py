@@ -119,17 +119,32 @@ def test_face_mesh_equals_mediapipe_through_a_lost_face(static):
 
 
 def test_two_faces_tracked_as_mediapipe():
-    """max_num_faces=2 on the demo frames side by side: both faces detected, then held by their meshes
-    (the detector does not run while two are held), as mediapipe does."""
+    """max_num_faces=2 on demo frames beside their mirror image, the mirror blacked out in the first two:
+    one face held while the detector keeps looking, then the second face found (its detection ROI joins
+    the held one, the held face's own detection merged away), then both held, as mediapipe does."""
     solutions = pytest.importorskip("mediapipe").solutions
-    frames = [np.concatenate([f, f[:, ::-1]], axis=1) for f in _frames(list(range(5)))]
+    frames = [np.concatenate([f, f[:, ::-1] * (i >= 2)], axis=1) for i, f in enumerate(_frames(list(range(5))))]
     with (solutions.face_mesh.FaceMesh(max_num_faces=2, refine_landmarks=True) as ref,
           mp_face.FaceMesh(max_num_faces=2) as ours):
-        for f in frames:
+        for i, f in enumerate(frames):
             want, got = _points(ref.process(f)), _points(ours.process(f))
-            assert len(want) == len(got) == 2
+            assert len(want) == len(got) == (1 if i < 2 else 2)
             for w, g in zip(want, got):
                 assert np.abs((w[:, :2] - g[:, :2]) * [1280, 360]).max() < 0.25
+
+
+@pytest.mark.parametrize("static, calls", [(False, [0, 5]), (True, list(range(8)))])
+def test_detector_runs_only_while_no_face_is_held(monkeypatch, static, calls):
+    """Video mode: the detector runs on the first frame and after the face is lost (blank frame 4: the
+    mesh of the held ROI finds no face there, so frame 5 is detected again); static mode: every frame."""
+    frames = _frames(list(range(8)))
+    frames[4] = np.zeros_like(frames[4])
+    seen, detect = [], mp_face.mp.detect_faces
+    monkeypatch.setattr(mp_face.mp, "detect_faces", lambda *a, **k: seen.append(frame) or detect(*a, **k))
+    with mp_face.FaceMesh(static_image_mode=static) as mesh:
+        for frame, f in enumerate(frames):
+            assert len(_points(mesh.process(f))) == (0 if frame == 4 else 1)
+    assert seen == calls
 
 
 def test_demo_clip_extracted_with_both_backends_agrees(tmp_path):
