@@ -148,17 +148,35 @@ def probe_frames(usable: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bool = False) -> list[list[np.ndarray]]:
+BACKENDS = ("mediapipe", "torch")
+
+
+def hands_api(backend: str = "mediapipe"):
+    """The module whose ``Hands`` finds hands for ``backend``: ``"mediapipe"``, mediapipe 0.10.21's
+    solution; ``"torch"``, its port that runs the same models in torch (``fexa.face.mp_hands``,
+    no mediapipe needed). Both take the same arguments and give the same result fields."""
+    if backend == "mediapipe":
+        return _mediapipe().solutions.hands
+    if backend == "torch":
+        from fexa.face import mp_hands
+
+        return mp_hands
+    raise ValueError(f"backend: expected one of {BACKENDS}; got {backend!r}")
+
+
+def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bool = False,
+               backend: str = "mediapipe") -> list[list[np.ndarray]]:
     """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in ``crops`` (a crops
     file, its RGB frames, or functions giving them: ``crop_frames``), tracked only around the
     frames where a probe sees a hand (module docstring); ``usable``: the frames that show the face
     (only they are probed, ``probe_frames``); ``times`` (s). The probe runs in a second thread
-    ahead of the tracker (mediapipe releases the GIL: the two models share the CPU's cores)."""
+    ahead of the tracker (both backends release the GIL: the two models share the CPU's cores);
+    ``backend``: whose Hands runs the models (``hands_api``)."""
     step = max(1, round(PROBE_EVERY / float(np.median(np.diff(times))))) if len(times) > 1 else 1
     reach = LOOK_BACK * step  # a probe that sees a hand wakes the tracker this many frames before it
     ahead = reach + 8 * step  # frames the probe may run ahead of the tracker
     probed = probe_frames(usable, step)
-    hands_api = _mediapipe().solutions.hands
+    api = hands_api(backend)
     found: list[list[np.ndarray]] = []
     pending: deque[tuple[int, _Once]] = deque()  # frames read, not yet settled
     probes: dict[int, Future] = {}  # frame -> will the probe see a hand there
@@ -166,9 +184,9 @@ def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bo
     track_until = wake_until = 0  # the tracker runs on frames before either: holding a hand, or woken by a probe
 
     with native_output_silenced(), ThreadPoolExecutor(max_workers=1) as pool, \
-            hands_api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
+            api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
                             min_detection_confidence=PROBE_CONFIDENCE) as probe, \
-            hands_api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
+            api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
                             min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
 
         def settle() -> None:
@@ -230,11 +248,12 @@ def _drop_short_runs(mask: np.ndarray, times: np.ndarray, min_run: float) -> np.
 
 
 def detect_occlusion(crops: Crops, track: TrackData, hands: list[list[np.ndarray]] | None = None,
-                     progress: bool = False) -> Occlusion:
+                     progress: bool = False, backend: str = "mediapipe") -> Occlusion:
     """The occlusion of each region (``REGIONS``) in every frame of ``track`` from its aligned
-    ``crops`` (as ``find_hands`` takes them; ``hands``: already found, else found in them)."""
+    ``crops`` (as ``find_hands`` takes them; ``hands``: already found, else found in them by
+    ``backend``'s Hands, ``hands_api``)."""
     if hands is None:
-        hands = find_hands(crops, track.usable, track.times, progress)
+        hands = find_hands(crops, track.usable, track.times, progress, backend)
     t_count = track.num_frames
     if len(hands) != t_count:
         raise ValueError(f"hands were looked for in {len(hands)} crops, the track has {t_count} frames")
