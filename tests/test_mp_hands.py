@@ -127,6 +127,19 @@ def test_bad_image_is_named():
         Hands().process(np.zeros((8, 8, 3), np.float32))
 
 
+def test_tracker_holds_the_hand_where_the_labels_say(shared_cache):
+    """No mediapipe needed: occlusion's tracker (full models, tracking, up to two hands, detection
+    above 0.7) on frames 0-299 holds one hand in frames 60-226 (measured) and none outside the
+    labelled frames 57-231."""
+    frames = _frames(shared_cache)[:300]
+    tracker = Hands(max_num_hands=2, model_complexity=1, min_detection_confidence=0.7)
+    counts = np.array([len(tracker.process(f).multi_hand_landmarks or ()) for f in frames])
+    inside = np.zeros(len(frames), bool)
+    inside[slice(*HAND_IN_VIEW)] = True
+    assert not counts[~inside].any(), np.flatnonzero(counts[~inside])
+    assert (counts[60:227] == 1).mean() >= 0.95, np.flatnonzero(counts[60:227] != 1) + 60
+
+
 # ----------------------------------------------------------------------------- against mediapipe
 
 def _landmarks(result, size: tuple[int, int]) -> list[np.ndarray]:
