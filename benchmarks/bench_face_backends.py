@@ -5,10 +5,10 @@ face solutions (``--face-backend torch``, fexa.face.mp_face) on the same clips, 
 
 Per clip: valid (face found) frames of each backend, the landmarks' mean distance in crop pixels
 (``points_crop``, frames valid in both), every measure of ``fexa analyze``
-(fexa.analysis.measures.compute_measures, both tracks with the task detected on mediapipe's) and the
-extraction time of each backend (median of ``--repeats`` runs, the backends alternating in one process;
-crops not written: the time is the tracking's). A clip passes when the valid frames differ by at most
-1 %, the landmarks by at most 0.5 px on average and every measure by at most 1 % (relative to the
+(fexa.analysis.measures.compute_measures, both tracks with the task detected on mediapipe's; how many are
+within 1 %) and the extraction time of each backend (median of ``--repeats`` runs, the backends alternating
+in one process; crops not written: the time is the tracking's). A clip passes when the valid frames differ
+by at most 1 %, the landmarks by at most 0.5 px on average and every measure by at most 1 % (relative to the
 larger of the two values; NaN only where both are NaN). Default clips: the bundled demo clip and
 DEFAULT_CLIPS from ../shared/data (those present).
 
@@ -93,6 +93,7 @@ def compare_tracks(ref: TrackData, other: TrackData) -> dict:
         "measures": measures,
         "worst_measure": worst,
         "worst_measure_relative": measures[worst]["relative"],
+        "measures_within_tolerance": sum(m["relative"] <= MEASURE_TOLERANCE for m in measures.values()),
     }
     out["passed"] = bool(out["valid_relative"] <= VALID_TOLERANCE and out["landmark_mean_px"] <= LANDMARK_TOLERANCE_PX
                          and out["worst_measure_relative"] <= MEASURE_TOLERANCE)
@@ -112,7 +113,7 @@ def bench_clip(path: Path, repeats: int) -> dict:
     out = compare_tracks(tracks["mediapipe"], tracks["torch"])
     floor = compare_tracks(tracks["mediapipe"], perturbed)
     out["floor"] = {k: floor[k] for k in ("valid", "landmark_mean_px", "landmark_worst_frame_px", "worst_measure",
-                                          "worst_measure_relative", "measures")}
+                                          "worst_measure_relative", "measures_within_tolerance", "measures")}
     out["seconds"] = {b: statistics.median(times[b]) for b in BACKENDS}
     out["seconds_all"] = times
     return out
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.clips or [DEMO, *(SHARED / c for c in DEFAULT_CLIPS if (SHARED / c).is_file())]
     results = {}
     print(f"{'clip':30s} {'frames':>6s} {'valid mp/torch':>14s} {'lm px':>6s} {'worst':>6s} "
-          f"{'worst measure (rel)':>34s} {'floor: px':>9s} {'worst':>7s} {'mp s':>6s} {'torch s':>7s}  ok")
+          f"{'worst measure (rel)':>34s} {'<=1%':>5s} {'floor: px':>9s} {'worst':>7s} {'<=1%':>5s} "
+          f"{'mp s':>6s} {'torch s':>7s}  ok")
     for clip in clips:
         r = bench_clip(clip, args.repeats)
         results[str(clip)] = r
@@ -135,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         f = r["floor"]
         print(f"{clip.name[:30]:30s} {r['frames']:6d} {valid:>14s} {r['landmark_mean_px']:6.3f} "
               f"{r['landmark_worst_frame_px']:6.2f} {r['worst_measure'][:24]:>24s} ({r['worst_measure_relative']:7.2%}) "
+              f"{r['measures_within_tolerance']:2d}/{len(r['measures'])} "
               f"{f['landmark_mean_px']:9.3f} {f['worst_measure_relative']:7.2%} "
+              f"{f['measures_within_tolerance']:2d}/{len(f['measures'])} "
               f"{r['seconds']['mediapipe']:6.2f} {r['seconds']['torch']:7.2f}  {'yes' if r['passed'] else 'NO'}",
               flush=True)
     args.json.write_text(json.dumps(results, indent=1))
