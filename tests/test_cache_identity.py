@@ -184,6 +184,7 @@ OTHER_VALUES = {
     "tracker.roi_size": 192, "tracker.match_iou": 0.5, "tracker.duplicate_iou": 0.8, "tracker.max_lost": 5,
     "tracker.small_image": 100, "tracker.max_roll": 45.0, "tracker.orientation_margin": 0.1,
     "tracker.orientation_min_score": 0.9, "tracker.orientation_every": 10, "tracker.whole_image_fallback": True,
+    "tracker.backend": "torch",
 }
 NOT_IN_SETTINGS = {"frame_cache_mb": 1}  # how much memory is used, not what comes out
 
