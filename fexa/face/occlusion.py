@@ -41,6 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 
 import av
 import numpy as np
@@ -151,7 +152,7 @@ def probe_frames(usable: np.ndarray, step: int) -> np.ndarray:
 BACKENDS = ("mediapipe", "torch")
 
 
-def hands_api(backend: str = "mediapipe"):
+def hands_api(backend: str = "mediapipe") -> ModuleType:
     """The module whose ``Hands`` finds hands for ``backend``: ``"mediapipe"``, mediapipe 0.10.21's
     solution; ``"torch"``, its port that runs the same models in torch (``fexa.face.mp_hands``,
     no mediapipe needed). Both take the same arguments and give the same result fields."""
@@ -185,9 +186,9 @@ def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bo
 
     with native_output_silenced(), ThreadPoolExecutor(max_workers=1) as pool, \
             api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
-                            min_detection_confidence=PROBE_CONFIDENCE) as probe, \
+                      min_detection_confidence=PROBE_CONFIDENCE) as probe, \
             api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
-                            min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
+                      min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
 
         def settle() -> None:
             """The oldest pending frame, once the probes up to ``reach`` after it are known."""
