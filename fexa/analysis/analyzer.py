@@ -109,7 +109,7 @@ class Analyzer:
         if face is not None:
             warnings.insert(0, f"face {face}, not the main subject (face {meta.get('subject_track')}): models, if "
                             "given, score the main subject only")
-        regions = entry_regions(entry, track, meta, self.progress, face)
+        regions = entry_regions(entry, track, meta, self.progress, face, self.extract.tracker.backend)
         hidden, unseen = {}, {}
 
         def where(n: int) -> str:
@@ -243,17 +243,17 @@ OCCLUSION_VERSION = "3"  # bump when fexa.face.occlusion or fexa.face.eyewear ch
 
 
 def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = False,
-                  face: int | None = None) -> tuple[Occlusion, EyeVisibility] | None:
-    """Which face regions a hand hides (fexa.face.occlusion) and which eyes dark glasses hide
-    (fexa.face.eyewear) in each frame of the entry's track (``face``: another face's, see
-    fexa.extract.face_files), found in one pass over its aligned crops and kept beside them
-    (``occlusion.npz`` / ``occlusion_<face>.npz``, valid while the crops file's checksum and
-    ``OCCLUSION_VERSION`` match); None when the entry has no crops."""
+                  face: int | None = None, backend: str = "mediapipe") -> tuple[Occlusion, EyeVisibility] | None:
+    """Which face regions a hand hides (fexa.face.occlusion, hands found by ``backend``'s models)
+    and which eyes dark glasses hide (fexa.face.eyewear) in each frame of the entry's track
+    (``face``: another face's, see fexa.extract.face_files), found in one pass over its aligned
+    crops and kept beside them (``occlusion.npz`` / ``occlusion_<face>.npz``, valid while the crops
+    file's checksum, ``OCCLUSION_VERSION`` and the backend match); None when the entry has no crops."""
     crops_file = face_files(face)[1]
     crops = meta.get("files", {}).get(crops_file)
     if crops is None:
         return None
-    key = f"{crops['sha256']}:{OCCLUSION_VERSION}"
+    key = f"{crops['sha256']}:{OCCLUSION_VERSION}" + ("" if backend == "mediapipe" else f":{backend}")
     path = entry / (OCCLUSION_FILE if face is None else f"occlusion_{face}.npz")
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -263,7 +263,7 @@ def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = Fa
         pass
     scan = DarkGlassesScan(track)
     frames = scan.watch(crop_frames(entry / crops_file))  # each crop converted to RGB only where looked at
-    occlusion = detect_occlusion(frames, track, progress=progress)
+    occlusion = detect_occlusion(frames, track, progress=progress, backend=backend)
     for _ in frames:  # the crops the hand search did not need still pass the glasses scan
         pass
     eyes = scan.result()

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, _anchors, _iou, _normalize_radians, crop,
-                                   decode_detections, letterbox_rect, normalized_to_pixels, project_landmarks,
-                                   tensor_to_landmarks, weighted_nms)
+from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, box_iou_one, cached_anchors, crop,
+                                   decode_detections, letterbox_rect, normalize_radians, normalized_to_pixels,
+                                   project_landmarks, tensor_to_landmarks, weighted_nms)
 
 # palm_detection_cpu.pbtxt: both models share the anchor and decoding options.
 PALM_FULL = DetectorSpec("palm_detection_full", 192, (8, 16, 16, 16), 1.0, 2016, 0.5, num_keypoints=7)
@@ -111,7 +111,7 @@ def detect_palms(model: Model, images: Tensor, spec: DetectorSpec = PALM_FULL, m
     raw_boxes = next(t for t in out.values() if t.shape[-1] == 4 + 2 * spec.num_keypoints)
     raw_scores = next(t for t in out.values() if t.shape[-1] == 1)
     return [_unletterbox_detections(weighted_nms(d, spec.min_suppression_threshold), padding)
-            for d in decode_detections(raw_boxes, raw_scores, _anchors(spec), spec)]
+            for d in decode_detections(raw_boxes, raw_scores, cached_anchors(spec), spec)]
 
 
 # ----------------------------------------------------------------------------- regions of interest
@@ -144,7 +144,7 @@ def palm_rois(det: Detections, image_size: tuple[int, int]) -> np.ndarray:
     b, kp = np.asarray(det.boxes, np.float32), np.asarray(det.keypoints, np.float32)
     x0, y0 = kp[:, 0, 0] * w_img, kp[:, 0, 1] * h_img
     x1, y1 = kp[:, 2, 0] * w_img, kp[:, 2, 1] * h_img
-    rotation = _normalize_radians(np.float32(_PALM_TARGET_ANGLE) - np.arctan2(-(y1 - y0), x1 - x0))
+    rotation = normalize_radians(np.float32(_PALM_TARGET_ANGLE) - np.arctan2(-(y1 - y0), x1 - x0))
     half = np.float32(2)
     raw = np.stack([b[:, 0] + b[:, 2] / half, b[:, 1] + b[:, 3] / half, b[:, 2], b[:, 3], rotation], -1)
     return transform_rects(raw.astype(np.float32), image_size, 2.6, -0.5)
@@ -164,8 +164,8 @@ def _hand_rects(landmarks: np.ndarray, image_size: tuple[int, int]) -> np.ndarra
     x0, y0 = lm[:, 0, 0] * w_img, lm[:, 0, 1] * h_img
     x1 = ((lm[:, 4, 0] + lm[:, 8, 0]) / two + lm[:, 6, 0]) / two * w_img
     y1 = ((lm[:, 4, 1] + lm[:, 8, 1]) / two + lm[:, 6, 1]) / two * h_img
-    rotation = _normalize_radians(np.float32(np.float32(math.pi) * np.float32(0.5)) - np.arctan2(-(y1 - y0), x1 - x0))
-    reverse = _normalize_radians(-rotation)
+    rotation = normalize_radians(np.float32(np.float32(math.pi) * np.float32(0.5)) - np.arctan2(-(y1 - y0), x1 - x0))
+    reverse = normalize_radians(-rotation)
     hi = np.max(lm, axis=1, initial=_FLT_MIN)
     lo = np.min(lm, axis=1, initial=_FLT_MAX)
     centre = (hi + lo) / two  # [K, 2] axis-aligned
@@ -199,7 +199,7 @@ def associate(palm_rects: np.ndarray, prev_rects: np.ndarray, threshold: float =
         if kept:
             boxes = np.stack([np.concatenate([k[:2] - k[2:4] / np.float32(2), k[2:4]]) for k in kept])
             box = np.concatenate([rect[:2] - rect[2:4] / np.float32(2), rect[2:4]])
-            kept = [k for k, iou in zip(kept, _iou(box, boxes)) if not iou > threshold]
+            kept = [k for k, iou in zip(kept, box_iou_one(box, boxes)) if not iou > threshold]
         kept.append(rect)
     return np.asarray(kept, np.float32).reshape(-1, 5)
 

@@ -80,7 +80,7 @@ def _anchor_scale(spec: DetectorSpec, index: int) -> float:
 
 
 @lru_cache(maxsize=8)
-def _anchors(spec: DetectorSpec) -> np.ndarray:
+def cached_anchors(spec: DetectorSpec) -> np.ndarray:
     """``ssd_anchors``, computed once per spec (read-only)."""
     out = ssd_anchors(spec)
     out.flags.writeable = False
@@ -335,7 +335,7 @@ def decode_detections(raw_boxes: Tensor, raw_scores: Tensor, anchors: np.ndarray
     return out
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """NonMaxSuppression's INTERSECTION_OVER_UNION of one (xmin, ymin, w, h) box with each of
     ``boxes``; 0 where they do not touch or the union is empty."""
     x0 = np.maximum(box[0], boxes[:, 0])
@@ -357,7 +357,7 @@ def weighted_nms(det: Detections, threshold: float) -> Detections:
     scores, boxes, kps = [], [], []
     while len(order):
         top = order[0]
-        overlap = _iou(det.boxes[top], det.boxes[order]) > threshold
+        overlap = box_iou_one(det.boxes[top], det.boxes[order]) > threshold
         cand, rest = order[overlap], order[~overlap]
         box, kp = det.boxes[top].copy(), det.keypoints[top].copy()
         if len(cand):
@@ -420,12 +420,12 @@ def detect_faces(model: Model, images: Tensor, spec: DetectorSpec = FULL_RANGE,
     raw_scores = next(t for t in out.values() if t.shape[-1] == 1)
     matrix = rect_to_image_matrix(rect, (width, height))
     return [project_detections(weighted_nms(d, spec.min_suppression_threshold), matrix)
-            for d in decode_detections(raw_boxes, raw_scores, _anchors(spec), spec)]
+            for d in decode_detections(raw_boxes, raw_scores, cached_anchors(spec), spec)]
 
 
 # ----------------------------------------------------------------------------- regions of interest
 
-def _normalize_radians(angle: np.ndarray) -> np.ndarray:
+def normalize_radians(angle: np.ndarray) -> np.ndarray:
     """Angle wrapped to [-pi, pi) as mediapipe's NormalizeRadians (float64 arithmetic, float32 out)."""
     a = np.asarray(angle, np.float64)
     return (a - 2 * math.pi * np.floor((a + math.pi) / (2 * math.pi))).astype(np.float32)
@@ -441,7 +441,7 @@ def _rois(boxes: np.ndarray, points: np.ndarray, start: int, end: int, image_siz
     p = np.asarray(points, np.float32)
     x0, y0 = p[:, start, 0] * w_img, p[:, start, 1] * h_img
     x1, y1 = p[:, end, 0] * w_img, p[:, end, 1] * h_img
-    rotation = _normalize_radians(np.float32(target_angle) - np.arctan2(-(y1 - y0), x1 - x0))
+    rotation = normalize_radians(np.float32(target_angle) - np.arctan2(-(y1 - y0), x1 - x0))
     long_side = np.maximum(b[:, 2] * w_img, b[:, 3] * h_img)
     s = np.float32(scale)
     return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2,
