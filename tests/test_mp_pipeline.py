@@ -119,13 +119,14 @@ def test_crop_pixel_convention_by_hand():
 
 
 def test_crop_matches_opencv_warp_perspective_bit_for_bit():
-    img = _image(300, 400)
+    images = np.stack([_image(300, 400), _image(300, 400, seed=1)])
     rects = np.array([[200, 150, 400, 400, 0], [180, 140, 123.4, 123.4, 0.3], [50, 60, 200, 180, -2.0],
-                      [210.3, 149.7, 97.1, 97.1, 1.1]], np.float32)
+                      [210.3, 149.7, 97.1, 97.1, 1.1], [390, 10, 150, 90, 0.7]], np.float32)
+    which = np.array([0, 1, 1, 0, 1])  # rects on both images, some running off an edge
     for border, cv_border in (("zero", cv2.BORDER_CONSTANT), ("replicate", cv2.BORDER_REPLICATE)):
-        out = mp.crop(torch.from_numpy(img)[None], rects, (192, 192), border=border, value_range=(0.0, 255.0),
-                      image_index=np.zeros(len(rects), int))
-        for r, got in zip(rects, out):
+        out = mp.crop(torch.from_numpy(images), rects, (192, 192), border=border, value_range=(0.0, 255.0),
+                      image_index=which)
+        for r, got, img in zip(rects, out, images[which]):
             deg = float(np.float32(r[4]) * np.float32(180) / np.float32(math.pi))
             src = cv2.boxPoints(((float(r[0]), float(r[1])), (float(r[2]), float(r[3])), deg))
             dst = np.array([[0, 192], [0, 0], [192, 0], [192, 192]], np.float32)
