@@ -274,15 +274,18 @@ def crop(images: Tensor, rects: np.ndarray, out_size: tuple[int, int], border: s
     base = idx.to(device=dev, dtype=flat_dtype)[:, None, None] * (h_src * w_src)
     row0 = sy.clamp(0, h_src - 1).to(flat_dtype).mul_(w_src).add_(base)
     row1 = (sy + 1).clamp_(0, h_src - 1).to(flat_dtype).mul_(w_src).add_(base)
-    taps = torch.stack([row0 + col0, row0 + col1, row1 + col0, row1 + col1]).reshape(-1)
-    v00, v01, v10, v11 = source.reshape(-1, ch).index_select(0, taps).reshape(4, *px.shape, ch).float()
-    # the 15-bit weights are 32 (32 - fx or fx) (32 - fy or fy): every sum below is an integer under
-    # 2^24, exact in float32, and (32 acc + 2^14) >> 15 = floor((acc + 512) / 1024)
+    index = torch.stack([row0 + col0, row0 + col1, row1 + col0, row1 + col1]).reshape(-1)
+    taps = source.reshape(-1, ch).index_select(0, index).reshape(4, *px.shape, ch).float()
+    # the 15-bit weights are 32 (32 - fx or fx) (32 - fy or fy) and the result (sum + 2^14) >> 15: with the
+    # weights divided by 2^15, every product and sum is a multiple of 2^-10 under 2^8, exact in float32
     fx, fy = (px & 31).float()[..., None], (py & 31).float()[..., None]
-    top = (v01 - v00).mul_(fx).add_(v00.mul_(32.0))
-    bottom = (v11 - v10).mul_(fx).add_(v10.mul_(32.0))
-    acc = (bottom - top).mul_(fy).add_(top.mul_(32.0))
-    u8 = acc.add_(512.0).mul_(1.0 / 1024.0).floor_()
+    gx, gy = 32.0 - fx, (32.0 - fy).mul_(1.0 / 1024.0)
+    fy.mul_(1.0 / 1024.0)
+    weights = (gx * gy, fx * gy, gx.mul_(fy), fx.mul_(fy))
+    u8 = taps[0].mul_(weights[0])
+    for k in range(1, 4):
+        u8.addcmul_(taps[k], weights[k])
+    u8.add_(0.5).floor_()
     scale = np.float32(hi - lo) / np.float32(255.0)
     return u8.mul_(float(scale)).add_(float(np.float32(lo)))
 
