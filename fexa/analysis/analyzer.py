@@ -18,6 +18,7 @@ from fexa.progress import tqdm
 from fexa.analysis.measures import (
     MIN_DURATION,
     REGION_NAMES,
+    TURNED,
     clip_duration,
     compute_measures,
     detect_task,
@@ -31,7 +32,6 @@ from fexa.errors import FexaError, os_error_reason
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
-from fexa.face.pose import PITCH_LIMIT, YAW_LIMIT
 from fexa.io.atomic import locked, remove_stale_temporaries, write_npz, write_table
 from fexa.io.trackfile import TrackData
 
@@ -142,10 +142,8 @@ class Analyzer:
         frames = frames_table(track)
         turned = int(frames["turned"].sum())
         if turned:
-            range_ = f"beyond the face mesh's range (|yaw| > {YAW_LIMIT:g} or |pitch| > {PITCH_LIMIT:g} degrees)"
-            warnings.append(f"head turned {range_}{where(turned)}: not measured there" if track.num_frames > 1 else
-                            f"head turned (yaw {frames['yaw'].iloc[0]:.0f}, pitch {frames['pitch'].iloc[0]:.0f} degrees) "
-                            f"{range_}: nothing measured")
+            warnings.append(f"{TURNED}{where(turned)}: not measured there" if track.num_frames > 1 else
+                            f"{TURNED}: yaw {frames['yaw'].iloc[0]:.0f}, pitch {frames['pitch'].iloc[0]:.0f}: nothing measured")
         if regions is not None:
             frames = pd.concat([frames, occlusion.table(), eyes.table()], axis=1)
         task, source = self.task, "given"

@@ -25,13 +25,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from fexa.face import mp_pipeline as mp
+from fexa.face.tflite_graph import shared_graph
 
 MESH_MODEL = "face_landmark_with_attention"
 DETECTORS = {0: mp.SHORT_RANGE, 1: mp.FULL_RANGE}  # model_selection -> detector
@@ -53,17 +53,9 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@lru_cache(maxsize=None)
-def _graph(name: str, device: str) -> torch.nn.Module:
-    """The converted model ``name`` on ``device``, loaded once per process (the graphs keep no state)."""
-    from fexa.face.tflite_graph import TfliteGraph
-
-    return TfliteGraph.load(name).eval().to(device)
-
-
 def _runner(name: str, device: str):
     """The model ``name`` as a function of a batch, without autograd."""
-    graph = _graph(name, device)
+    graph = shared_graph(name, device)
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():

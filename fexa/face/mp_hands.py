@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ from torch import Tensor
 from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, box_iou_one, cached_anchors, crop,
                                    decode_detections, letterbox_rect, normalize_radians, normalized_to_pixels,
                                    project_landmarks, tensor_to_landmarks, weighted_nms)
+from fexa.face.tflite_graph import shared_graph
 
 # palm_detection_cpu.pbtxt: both models share the anchor and decoding options.
 PALM_FULL = DetectorSpec("palm_detection_full", 192, (8, 16, 16, 16), 1.0, 2016, 0.5, num_keypoints=7)
@@ -285,14 +285,6 @@ class HandsResult:
     presence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-@lru_cache(maxsize=8)
-def _model(name: str, device: str):
-    """A converted model, loaded once per device (read-only use: eval mode, no gradients)."""
-    from fexa.face.tflite_graph import TfliteGraph
-
-    return TfliteGraph.load(name).to(device).eval()
-
-
 def _handedness(score: float) -> ClassificationList:
     """TensorsToClassification (binary, top 1): "Left" with the model's score or "Right" with one
     minus it, whichever is higher (Left on a tie)."""
@@ -323,8 +315,8 @@ class Hands:
         self.min_tracking_confidence = float(min_tracking_confidence)
         self.device = str(torch.device(device))
         self._spec = (PALM_LITE, PALM_FULL)[model_complexity]
-        self._palm = _model(self._spec.name, self.device)
-        self._landmarks = _model(LANDMARK_MODELS[model_complexity], self.device)
+        self._palm = shared_graph(self._spec.name, self.device)
+        self._landmarks = shared_graph(LANDMARK_MODELS[model_complexity], self.device)
         #: [K, 5] the ROIs the last frame's hands give the next frame (tracking; empty in static mode)
         self.tracked = np.zeros((0, 5), np.float32)
 

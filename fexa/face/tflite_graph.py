@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -471,3 +472,10 @@ class TfliteGraph(nn.Module):
             for i in self._last_use[k]:
                 values.pop(i, None)
         return {name: values[i] for name, i in zip(self.output_names, self.output_indices)}
+
+
+@lru_cache(maxsize=None)
+def shared_graph(name: str, device: str = "cpu") -> TfliteGraph:
+    """The converted graph ``name`` on ``device`` in eval mode, loaded once per process and shared
+    (the graphs keep no state between calls)."""
+    return TfliteGraph.load(name).to(device).eval()
