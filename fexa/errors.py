@@ -5,6 +5,10 @@ class FexaError(Exception):
     """Base class: a problem with input or configuration that the user can fix."""
 
 
+class ConfigError(FexaError, ValueError):
+    """A setting whose value cannot work (the message names the setting and the value)."""
+
+
 class MediaError(FexaError):
     """A file or folder cannot be read as video, image or frames."""
 

@@ -38,10 +38,10 @@ import pandas as pd
 from fexa.progress import tqdm
 
 import fexa
-from fexa.errors import FexaError, MediaError, os_error_reason
+from fexa.errors import ConfigError, FexaError, MediaError, os_error_reason
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
-from fexa.face.detector import (BACKENDS, NUM_MESH_POINTS, FaceTracker, TrackerConfig, native_output_silenced,
-                                points_box)
+from fexa.face.detector import (BACKENDS, NUM_MESH_POINTS, FaceTracker, TrackerConfig, check_device,
+                                native_output_silenced, points_box)
 from fexa.face.identity import IdentityRecorder, ShotCuts
 from fexa.face.pose import head_pose
 from fexa.face.tracks import TrackSet, fill_gaps
@@ -119,6 +119,7 @@ class ExtractConfig:
         """What the results depend on (not e.g. the frame-cache budget), with the cache version."""
         d = asdict(self)
         d.pop("frame_cache_mb")
+        d["tracker"].pop("device")  # where the models ran: the results agree within rounding
         if not d["tracker"]["whole_image_fallback"]:  # added later: left out when off, so older caches stay valid
             d["tracker"].pop("whole_image_fallback")
         if d["tracker"]["backend"] == "mediapipe":  # added later: left out for mediapipe, so older caches stay valid
@@ -231,7 +232,9 @@ def _track(media: Media, cfg: ExtractConfig, progress: bool) -> tuple[TrackSet, 
     budget = cfg.frame_cache_mb * 2**20
     people = None if static or cfg.faces == "given" else IdentityRecorder(media.info.fps)
     cuts = ShotCuts()
-    with native_output_silenced():
+    # mediapipe's C++ side prints at start-up; the torch backend prints nothing (and may run in several threads,
+    # which must not swap the process's file descriptors under each other)
+    with native_output_silenced() if cfg.tracker.backend == "mediapipe" else contextlib.nullcontext():
         bar = tqdm(total=media.info.num_frames or None, desc=media.path.name, unit="frame", leave=False,
                    disable=not progress or static)  # an image is one step of its batch's bar, not a bar of its own
         with FaceTracker(cfg.tracker, static=static) as tracker:
@@ -542,10 +545,19 @@ def extract_many(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     folder_as: str = "auto",
+    streams: int = 1,
 ) -> pd.DataFrame:
     """Extract every input (this shard's share; folders expanded by ``expand_inputs`` with
-    ``folder_as``) into ``out`` and return the manifest."""
+    ``folder_as``) into ``out`` and return the manifest. ``workers``: processes, each extracting one input
+    at a time; ``streams`` (torch face backend): inputs extracted at once by threads of this process, their
+    face models' calls run in shared batches (fexa.face.batching; on ``cfg.tracker.device``)."""
     cfg = cfg or ExtractConfig()
+    if not isinstance(streams, int) or streams < 1:
+        raise ConfigError(f"streams: expected an integer >= 1; got {streams!r}")
+    if streams > 1 and (workers > 1 or cfg.tracker.backend != "torch"):
+        raise ConfigError(f"streams={streams}: batched streams need the torch face backend in one process "
+                          f"(got backend {cfg.tracker.backend!r}, workers={workers})")
+    check_device(cfg.tracker)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -554,7 +566,9 @@ def extract_many(
             if j % n == k]
     todo = [t for t in mine if entry_state(t[1], t[0], cfg, t[3])]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="extract", unit="input", disable=not progress)
-    if workers <= 1:
+    if streams > 1:
+        _extract_streams(todo, streams, bar)
+    elif workers <= 1:
         for p, entry, c, fingerprint in todo:
             bar.set_postfix_str(p.name)
             extract_one(p, entry, c, progress=progress, fingerprint=fingerprint)
@@ -571,3 +585,23 @@ def extract_many(
                 bar.update()
     bar.close()
     return write_manifest(out)
+
+
+def _extract_streams(todo: list[tuple], streams: int, bar) -> None:
+    """Extract ``todo`` (``extract_many``'s tasks) with ``streams`` threads whose face model calls are batched
+    together (fexa.face.batching); torch's threads are the process's cores, shared by the batches."""
+    from fexa.face.batching import BatchGroup, batching
+
+    group = BatchGroup()
+
+    def one(task: tuple) -> dict:
+        p, entry, c, fingerprint = task
+        with group.client():
+            return extract_one(p, entry, c, progress=False, fingerprint=fingerprint)
+
+    with batching(group), ThreadPoolExecutor(max_workers=streams) as pool:
+        futures = {pool.submit(one, t): t for t in todo}
+        for fut in as_completed(futures):
+            fut.result()  # extract_one records its own failures; anything else is a bug: raise it
+            bar.set_postfix_str(f"{group.items / max(group.batches, 1):.1f} faces a batch")
+            bar.update()

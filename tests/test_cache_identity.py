@@ -184,9 +184,10 @@ OTHER_VALUES = {
     "tracker.roi_size": 192, "tracker.match_iou": 0.5, "tracker.duplicate_iou": 0.8, "tracker.max_lost": 5,
     "tracker.small_image": 100, "tracker.max_roll": 45.0, "tracker.orientation_margin": 0.1,
     "tracker.orientation_min_score": 0.9, "tracker.orientation_every": 10, "tracker.whole_image_fallback": True,
-    "tracker.backend": "torch",
+    "tracker.backend": "mediapipe",
 }
-NOT_IN_SETTINGS = {"frame_cache_mb": 1}  # how much memory is used, not what comes out
+# how much memory is used, and where the models ran (the same results within rounding), not what comes out
+NOT_IN_SETTINGS = {"frame_cache_mb": 1, "tracker.device": "cuda"}
 
 
 def config_with(field: str, value) -> ExtractConfig:
@@ -216,10 +217,11 @@ def gap_clip(tmp_path_factory, half) -> tuple[Path, Path]:
     return clip, entry
 
 
-def test_every_setting_but_the_memory_budget_is_in_the_digest():
+def test_every_setting_but_the_memory_budget_and_the_device_is_in_the_digest():
     """The parametrisations below cover every field: a field added to ExtractConfig is tried too."""
     assert set(OTHER_VALUES) | set(NOT_IN_SETTINGS) == _fields(dataclasses.asdict(ExtractConfig()))
-    assert config_with("frame_cache_mb", 1).digest() == ExtractConfig().digest()
+    for field, value in NOT_IN_SETTINGS.items():
+        assert config_with(field, value).digest() == ExtractConfig().digest()
 
 
 @pytest.mark.parametrize("field", sorted(OTHER_VALUES))

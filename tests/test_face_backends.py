@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DEMO, REPO
+from conftest import DEMO, REPO, shared_file
 from fexa.errors import FexaError
 from fexa.extract import ExtractConfig
 from fexa.face import mp_face
@@ -154,7 +154,7 @@ def test_demo_clip_extracted_with_both_backends_agrees(tmp_path):
     see benchmarks/bench_face_backends.py.)"""
     pytest.importorskip("mediapipe")
     bench = _bench()
-    mp_track, _ = bench.extract(DEMO, TrackerConfig(), tmp_path / "mediapipe")
+    mp_track, _ = bench.extract(DEMO, TrackerConfig(backend="mediapipe"), tmp_path / "mediapipe")
     torch_track, _ = bench.extract(DEMO, TrackerConfig(backend="torch"), tmp_path / "torch")
     r = bench.compare_tracks(mp_track, torch_track)
     assert r["valid"] == {"mediapipe": DEMO_FRAMES, "torch": DEMO_FRAMES}
@@ -162,6 +162,29 @@ def test_demo_clip_extracted_with_both_backends_agrees(tmp_path):
     assert r["task"] == r["task_torch_auto"] == "smile"
     for name in ("mouth_opening_rom", "rom_lower_lip", "rom_mouth_corner_left", "rom_mouth_corner_right"):
         assert r["measures"][name]["relative"] <= bench.MEASURE_TOLERANCE, (name, r["measures"][name])
+
+
+def test_detection_keeps_the_graphs_own_thresholds():
+    """mediapipe 0.10.21's FaceDetection ignores min_detection_confidence and keeps its graphs' thresholds
+    (0.6 full range, 0.5 short range): on pyfeat's no_face clip the full-range model scores 0.54, 0.53 and
+    0.57 in frames 22, 28 and 31 (a pattern on a wall), and mediapipe asked for 0.2 reports no face there.
+    fexa's FaceDetection keeps those thresholds as floors, and a higher min_detection_confidence on top
+    (the demo's face scores 0.89-0.97)."""
+    import av
+
+    with av.open(str(shared_file("pyfeat_test_media/no_face.mp4"))) as c:
+        wall = [f.to_ndarray(format="rgb24") for k, f in enumerate(c.decode(video=0)) if k in (22, 28, 31)]
+    with mp_face.FaceDetection(model_selection=1, min_detection_confidence=0.2) as low:
+        assert [low.process(f).detections for f in wall] == [None] * 3
+    with mp_face.FaceDetection(model_selection=1, min_detection_confidence=0.99) as high:
+        assert high.process(_frames([0])[0]).detections is None
+    with mp_face.FaceDetection(model_selection=1) as usual:
+        assert len(usual.process(_frames([0])[0]).detections) == 1
+    if importlib.util.find_spec("mediapipe") is not None:
+        from mediapipe.python.solutions.face_detection import FaceDetection
+
+        with FaceDetection(model_selection=1, min_detection_confidence=0.2) as ref:
+            assert [ref.process(f).detections for f in wall] == [None] * 3
 
 
 # ----------------------------------------------------------------------------- without mediapipe
@@ -191,9 +214,12 @@ print(json.dumps({{"status": meta["status"], "error": meta["error"], "backend": 
 # ----------------------------------------------------------------------------- settings
 
 def test_backend_is_a_setting():
-    assert "backend" not in ExtractConfig().settings()["tracker"]  # caches made before the switch stay valid
-    torch_cfg = ExtractConfig(tracker=TrackerConfig(backend="torch"))
-    assert torch_cfg.settings()["tracker"]["backend"] == "torch" and torch_cfg.digest() != ExtractConfig().digest()
+    """torch is the default; mediapipe's extractions are identified as before the torch backend existed (their
+    caches stay valid); the device is not part of what identifies an extraction."""
+    assert ExtractConfig().settings()["tracker"]["backend"] == "torch"
+    mediapipe_cfg = ExtractConfig(tracker=TrackerConfig(backend="mediapipe"))
+    assert "backend" not in mediapipe_cfg.settings()["tracker"] and mediapipe_cfg.digest() != ExtractConfig().digest()
+    assert "device" not in ExtractConfig(tracker=TrackerConfig(device="cuda")).settings()["tracker"]
     with pytest.raises(FexaError, match="backend='onnx'"):
         ExtractConfig(tracker=TrackerConfig(backend="onnx"))
     with pytest.raises(ValueError, match="backend"):
@@ -208,13 +234,26 @@ def test_cli_passes_the_backend(monkeypatch, tmp_path):
     seen = {}
 
     def extract_many(inputs, out, cfg, **kwargs) -> pd.DataFrame:
-        seen["cfg"] = cfg
+        seen["cfg"], seen["streams"] = cfg, kwargs["streams"]
         return pd.DataFrame({"id": [], "status": []})
 
     monkeypatch.setattr("fexa.extract.extract_many", extract_many)
-    assert cli.main(["extract", str(DEMO), "--out", str(tmp_path), "--face-backend", "torch", "--quiet"]) == 0
-    assert seen["cfg"].tracker.backend == "torch"
-    args = cli.build_parser().parse_args(["analyze", str(DEMO), "--face-backend", "torch"])
-    assert args.face_backend == "torch"
-    assert cli.build_parser().parse_args(["analyze", str(DEMO)]).face_backend == "mediapipe"
+    assert cli.main(["extract", str(DEMO), "--out", str(tmp_path), "--face-backend", "mediapipe", "--quiet"]) == 0
+    assert seen["cfg"].tracker.backend == "mediapipe" and seen["streams"] == 1
+    assert cli.main(["extract", str(DEMO), "--out", str(tmp_path), "--streams", "4", "--device", "cuda:1", "--quiet"]) == 0
+    assert (seen["cfg"].tracker.backend, seen["cfg"].tracker.device, seen["streams"]) == ("torch", "cuda:1", 4)
+    args = cli.build_parser().parse_args(["analyze", str(DEMO), "--face-backend", "mediapipe"])
+    assert args.face_backend == "mediapipe"
+    assert cli.build_parser().parse_args(["analyze", str(DEMO)]).face_backend == "torch"
+
+
+def test_a_device_that_cannot_run_is_refused_naming_it(tmp_path):
+    from fexa.extract import extract_many
+
+    for tracker, message in ((TrackerConfig(device="gpu0"), "'gpu0' is not a torch device"),
+                             (TrackerConfig(backend="mediapipe", device="cuda"), "runs on the CPU only")):
+        with pytest.raises(FexaError, match=message):
+            extract_many([DEMO], tmp_path, ExtractConfig(tracker=tracker), progress=False)
+    with pytest.raises(FexaError, match="streams=2: batched streams need the torch face backend"):
+        extract_many([DEMO], tmp_path, progress=False, streams=2, workers=2)
 

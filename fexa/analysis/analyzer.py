@@ -30,6 +30,7 @@ from fexa.analysis.result import Result, frames_table
 from fexa.analysis.tasks import get_task
 from fexa.errors import FexaError, os_error_reason
 from fexa.extract import USABLE_STATUSES, ExtractConfig, ensure_entry, face_files, input_ids, unique_inputs
+from fexa.face.detector import DEFAULT_BACKEND
 from fexa.face.eyewear import EYES, DarkGlassesScan, EyeVisibility
 from fexa.face.occlusion import REGIONS, Occlusion, crop_frames, detect_occlusion, mask_occluded
 from fexa.io.atomic import locked, remove_stale_temporaries, write_npz, write_table
@@ -241,7 +242,7 @@ OCCLUSION_VERSION = "3"  # bump when fexa.face.occlusion or fexa.face.eyewear ch
 
 
 def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = False,
-                  face: int | None = None, backend: str = "mediapipe") -> tuple[Occlusion, EyeVisibility] | None:
+                  face: int | None = None, backend: str = DEFAULT_BACKEND) -> tuple[Occlusion, EyeVisibility] | None:
     """Which face regions a hand hides (fexa.face.occlusion, hands found by ``backend``'s models)
     and which eyes dark glasses hide (fexa.face.eyewear) in each frame of the entry's track
     (``face``: another face's, see fexa.extract.face_files), found in one pass over its aligned

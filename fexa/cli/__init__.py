@@ -10,9 +10,12 @@ def add_folder_as(parser) -> None:
 
 def add_face_backend(parser) -> None:
     """The ``--face-backend`` option (``fexa.face.detector.TrackerConfig.backend``): what runs the face models."""
-    parser.add_argument("--face-backend", choices=["mediapipe", "torch"], default="mediapipe",
-                        help="what runs mediapipe's face models: mediapipe itself (default) or fexa's torch rebuild "
-                        "of its face solutions (no mediapipe needed); a different backend is a different cache entry")
+    from fexa.face.detector import BACKENDS, DEFAULT_BACKEND
+
+    parser.add_argument("--face-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="what runs mediapipe's face models: fexa's torch rebuild of its face solutions (torch, the "
+                        "default) or mediapipe 0.10.21 itself (pip install 'fexa[mediapipe]'; faster on a CPU); a "
+                        "different backend is a different cache entry")
 
 
 def add_task(parser, auto: str = "detected from the movement") -> None:

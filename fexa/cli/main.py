@@ -20,10 +20,11 @@ def _extract(args: argparse.Namespace) -> int:
     cfg = ExtractConfig(
         crop_size=args.crop_size, rotate=not args.no_rotate, fps=args.fps, write_crops=not args.no_crops,
         max_gap=args.max_gap,
-        tracker=TrackerConfig(max_faces=args.max_faces, detect_every=args.detect_every, backend=args.face_backend),
+        tracker=TrackerConfig(max_faces=args.max_faces, detect_every=args.detect_every, backend=args.face_backend,
+                              device=args.device),
     )
     df = extract_many(args.inputs, args.out, cfg, workers=args.workers, shard=parse_shard(args.shard),
-                      progress=not args.quiet, folder_as=args.folder_as)
+                      progress=not args.quiet, folder_as=args.folder_as, streams=args.streams)
     if args.store:
         from fexa.data.store import StoreConfig, ensure_stores
         from fexa.extract import USABLE_STATUSES
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--detect-every", type=int, default=10, help="run the face detector every N frames (default 10)")
     e.add_argument("--max-gap", type=int, default=5, help="fill face losses of up to N frames (default 5)")
     add_face_backend(e)
+    e.add_argument("--streams", type=int, default=1, metavar="S",
+                   help="torch face backend: inputs tracked at once by one process, their face models run in shared "
+                   "batches (on a GPU: e.g. 32; default 1)")
+    e.add_argument("--device", default="cpu", help="where the torch face backend's models run: cpu (default), cuda")
     e.add_argument("--store", action="store_true",
                    help="also build each entry's training store (store.bin: JPEG frames + landmark arrays)")
     e.add_argument("--store-quality", type=int, default=90, metavar="Q", help="JPEG quality of the store (default 90)")

@@ -1,6 +1,6 @@
-"""Face detection, landmarking and tracking with mediapipe's face models (offline: the models ship in its
-wheel), run by mediapipe itself or, with ``TrackerConfig.backend="torch"``, by fexa's torch rebuild of its
-solutions (fexa.face.mp_face, no mediapipe needed).
+"""Face detection, landmarking and tracking with mediapipe's face models (offline: converted, they ship
+inside fexa), run by fexa's torch rebuild of mediapipe's solutions (``TrackerConfig.backend="torch"``, the
+default: fexa.face.mp_face) or by mediapipe 0.10.21 itself (``"mediapipe"``: ``pip install fexa[mediapipe]``).
 
 Per frame, mediapipe's full-range face detector (runs every ``detect_every`` frames, and on every
 frame while a face is missing) finds faces; each face becomes a track with its own face-mesh
@@ -26,44 +26,65 @@ import contextlib
 import ctypes
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cv2  # noqa: E402  (opencv-contrib ships with mediapipe)
+import cv2  # noqa: E402
 
 from fexa.face.pose import eye_line_roll  # noqa: E402
 
 NUM_MESH_POINTS = 478
 
 
-BACKENDS = ("mediapipe", "torch")  # TrackerConfig.backend
+BACKENDS = ("torch", "mediapipe")  # TrackerConfig.backend: what runs the face models
+DEFAULT_BACKEND = "torch"
 
 
 def _mediapipe():
-    """mediapipe, imported when faces are first tracked: reading a built cache (training on an
-    extracted dataset, e.g. on a GPU node without mediapipe) does not need it."""
-    import mediapipe
-
+    """mediapipe 0.10.21 (the ``"mediapipe"`` backend), imported when first used; an ImportError that says
+    how to install it when it is not there."""
+    try:
+        import mediapipe
+    except ImportError as err:
+        raise ImportError("the face backend 'mediapipe' needs mediapipe 0.10.21: pip install 'fexa[mediapipe]' "
+                          f"(or use the default backend, 'torch'): {err}") from err
     return mediapipe
 
 
-def solution_classes(backend: str) -> tuple[type, type]:
-    """(FaceDetection, FaceMesh) of a backend: mediapipe's own solutions (``"mediapipe"``) or
-    fexa's torch rebuild of them (``"torch"``, fexa.face.mp_face: the same models and steps, no
-    mediapipe needed)."""
-    if backend == "mediapipe":
-        solutions = _mediapipe().solutions
-        return solutions.face_detection.FaceDetection, solutions.face_mesh.FaceMesh
+def solution_classes(backend: str, device: str = "cpu") -> tuple[Callable, Callable]:
+    """(FaceDetection, FaceMesh) of a backend: fexa's torch rebuild of mediapipe's solutions (``"torch"``,
+    fexa.face.mp_face: the same models and steps, run on ``device``) or mediapipe's own (``"mediapipe"``,
+    CPU only: ``check_device``)."""
     if backend == "torch":
         from fexa.face import mp_face
 
-        return mp_face.FaceDetection, mp_face.FaceMesh
+        return partial(mp_face.FaceDetection, device=device), partial(mp_face.FaceMesh, device=device)
+    if backend == "mediapipe":
+        solutions = _mediapipe().solutions
+        return solutions.face_detection.FaceDetection, solutions.face_mesh.FaceMesh
     raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}; got {backend!r}")
+
+
+def check_device(cfg: "TrackerConfig") -> None:
+    """Refuse a ``cfg.device`` its backend cannot run on here, naming it (ConfigError)."""
+    import torch
+
+    from fexa.errors import ConfigError
+
+    try:
+        device = torch.device(cfg.device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device: {cfg.device!r} is not a torch device ({err})") from None
+    if cfg.backend == "mediapipe" and device.type != "cpu":
+        raise ConfigError(f"device: the face backend 'mediapipe' runs on the CPU only; got {cfg.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {cfg.device!r} asked for, but torch sees no CUDA device here")
 
 
 _LIBC = ctypes.CDLL(None)
@@ -123,8 +144,11 @@ class TrackerConfig:
     # still images that are face crops already (RAF-DB aligned, FERPlus, AffectNet): where no face is
     # detected, the landmarks are fitted with the whole image as the face (counted as whole_image_faces)
     whole_image_fallback: bool = False
-    # what runs the face models: mediapipe's solutions, or fexa's torch rebuild of them (fexa.face.mp_face)
-    backend: str = "mediapipe"
+    # what runs the face models: fexa's torch rebuild of mediapipe's solutions (fexa.face.mp_face), or mediapipe
+    backend: str = DEFAULT_BACKEND
+    # where the torch backend's models run ("cpu", "cuda", "cuda:1"): an execution setting, not part of what
+    # an extraction is identified by (the results agree within floating-point rounding)
+    device: str = "cpu"
 
 
 @dataclass
@@ -183,10 +207,11 @@ class FaceTracker:
 
     def __init__(self, config: TrackerConfig | None = None, static: bool = False):
         self.cfg = config or TrackerConfig()
+        check_device(self.cfg)
         self.static = static
         # full range (faces up to ~5 m) first; the short-range model (< 2 m) finds close-ups it
         # misses, e.g. a face filling the frame at 45 degrees of yaw
-        face_detection, self._face_mesh = solution_classes(self.cfg.backend)
+        face_detection, self._face_mesh = solution_classes(self.cfg.backend, self.cfg.device)
         self._detectors = [face_detection(model_selection=m, min_detection_confidence=self.cfg.min_detection_confidence)
                            for m in (1, 0)]
         self._tracks: list[_Track] = []

@@ -25,12 +25,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from fexa.face import mp_pipeline as mp
+from fexa.face.batching import batching_active, model_call
 from fexa.face.tflite_graph import shared_graph
 
 MESH_MODEL = "face_landmark_with_attention"
@@ -44,7 +46,11 @@ THREADS = 1
 
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block (restored after it)."""
+    """torch's intra-op thread count set to ``n`` inside the block (restored after it); left alone while
+    calls are batched across threads (``fexa.face.batching``: whoever batches sets it for them all)."""
+    if batching_active():
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -54,13 +60,9 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def _runner(name: str, device: str):
-    """The model ``name`` as a function of a batch, without autograd."""
-    graph = shared_graph(name, device)
-
-    def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode():
-            return graph(x)
-    return run
+    """The model ``name`` as a function of a batch, without autograd, batched with other threads' calls
+    while a ``fexa.face.batching`` group is active."""
+    return partial(model_call, shared_graph(name, device))
 
 
 def _check_probability(name: str, value: float) -> float:
@@ -206,14 +208,19 @@ class _Solution:
 
 class FaceDetection(_Solution):
     """mediapipe.solutions.face_detection.FaceDetection on torch: ``model_selection`` 0 for the
-    short-range model (faces within ~2 m), 1 for the full-range one; detections scoring below
-    ``min_detection_confidence`` are dropped."""
+    short-range model (faces within ~2 m), 1 for the full-range one. Detections scoring below the
+    graph's own threshold (0.5 short range, 0.6 full range) or below ``min_detection_confidence`` are
+    dropped. mediapipe 0.10.21's FaceDetection keeps only its graphs' thresholds: it ignores
+    min_detection_confidence (asked for 0.99 it still returns faces scoring 0.887; asked for 0.2 it
+    returns none of the full-range model's 0.52-0.57 on pyfeat's no_face clip), so at or below those
+    thresholds the two agree."""
 
     def __init__(self, min_detection_confidence: float = 0.5, model_selection: int = 0, device: str = "cpu"):
         if model_selection not in DETECTORS:
             raise ValueError(f"model_selection: expected 0 (short range) or 1 (full range); got {model_selection!r}")
-        self._spec = replace(DETECTORS[model_selection],
-                             min_score_thresh=_check_probability("min_detection_confidence", min_detection_confidence))
+        spec = DETECTORS[model_selection]
+        threshold = max(spec.min_score_thresh, _check_probability("min_detection_confidence", min_detection_confidence))
+        self._spec = replace(spec, min_score_thresh=threshold)
         self._device = str(device)
         self._model = _runner(self._spec.name, self._device)
 

@@ -2,8 +2,8 @@
 
 MediaPipe's face mesh always fits a whole face: over a hand held to the mouth it draws lips on the
 fingers, and every mouth measure then describes the hand. So hands are looked for in the aligned
-crops with mediapipe Hands (its models ship in the mediapipe wheel: offline), tracked from frame to
-frame. A hand's area is its palm polygon plus its finger bones drawn ``FINGER_WIDTH`` x its palm
+crops with mediapipe's Hands (its palm and hand models, converted and shipped in fexa, run by torch:
+fexa.face.mp_hands; or by mediapipe itself: ``hands_api``), tracked from frame to frame. A hand's area is its palm polygon plus its finger bones drawn ``FINGER_WIDTH`` x its palm
 length wide (landmarks lie on the fingers' mid-lines). A face region (the mouth's outer lip
 outline, each eye's lid outline) is occluded in a frame when more than ``COVER`` of its area lies
 under a hand; occluded runs shorter than ``MIN_RUN`` s are dropped (the hand model sometimes sees
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from fexa.progress import tqdm
 
-from fexa.face.detector import _mediapipe, native_output_silenced
+from fexa.face.detector import BACKENDS, DEFAULT_BACKEND, _mediapipe, native_output_silenced
 from fexa.face.tracks import true_runs
 from fexa.io.trackfile import TrackData
 
@@ -73,7 +73,9 @@ COVER = 0.2  # fraction of a region's area under a hand above which it is occlud
 MIN_RUN = 0.1  # s: shorter occluded runs are dropped
 FINGER_WIDTH = 0.35  # finger width / palm length (wrist to middle-finger knuckle)
 PROBE_EVERY = 0.2  # s between probes while no hand is tracked
-PROBE_CONFIDENCE = 0.5  # the probe's palm-detection threshold (the tracker's is 0.7): it only wakes the tracker
+PROBE_CONFIDENCE = 0.5  # the probe's palm-detection threshold: it only wakes the tracker
+TRACK_CONFIDENCE = 0.7  # the tracker's palm-detection threshold
+TRACK_PRESENCE = 0.5  # the tracker's hand-presence threshold: a held hand scoring below it is let go
 PROBE_COMPLEXITY = 0  # the probe's mediapipe models: lite (the tracker's: full)
 LOOK_BACK = 3  # probe intervals the tracker goes back from a probe that sees a hand
 _PALM = (0, 1, 5, 9, 13, 17)
@@ -149,10 +151,7 @@ def probe_frames(usable: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-BACKENDS = ("mediapipe", "torch")
-
-
-def hands_api(backend: str = "mediapipe") -> ModuleType:
+def hands_api(backend: str = DEFAULT_BACKEND) -> ModuleType:
     """The module whose ``Hands`` finds hands for ``backend``: ``"mediapipe"``, mediapipe 0.10.21's
     solution; ``"torch"``, its port that runs the same models in torch (``fexa.face.mp_hands``,
     no mediapipe needed). Both take the same arguments and give the same result fields."""
@@ -166,7 +165,7 @@ def hands_api(backend: str = "mediapipe") -> ModuleType:
 
 
 def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bool = False,
-               backend: str = "mediapipe") -> list[list[np.ndarray]]:
+               backend: str = DEFAULT_BACKEND) -> list[list[np.ndarray]]:
     """Per frame, the [21, 2] landmarks (pixels) of each hand (at most two) in ``crops`` (a crops
     file, its RGB frames, or functions giving them: ``crop_frames``), tracked only around the
     frames where a probe sees a hand (module docstring); ``usable``: the frames that show the face
@@ -188,7 +187,7 @@ def find_hands(crops: Crops, usable: np.ndarray, times: np.ndarray, progress: bo
             api.Hands(static_image_mode=True, max_num_hands=1, model_complexity=PROBE_COMPLEXITY,
                       min_detection_confidence=PROBE_CONFIDENCE) as probe, \
             api.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
-                      min_detection_confidence=0.7, min_tracking_confidence=0.5) as tracker:
+                      min_detection_confidence=TRACK_CONFIDENCE, min_tracking_confidence=TRACK_PRESENCE) as tracker:
 
         def settle() -> None:
             """The oldest pending frame, once the probes up to ``reach`` after it are known."""
@@ -249,7 +248,7 @@ def _drop_short_runs(mask: np.ndarray, times: np.ndarray, min_run: float) -> np.
 
 
 def detect_occlusion(crops: Crops, track: TrackData, hands: list[list[np.ndarray]] | None = None,
-                     progress: bool = False, backend: str = "mediapipe") -> Occlusion:
+                     progress: bool = False, backend: str = DEFAULT_BACKEND) -> Occlusion:
     """The occlusion of each region (``REGIONS``) in every frame of ``track`` from its aligned
     ``crops`` (as ``find_hands`` takes them; ``hands``: already found, else found in them by
     ``backend``'s Hands, ``hands_api``)."""
