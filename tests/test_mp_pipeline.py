@@ -4,6 +4,7 @@ frames (skipped where mediapipe or the converted models are absent)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -118,21 +119,44 @@ def test_crop_pixel_convention_by_hand():
     np.testing.assert_array_equal(half[0].round().byte().numpy(), img[::2, ::2])
 
 
+def _box_blurred_image(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth random RGB image made with integers only (the same bytes with any library version): each
+    pixel the floor of the mean of a 5 x 5 block of random values."""
+    img = np.random.default_rng(seed).integers(0, 256, (h + 4, w + 4, 3)).astype(np.int64)
+    c = np.pad(img.cumsum(0).cumsum(1), ((1, 0), (1, 0), (0, 0)))
+    return ((c[5:, 5:] - c[:-5, 5:] - c[5:, :-5] + c[:-5, :-5]) // 25).astype(np.uint8)
+
+
+# SHA-256 (first 16 hex digits) of OpenCV 4.11's 8-bit warpPerspective (INTER_LINEAR) of CROP_RECTS: the
+# OpenCV that mediapipe 0.10.21 brings, whose rounding its CPU graphs have. OpenCV 5.1 (what
+# opencv-python-headless installs beside NumPy 2) rounds otherwise: every one of these differs there.
+CROP_RECTS = np.array([[200, 150, 400, 400, 0], [180, 140, 123.4, 123.4, 0.3], [50, 60, 200, 180, -2.0],
+                       [210.3, 149.7, 97.1, 97.1, 1.1], [390, 10, 150, 90, 0.7]], np.float32)
+OPENCV_4_11_CROPS = {
+    "zero": ["005aef650cb5a0ed", "81973c528c8a5ae6", "7b1c551085bddb6c", "518a05dbad684ce1", "44ad8704e74fbc42"],
+    "replicate": ["7d765b95dd51ca26", "81973c528c8a5ae6", "fe7ee9a61091a1f4", "518a05dbad684ce1", "acbad985bfe20ef1"],
+}
+
+
 def test_crop_matches_opencv_warp_perspective_bit_for_bit():
-    images = np.stack([_image(300, 400), _image(300, 400, seed=1)])
-    rects = np.array([[200, 150, 400, 400, 0], [180, 140, 123.4, 123.4, 0.3], [50, 60, 200, 180, -2.0],
-                      [210.3, 149.7, 97.1, 97.1, 1.1], [390, 10, 150, 90, 0.7]], np.float32)
-    which = np.array([0, 1, 1, 0, 1])  # rects on both images, some running off an edge
+    """The crop equals OpenCV 4.11's warpPerspective byte for byte (its recorded hashes; and OpenCV itself
+    where 4.11 is installed), on rects over two images, some running off an edge, both border modes."""
+    images = np.stack([_box_blurred_image(300, 400, 0), _box_blurred_image(300, 400, 1)])
+    which = np.array([0, 1, 1, 0, 1])
     for border, cv_border in (("zero", cv2.BORDER_CONSTANT), ("replicate", cv2.BORDER_REPLICATE)):
-        out = mp.crop(torch.from_numpy(images), rects, (192, 192), border=border, value_range=(0.0, 255.0),
+        out = mp.crop(torch.from_numpy(images), CROP_RECTS, (192, 192), border=border, value_range=(0.0, 255.0),
                       image_index=which)
-        for r, got, img in zip(rects, out, images[which]):
+        got = [crop.round().byte().numpy() for crop in out]
+        assert [hashlib.sha256(g.tobytes()).hexdigest()[:16] for g in got] == OPENCV_4_11_CROPS[border]
+        if not cv2.__version__.startswith("4.11."):
+            continue
+        for r, g, img in zip(CROP_RECTS, got, images[which]):
             deg = float(np.float32(r[4]) * np.float32(180) / np.float32(math.pi))
             src = cv2.boxPoints(((float(r[0]), float(r[1])), (float(r[2]), float(r[3])), deg))
             dst = np.array([[0, 192], [0, 0], [192, 0], [192, 192]], np.float32)
             ref = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (192, 192),
                                       flags=cv2.INTER_LINEAR, borderMode=cv_border)
-            np.testing.assert_array_equal(got.round().byte().numpy(), ref)
+            np.testing.assert_array_equal(g, ref)
 
 
 def test_letterbox_by_hand():

@@ -238,7 +238,7 @@ class Analyzer:
 
 
 OCCLUSION_FILE = "occlusion.npz"
-OCCLUSION_VERSION = "3"  # bump when fexa.face.occlusion or fexa.face.eyewear change their results
+OCCLUSION_VERSION = "4"  # bump when fexa.face.occlusion or fexa.face.eyewear change their results
 
 
 def entry_regions(entry: Path, track: TrackData, meta: dict, progress: bool = False,
