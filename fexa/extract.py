@@ -602,6 +602,10 @@ def _extract_streams(todo: list[tuple], streams: int, bar) -> None:
     with batching(group), ThreadPoolExecutor(max_workers=streams) as pool:
         futures = {pool.submit(one, t): t for t in todo}
         for fut in as_completed(futures):
-            fut.result()  # extract_one records its own failures; anything else is a bug: raise it
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - as a worker process's failure: recorded, the others go on
+                p, entry, c, fingerprint = futures[fut]
+                record_failure(entry, p, c, f"stream failed: {type(e).__name__}: {e}", fingerprint)
             bar.set_postfix_str(f"{group.items / max(group.batches, 1):.1f} faces a batch")
             bar.update()

@@ -158,3 +158,24 @@ def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
     with pytest.raises(ValueError, match="streams=2"):  # fexa.errors.ConfigError: a ValueError the CLI prints
         extract_many(clips, tmp_path / "x", ExtractConfig(tracker=cfg.tracker.__class__(backend="mediapipe")),
                      streams=2)
+
+
+def test_a_stream_that_fails_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
+    """An unexpected error in one stream's extraction becomes that input's error row; the batch goes on."""
+    import fexa.extract as extract
+
+    clips = [tmp_path / f"clip{k}.mp4" for k in range(3)]
+    for clip in clips:
+        _mirrored_copy(DEMO, clip, 3 + len(clip.stem))
+    real = extract.extract_one
+
+    def flaky(path, entry, cfg, **kwargs):
+        if Path(path).name == "clip1.mp4":
+            raise MemoryError("out of memory")
+        return real(path, entry, cfg, **kwargs)
+    monkeypatch.setattr(extract, "extract_one", flaky)
+    df = extract_many(clips, tmp_path / "out", ExtractConfig(write_crops=False), progress=False, streams=3)
+    rows = df.set_index(df["path"].map(lambda p: Path(p).name))
+    assert rows.loc["clip1.mp4", "status"] == "error"
+    assert rows.loc["clip1.mp4", "error"] == "stream failed: MemoryError: out of memory"
+    assert list(rows.loc[["clip0.mp4", "clip2.mp4"], "status"]) == ["ok", "ok"]
