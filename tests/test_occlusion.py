@@ -94,9 +94,9 @@ def test_the_hands_backend_is_chosen_by_name(monkeypatch):
 @pytest.mark.slow
 def test_the_torch_backend_catches_the_same_hand(shared_cache):
     """WolfgangLanger with the torch Hands: the hand labels hold as with mediapipe's, and the
-    mouth is flagged in nearly the same frames. Measured: 167 mouth frames with either backend,
-    differing in 2 (172 torch only, 179 mediapipe only: the trackers drift apart, see
-    tests/test_mp_hands.py), right eye 45 frames with either, the same."""
+    mouth is flagged in nearly the same frames. Measured on the torch face backend's crops: 167 mouth
+    frames with torch's hands, 166 with mediapipe's, right eye 45 frames with either."""
+    pytest.importorskip("mediapipe")
     entry = extracted(shared_cache, "pyfeat_test_media/WolfgangLanger_Pexels.mp4")["WolfgangLanger_Pexels"]
     track = TrackData.load(entry / "track.npz")
     occ = occlusion.detect_occlusion(entry / "crops.mp4", track, backend="torch")
@@ -107,7 +107,7 @@ def test_the_torch_backend_catches_the_same_hand(shared_cache):
     eye = occ.occluded[:, REGIONS.index("eye_right")]
     assert not eye[: WL_RIGHT_EYE[0]].any() and not eye[WL_RIGHT_EYE[1]:].any(), np.flatnonzero(eye)
     assert not occ.occluded[:, REGIONS.index("eye_left")].any()
-    reference = _occlusion(entry).occluded  # mediapipe's, as the analysis keeps it
+    reference = occlusion.detect_occlusion(entry / "crops.mp4", track, backend="mediapipe").occluded
     assert (occ.occluded != reference).any(axis=1).sum() <= 6, np.flatnonzero((occ.occluded != reference).any(axis=1))
 
 
