@@ -40,6 +40,7 @@ from fexa.progress import tqdm
 import fexa
 from fexa.errors import ConfigError, FexaError, MediaError, os_error_reason
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
+from fexa.face.batching import batch_client
 from fexa.face.detector import (BACKENDS, NUM_MESH_POINTS, FaceTracker, TrackerConfig, check_device,
                                 native_output_silenced, points_box)
 from fexa.face.identity import IdentityRecorder, ShotCuts
@@ -383,7 +384,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
         try:
             media = Media(path, cfg.fps, cfg.start, cfg.end)
             meta["fingerprint"] = fingerprint or content_fingerprint(path)
-            ts, times, counts, cache = _track(media, cfg, progress)
+            with batch_client():  # only the tracking pass calls the face models: only it is waited for
+                ts, times, counts, cache = _track(media, cfg, progress)
             n = ts.num_frames
             info = media.info
             fps = info.fps if info.fps > 0 else (1.0 / np.median(np.diff(times)) if n > 1 else 0.0)
@@ -589,18 +591,13 @@ def extract_many(
 
 def _extract_streams(todo: list[tuple], streams: int, bar) -> None:
     """Extract ``todo`` (``extract_many``'s tasks) with ``streams`` threads whose face model calls are batched
-    together (fexa.face.batching); torch's threads are the process's cores, shared by the batches."""
+    together (fexa.face.batching: each thread is a client of the group while its tracking pass runs)."""
     from fexa.face.batching import BatchGroup, batching
 
     group = BatchGroup()
-
-    def one(task: tuple) -> dict:
-        p, entry, c, fingerprint = task
-        with group.client():
-            return extract_one(p, entry, c, progress=False, fingerprint=fingerprint)
-
     with batching(group), ThreadPoolExecutor(max_workers=streams) as pool:
-        futures = {pool.submit(one, t): t for t in todo}
+        futures = {pool.submit(extract_one, p, entry, c, progress=False, fingerprint=fingerprint): (p, entry, c, fingerprint)
+                   for p, entry, c, fingerprint in todo}
         for fut in as_completed(futures):
             try:
                 fut.result()
