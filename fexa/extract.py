@@ -40,7 +40,6 @@ from fexa.progress import tqdm
 import fexa
 from fexa.errors import ConfigError, FexaError, MediaError, os_error_reason
 from fexa.face.align import CROP_SIZE, apply_transform, crop_transforms, warp_crop
-from fexa.face.batching import batch_client
 from fexa.face.detector import (BACKENDS, NUM_MESH_POINTS, FaceTracker, TrackerConfig, check_device,
                                 native_output_silenced, points_box)
 from fexa.face.identity import IdentityRecorder, ShotCuts
@@ -384,6 +383,8 @@ def extract_one(path: str | Path, entry: str | Path, cfg: ExtractConfig | None =
         try:
             media = Media(path, cfg.fps, cfg.start, cfg.end)
             meta["fingerprint"] = fingerprint or content_fingerprint(path)
+            from fexa.face.batching import batch_client  # torch: imported only when something is tracked
+
             with batch_client():  # only the tracking pass calls the face models: only it is waited for
                 ts, times, counts, cache = _track(media, cfg, progress)
             n = ts.num_frames

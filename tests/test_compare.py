@@ -108,7 +108,10 @@ def test_fewer_than_three_units_give_no_interval_and_say_why(brows):
 def test_counts_of_recordings_of_different_lengths_are_compared_per_minute(brows):
     """Before, the first 4 s 'lost' 3 repetitions against the whole 9 s; per minute they are alike."""
     start = first_frames(brows, 100)  # frames 0-99: 4.0 s, two brow raises (hand-labelled), no eye closure
-    assert list(start.repetitions["frame"]) == [27, 74]
+    # one peak in each hand-labelled raise (25-40, 70-85; measured 27 and 74, or 86 where the brows are still
+    # up: the torch backend beside OpenCV 4.11)
+    first, second = start.repetitions["frame"]
+    assert 22 <= first <= 43 and 67 <= second <= 88
     df = compare_results([brows, start], ["9 s", "4 s"]).set_index("measure")
     reps = df.loc["repetitions"]
     assert (reps["baseline_whole"], reps["whole"]) == (5, 2) and (reps["baseline_length_s"], reps["length_s"]) == (9, 4)

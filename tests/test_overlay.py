@@ -87,7 +87,9 @@ def test_the_unit_picture_has_no_black_band(shared_cache):
     entry = extracted(shared_cache, "pyfeat_test_media/WolfgangLanger_Pexels.mp4")["WolfgangLanger_Pexels"]
     track = TrackData.load(entry / "track.npz")
     inside = crops_inside(track)
-    assert not inside[:154].any() and inside[154]  # measured: 140 of 472 frames inside
+    # measured: from frame 154 on (153 with the torch backend beside OpenCV 4.11), 140 of 472 frames inside
+    first = int(np.argmax(inside))
+    assert 150 <= first <= 156 and not inside[:first].any()
     size = track.crop_size
     full = [inside_box(track.affine[t], track.frame_size, size) == (0, size, 0, size) for t in range(0, 472, 4)]
     assert full == inside[::4].tolist()

@@ -71,7 +71,8 @@ def test_the_report_defines_the_rest_frame_and_the_unit_in_millimetres(demo, tmp
 
 def test_check_first_explains_the_task_recognition_scores_in_words(demo, tmp_path):
     check = check_first(demo.to_html(tmp_path / "detected.html").read_text())
-    assert "smile 1.83 of a full movement, 2.9 times the next" in check  # the bare scores ...
+    # the bare scores ... (measured 1.83 and 2.9; 1.84 with the torch backend beside OpenCV 4.11)
+    assert re.search(r"smile 1\.8\d of a full movement, 2\.9 times the next", check), check
     assert TASK_SCORES in check and "1.0 = one full movement" in check  # ... and what they mean
     given = dataclasses.replace(demo, task_source="given", warnings=[])
     assert TASK_SCORES not in given.to_html(tmp_path / "given.html").read_text()
