@@ -7,16 +7,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
+from conftest import DEMO, by_stem, write_video
 from fexa.extract import ExtractConfig, extract_many
 from fexa.face.batching import BatchGroup, batching, batching_active, model_call
+from fexa.io.media import Media
 from fexa.io.trackfile import TrackData
-
-DEMO = Path(__file__).resolve().parents[1] / "fexa" / "data" / "demo" / "single_face.mp4"
 
 
 class Recorder:
@@ -114,19 +113,9 @@ def test_model_call_batches_only_inside_batching():
         BatchGroup(max_batch=0)
 
 
-def _mirrored_copy(src: Path, dst: Path, frames: int) -> None:
-    """The first ``frames`` frames of ``src`` mirrored left-right: another face track, another input."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "18"}
-        for k, frame in enumerate(inp.decode(video=0)):
-            if k == frames:
-                break
-            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[:, ::-1])
-            if k == 0:
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode())
+def _demo_frames() -> np.ndarray:
+    """The demo clip's RGB frames [72, H, W, 3]."""
+    return np.stack([f.rgb for f in Media(DEMO).frames()])
 
 
 def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
@@ -136,9 +125,9 @@ def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
     region's pixel rounding flips within a few frames and the tracks then differ by the mesh's own
     jitter. Measured: 0.03-0.05 px on average, at most 0.64 px (the issue allows 0.5 px on average);
     the first frame within 3.5e-5 px. A row handed to the wrong input would be off by the face's width."""
-    clips = [DEMO, tmp_path / "mirrored.mp4", tmp_path / "short.mp4"]
-    _mirrored_copy(DEMO, clips[1], 72)
-    _mirrored_copy(clips[1], clips[2], 40)  # mirrored back: the demo's own first 40 frames, re-encoded
+    frames = _demo_frames()
+    clips = [DEMO, write_video(tmp_path / "mirrored.mp4", frames[:, :, ::-1]),
+             write_video(tmp_path / "short.mp4", frames[:40])]  # the demo's own first 40 frames, re-encoded
     cfg = ExtractConfig(write_crops=False)
     alone = extract_many(clips, tmp_path / "alone", cfg, progress=False)
     batched = extract_many(clips, tmp_path / "batched", cfg, progress=False, streams=3)
@@ -164,9 +153,8 @@ def test_a_stream_that_fails_is_recorded_and_the_others_finish(tmp_path, monkeyp
     """An unexpected error in one stream's extraction becomes that input's error row; the batch goes on."""
     import fexa.extract as extract
 
-    clips = [tmp_path / f"clip{k}.mp4" for k in range(3)]
-    for clip in clips:
-        _mirrored_copy(DEMO, clip, 3 + len(clip.stem))
+    frames = _demo_frames()[:, :, ::-1]
+    clips = [write_video(tmp_path / f"clip{k}.mp4", frames[:8]) for k in range(3)]
     real = extract.extract_one
 
     def flaky(path, entry, cfg, **kwargs):
@@ -175,7 +163,7 @@ def test_a_stream_that_fails_is_recorded_and_the_others_finish(tmp_path, monkeyp
         return real(path, entry, cfg, **kwargs)
     monkeypatch.setattr(extract, "extract_one", flaky)
     df = extract_many(clips, tmp_path / "out", ExtractConfig(write_crops=False), progress=False, streams=3)
-    rows = df.set_index(df["path"].map(lambda p: Path(p).name))
-    assert rows.loc["clip1.mp4", "status"] == "error"
-    assert rows.loc["clip1.mp4", "error"] == "stream failed: MemoryError: out of memory"
-    assert list(rows.loc[["clip0.mp4", "clip2.mp4"], "status"]) == ["ok", "ok"]
+    rows = by_stem(df)
+    assert rows.loc["clip1", "status"] == "error"
+    assert rows.loc["clip1", "error"] == "stream failed: MemoryError: out of memory"
+    assert list(rows.loc[["clip0", "clip2"], "status"]) == ["ok", "ok"]

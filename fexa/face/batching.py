@@ -57,7 +57,6 @@ class BatchGroup:
         self.max_wait = float(max_wait)
         self._cond = threading.Condition()
         self._clients = 0
-        self._pending = 0  # calls queued, not yet taken by a batch
         self._queues: dict[int, _Queue] = {}  # id(model) -> its waiting calls
         self.batches = 0  # batches run (for reports: items / batches is the mean batch)
         self.items = 0
@@ -80,12 +79,12 @@ class BatchGroup:
         deadline = time.monotonic() + self.max_wait
         with self._cond:
             self._queues.setdefault(id(model), _Queue(model)).calls.append(call)
-            self._pending += 1
             while not call.done:
-                if call in self._queued_calls() and (self._pending >= self._clients or time.monotonic() >= deadline):
+                queued = list(self._queued_calls())  # calls not yet taken by a batch
+                if call in queued and (len(queued) >= self._clients or time.monotonic() >= deadline):
                     self._run_queued()  # everyone is waiting, or this call has waited long enough: run what is queued
                     continue
-                self._cond.wait(max(deadline - time.monotonic(), 0.0) if call in self._queued_calls() else None)
+                self._cond.wait(max(deadline - time.monotonic(), 0.0) if call in queued else None)
         if call.error is not None:
             raise call.error
         return call.out
@@ -98,7 +97,6 @@ class BatchGroup:
         """Take every queued call, run each model's batches (the lock released meanwhile), hand the rows back."""
         taken = [q for q in self._queues.values() if q.calls]
         self._queues = {}
-        self._pending = 0
         self._cond.release()
         try:
             for queue in taken:

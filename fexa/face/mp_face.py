@@ -65,12 +65,6 @@ def _runner(name: str, device: str):
     return partial(model_call, shared_graph(name, device))
 
 
-def _check_probability(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}: expected a value in [0, 1]; got {value!r}")
-    return float(value)
-
-
 def _image_batch(image: np.ndarray, device: str) -> torch.Tensor:
     """An RGB uint8 image [H, W, 3] as a [1, H, W, 3] tensor on ``device`` (no copy where possible)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -219,7 +213,7 @@ class FaceDetection(_Solution):
         if model_selection not in DETECTORS:
             raise ValueError(f"model_selection: expected 0 (short range) or 1 (full range); got {model_selection!r}")
         spec = DETECTORS[model_selection]
-        threshold = max(spec.min_score_thresh, _check_probability("min_detection_confidence", min_detection_confidence))
+        threshold = max(spec.min_score_thresh, mp.check_probability("min_detection_confidence", min_detection_confidence))
         self._spec = replace(spec, min_score_thresh=threshold)
         self._device = str(device)
         self._model = _runner(self._spec.name, self._device)
@@ -245,8 +239,8 @@ class FaceMesh(_Solution):
             raise ValueError(f"max_num_faces: expected an integer >= 1; got {max_num_faces!r}")
         self.static_image_mode = bool(static_image_mode)
         self.max_num_faces = int(max_num_faces)
-        self._min_detection = _check_probability("min_detection_confidence", min_detection_confidence)
-        self._min_tracking = _check_probability("min_tracking_confidence", min_tracking_confidence)
+        self._min_detection = mp.check_probability("min_detection_confidence", min_detection_confidence)
+        self._min_tracking = mp.check_probability("min_tracking_confidence", min_tracking_confidence)
         self._device = str(device)
         self._detector = _runner(mp.SHORT_RANGE.name, self._device)
         self._mesh = _runner(MESH_MODEL, self._device)

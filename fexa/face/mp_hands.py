@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, box_iou_one, cached_anchors, crop,
-                                   decode_detections, letterbox_rect, normalize_radians, normalized_to_pixels,
-                                   project_landmarks, tensor_to_landmarks, weighted_nms)
+from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, box_iou_one, cached_anchors, check_probability,
+                                   crop, decode_detections, letterbox_rect, normalize_radians, normalized_to_pixels,
+                                   project_landmarks, tensor_to_landmarks, weighted_nms, with_min_score)
 from fexa.face.tflite_graph import shared_graph
 
 # palm_detection_cpu.pbtxt: both models share the anchor and decoding options.
@@ -98,10 +98,7 @@ def detect_palms(model: Model, images: Tensor, spec: DetectorSpec = PALM_FULL, m
     """PalmDetectionCpu on a batch of uint8 RGB ``images`` [B, H, W, 3] (one size): detections
     normalised to each image, best first. ``min_score`` replaces the graph's min_score_thresh
     (Hands' min_detection_confidence)."""
-    if min_score is not None:
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score: expected a value in [0, 1]; got {min_score!r}")
-        spec = replace(spec, min_score_thresh=float(min_score))
+    spec = with_min_score(spec, min_score)
     n, height, width = images.shape[:3]
     whole = np.array([0.5 * width, 0.5 * height, width, height, 0.0], np.float32)
     padding = letterbox_padding(whole, (spec.size, spec.size))
@@ -305,14 +302,10 @@ class Hands:
             raise ValueError(f"model_complexity: expected 0 or 1; got {model_complexity!r}")
         if not isinstance(max_num_hands, (int, np.integer)) or max_num_hands < 1:
             raise ValueError(f"max_num_hands: expected an integer >= 1; got {max_num_hands!r}")
-        for name, value in (("min_detection_confidence", min_detection_confidence),
-                            ("min_tracking_confidence", min_tracking_confidence)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}: expected a value in [0, 1]; got {value!r}")
         self.static_image_mode = bool(static_image_mode)
         self.max_num_hands = int(max_num_hands)
-        self.min_detection_confidence = float(min_detection_confidence)
-        self.min_tracking_confidence = float(min_tracking_confidence)
+        self.min_detection_confidence = check_probability("min_detection_confidence", min_detection_confidence)
+        self.min_tracking_confidence = check_probability("min_tracking_confidence", min_tracking_confidence)
         self.device = str(torch.device(device))
         self._spec = (PALM_LITE, PALM_FULL)[model_complexity]
         self._palm = shared_graph(self._spec.name, self.device)

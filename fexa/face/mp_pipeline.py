@@ -407,16 +407,25 @@ def project_detections(det: Detections, matrix: np.ndarray) -> Detections:
     return Detections(det.scores.copy(), boxes, apply(det.keypoints).astype(np.float32))
 
 
+def check_probability(name: str, value: float) -> float:
+    """``value`` as a float, refused (ValueError naming ``name``) outside [0, 1]: the solutions' confidences."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected a value in [0, 1]; got {value!r}")
+    return float(value)
+
+
+def with_min_score(spec: DetectorSpec, min_score: float | None) -> DetectorSpec:
+    """``spec`` with ``min_score`` as its min_score_thresh (unchanged for None)."""
+    return spec if min_score is None else replace(spec, min_score_thresh=check_probability("min_score", min_score))
+
+
 def detect_faces(model: Model, images: Tensor, spec: DetectorSpec = FULL_RANGE,
                  min_score: float | None = None) -> list[Detections]:
     """mediapipe's FaceDetection graph on a batch of uint8 RGB ``images`` [B, H, W, 3] (one size):
     the whole image letterboxed into the model's square input in [-1, 1] with zero padding,
     decoded, weighted-NMS'd and projected back to the image. ``min_score`` replaces the graph's
     min_score_thresh (the solutions' min_detection_confidence)."""
-    if min_score is not None:
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score: expected a value in [0, 1]; got {min_score!r}")
-        spec = replace(spec, min_score_thresh=float(min_score))
+    spec = with_min_score(spec, min_score)
     n, height, width = images.shape[:3]
     rect = letterbox_rect((width, height), (spec.size, spec.size))
     rects = np.repeat(rect[None], n, 0)

@@ -3,9 +3,10 @@
 MediaPipe's face mesh always fits a whole face: over a hand held to the mouth it draws lips on the
 fingers, and every mouth measure then describes the hand. So hands are looked for in the aligned
 crops with mediapipe's Hands (its palm and hand models, converted and shipped in fexa, run by torch:
-fexa.face.mp_hands; or by mediapipe itself: ``hands_api``), tracked from frame to frame. A hand's area is its palm polygon plus its finger bones drawn ``FINGER_WIDTH`` x its palm
-length wide (landmarks lie on the fingers' mid-lines). A face region (the mouth's outer lip
-outline, each eye's lid outline) is occluded in a frame when more than ``COVER`` of its area lies
+fexa.face.mp_hands; or by mediapipe itself: ``hands_api``), tracked from frame to frame. A hand's
+area is its palm polygon plus its finger bones drawn ``FINGER_WIDTH`` x its palm length wide
+(landmarks lie on the fingers' mid-lines). A face region (the mouth's outer lip outline, each eye's
+lid outline) is occluded in a frame when more than ``COVER`` of its area lies
 under a hand; occluded runs shorter than ``MIN_RUN`` s are dropped (the hand model sometimes sees
 a hand in a face for a frame or two; a real hand stays longer).
 
@@ -27,10 +28,11 @@ threshold and the held hand's presence dips: with mediapipe's defaults (detectio
 0.5) WolfgangLanger's hand was caught only on crops where frame 60 happened to score 0.72 (crops
 of the mediapipe face backend); on the torch backend's crops, 0.5 px apart, it scored 0.46 and the
 hand was missed in every frame. Detection above 0.6 and presence above 0.3 catch it from 58-60 on
-both backends' crops, and flag nothing more on the unoccluded clips. A hand comes into the crop from outside, and the lite probe sees it on its way
-(WolfgangLanger: in 8 of the 11 frames 58-68), so with the look-back the tracker starts before
-that frame: on WolfgangLanger, whichever of the 5 frames the probes start at, 166 of 168 frames
-caught and the same 1 outside, as when the tracker runs on every frame; the models look at 52-56 %
+both backends' crops, and flag nothing more on the unoccluded clips. A hand comes into the crop from
+outside, and the lite probe sees it on its way (WolfgangLanger: in 8 of the 11 frames 58-68), so with
+the look-back the tracker starts before that frame: on WolfgangLanger, whichever of the 5 frames the
+probes start at, 166 of 168 frames caught and the same 1 outside, as when the tracker runs on every
+frame (measured with the earlier thresholds on the mediapipe backend's crops); the models look at 52-56 %
 of its frames, at 20 % of cap12's (no hand) and 32 % of franck's (the probe sees hands in his face
 now and then; the tracker does not). Crops given as a file are decoded frame by frame and converted
 to RGB only where a model looks at them. The analysis keeps the result beside the crops, so it runs
