@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from conftest import DEMO
 
-from fexa.face.tflite_graph import MODEL_DIR, TfliteGraph, available_models, same_padding
+from fexa.face.tflite_graph import MODEL_DIR, TfliteGraph, TracedGraph, available_models, same_padding
 
 # model name -> (file under mediapipe/modules, input value range the model expects)
 MODELS = {
@@ -288,6 +288,24 @@ def test_batch_equals_single_runs(name, demo_frames):
         single = torch.cat([s[key] for s in singles])
         scale = value.abs().max().item()
         assert torch.allclose(value, single, rtol=0, atol=1e-5 * scale), f"{key}: {(value - single).abs().max()}"
+
+
+@pytest.mark.parametrize("name", ["face_landmark_with_attention", "face_detection_short_range", "hand_landmark_full"])
+def test_traced_graph_gives_the_graphs_outputs_bit_for_bit(name, demo_frames):
+    """TracedGraph (the CPU path of the face and hand models) equals the graph exactly on real inputs, for
+    batches of 1, 3 and 1 again (one trace per batch size, each reused); above max_batch the graph itself runs.
+    The attention mesh has custom ops, whose Python a trace must not have baked in for one shape."""
+    graph = TfliteGraph.load(name).eval()
+    traced = TracedGraph(graph, max_batch=3)
+    x = _real_inputs(name, demo_frames, graph.input_shape[1])
+    with torch.inference_mode():
+        for batch in (x[:1], x[1:4], x[3:4], x):
+            ours, theirs = traced(batch), graph(batch)
+            assert ours.keys() == theirs.keys()
+            assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+    assert sorted(traced._traces) == [(1, *graph.input_shape[1:]), (3, *graph.input_shape[1:])]
+    with pytest.raises(ValueError, match="x: dtype torch.float64"):
+        traced(x.double())
 
 
 def test_input_validation():

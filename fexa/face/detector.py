@@ -71,6 +71,18 @@ def solution_classes(backend: str, device: str = "cpu") -> tuple[Callable, Calla
     raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}; got {backend!r}")
 
 
+def _first_mesh(mesh, image: np.ndarray) -> np.ndarray | None:
+    """The first face's mesh points [478, 3] (float64) from a FaceMesh of either backend, or None: fexa's
+    gives them as an array (``points``), mediapipe's as landmark objects."""
+    if hasattr(mesh, "points"):
+        points = mesh.points(image)
+        return points[0].astype(np.float64) if len(points) else None
+    res = mesh.process(image)
+    if not res.multi_face_landmarks:
+        return None
+    return np.array([(q.x, q.y, q.z) for q in res.multi_face_landmarks[0].landmark], dtype=np.float64)
+
+
 def check_device(cfg: "TrackerConfig") -> None:
     """Refuse a ``cfg.device`` its backend cannot run on here, naming it (ConfigError)."""
     import torch
@@ -404,10 +416,9 @@ class FaceTracker:
 
     def _mesh(self, t: _Track, roi: np.ndarray) -> np.ndarray | None:
         """Mesh of the region turned by ``t.turns``, in the unturned region's unit coordinates."""
-        res = t.mesh.process(np.ascontiguousarray(np.rot90(roi, t.turns)) if t.turns else roi)
-        if not res.multi_face_landmarks:
+        p = _first_mesh(t.mesh, np.ascontiguousarray(np.rot90(roi, t.turns)) if t.turns else roi)
+        if p is None:
             return None
-        p = np.array([(q.x, q.y, q.z) for q in res.multi_face_landmarks[0].landmark], dtype=np.float64)
         for _ in range(t.turns):  # undo one counter-clockwise quarter turn: (u, v) <- (1 - v, u)
             p[:, 0], p[:, 1] = 1.0 - p[:, 1], p[:, 0].copy()
         return p

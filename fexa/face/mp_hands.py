@@ -38,7 +38,7 @@ from torch import Tensor
 from fexa.face.mp_pipeline import (DetectorSpec, Detections, Model, box_iou_one, cached_anchors, check_probability,
                                    crop, decode_detections, letterbox_rect, normalize_radians, normalized_to_pixels,
                                    project_landmarks, tensor_to_landmarks, weighted_nms, with_min_score)
-from fexa.face.tflite_graph import shared_graph
+from fexa.face.tflite_graph import shared_runner
 
 # palm_detection_cpu.pbtxt: both models share the anchor and decoding options.
 PALM_FULL = DetectorSpec("palm_detection_full", 192, (8, 16, 16, 16), 1.0, 2016, 0.5, num_keypoints=7)
@@ -308,8 +308,8 @@ class Hands:
         self.min_tracking_confidence = check_probability("min_tracking_confidence", min_tracking_confidence)
         self.device = str(torch.device(device))
         self._spec = (PALM_LITE, PALM_FULL)[model_complexity]
-        self._palm = shared_graph(self._spec.name, self.device)
-        self._landmarks = shared_graph(LANDMARK_MODELS[model_complexity], self.device)
+        self._palm = shared_runner(self._spec.name, self.device)
+        self._landmarks = shared_runner(LANDMARK_MODELS[model_complexity], self.device)
         #: [K, 5] the ROIs the last frame's hands give the next frame (tracking; empty in static mode)
         self.tracked = np.zeros((0, 5), np.float32)
 
