@@ -195,15 +195,24 @@ def _compare(ours, theirs, size) -> tuple[int, float, float]:
     return 0, dist, max(hand, default=0.0)
 
 
-STATIC_FRAMES = (40, 58, 60, 100, 139, 160, 200, 232, 300)
+# handedness scores: TFLite's and torch's float sums differ; measured at most 9.6e-4 on the OpenCV 4.11
+# crops (frames 0-471), 1.55e-3 on the OpenCV 5.1 crops (one of STATIC_FRAMES)
+HANDEDNESS_TOL = 2e-3
+
+# every 5th frame of 40-315 (before, during and after the hand) and frames where mediapipe's models
+# were seen to find a hand on their own
+STATIC_FRAMES = tuple(sorted({*range(40, 320, 5), 58, 139, 200, 232, 300}))
 
 
 @pytest.mark.parametrize("complexity", [0, 1])
 def test_static_mode_equals_mediapipe(shared_cache, complexity):
     """static_image_mode on frames with and without a hand: the same hands as mediapipe, landmarks
-    within 0.05 px (measured: at most 0.04 px on frames 0-471), handedness score within 1e-3.
-    Looked at on their own, mediapipe's full models see the hand in 60, 139, 160 and 200 of these
-    frames, its lite ones in 58, 100, 200 and (not a hand: the face) 232."""
+    within 0.05 px (measured: at most 0.04 px on frames 0-471), handedness score within HANDEDNESS_TOL.
+    On their own, mediapipe's models find the hand near their score threshold, so on which frames
+    depends on the crops' last bit (OpenCV's version): on the OpenCV 4.11 crops its full models
+    saw it in 60, 139, 160 and 200 of (40, 58, 60, 100, 139, 160, 200, 232, 300), its lite ones
+    in 58, 100, 200 and (not a hand: the face) 232; on the OpenCV 5.1 crops, in 4 and 1 of those
+    frames, and in 17 and 5 of these (full: 60, 139, 145-220 every 5th; lite: 65, 100, 110, 115, 190)."""
     pytest.importorskip("mediapipe")
     frames = _frames(shared_cache, "mediapipe")
     size = frames[0].shape[1::-1]
@@ -211,8 +220,8 @@ def test_static_mode_equals_mediapipe(shared_cache, complexity):
     ours = Hands(static_image_mode=True, model_complexity=complexity)
     rows = [_compare(ours.process(frames[t]), r, size) for t, r in zip(STATIC_FRAMES, ref)]
     counts, dist, hand = np.array(rows).T
-    assert counts.sum() == 0 and dist.max() < 0.05 and hand.max() < 1e-3, rows
-    assert sum(len(r.multi_hand_landmarks or ()) for r in ref) >= 4  # hands were compared
+    assert counts.sum() == 0 and dist.max() < 0.05 and hand.max() < HANDEDNESS_TOL, rows
+    assert sum(len(r.multi_hand_landmarks or ()) for r in ref) >= 3  # hands were compared
 
 
 def _teacher_forced(frames, span, complexity, max_num_hands):
@@ -236,7 +245,7 @@ def _teacher_forced(frames, span, complexity, max_num_hands):
 def test_tracking_steps_equal_mediapipe(shared_cache, complexity, max_num_hands):
     """Tracking mode one frame at a time: started from the ROIs mediapipe's landmarks gave the
     previous frame, each frame gives mediapipe's hands (landmarks within 0.05 px, handedness
-    within 1e-3) and the next frame's ROIs within 2e-4 (0.05 px; measured: 4e-5), as the hand
+    within HANDEDNESS_TOL) and the next frame's ROIs within 2e-4 (0.05 px; measured: 4e-5), as the hand
     comes in (55-70, palm detection then tracking; with one hand allowed, detection skipped while
     it is held) and leaves (222-237, the presence threshold drops it). mediapipe itself holds the
     hand in 60-229 (full) and in 58, 63-227, 231, 234 (lite; 234: the face)."""
@@ -246,7 +255,7 @@ def test_tracking_steps_equal_mediapipe(shared_cache, complexity, max_num_hands)
     rows, ref = _teacher_forced(frames, span, complexity, max_num_hands)
     counts, dist, hand, roi = rows.T
     assert counts.sum() == 0, [t for t, c in zip(span, counts) if c]
-    assert np.nanmax(dist) < 0.05 and np.nanmax(hand) < 1e-3 and roi.max() < 2e-4, rows
+    assert np.nanmax(dist) < 0.05 and np.nanmax(hand) < HANDEDNESS_TOL and roi.max() < 2e-4, rows
     held = [bool(r.multi_hand_landmarks) for r in ref]
     assert held[span.index(66)] and not held[-1] and sum(held) >= 10, held  # a hand came, was held and lost
 
@@ -266,9 +275,9 @@ def test_whole_clip_equals_mediapipe(shared_cache, complexity):
     ours = Hands(static_image_mode=True, model_complexity=complexity)
     rows = np.array([_compare(ours.process(frames[t]), r, size)
                      for t, r in zip(everything, _reference(frames, everything, True, complexity))])
-    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < 1e-3
+    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < HANDEDNESS_TOL
     rows, _ = _teacher_forced(frames, everything, complexity, 2)
-    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < 1e-3
+    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < HANDEDNESS_TOL
     assert rows[:, 3].max() < 1e-3
 
 
