@@ -23,7 +23,8 @@ def test_a_baseline_row_starts_from_its_published_files(paper, table, row, tmp_p
     r = next(x for x in t.rows if x.name == row)
     column = t.columns[0]
     cfg = load_config(REPO / column["config"], [*r.sets, *column.get("set", [])])
-    files = {name: write_published(PUBLISHED[name], tmp_path, seed=i) for i, name in enumerate(cfg.model.pretrained.values())}
+    files = {name: write_published(PUBLISHED[name], tmp_path, seed=i)
+             for i, name in enumerate(cfg.model.pretrained.values())}
     monkeypatch.setenv("FEXA_WEIGHTS", str(tmp_path))
     report: list[str] = []
     model = build_model(cfg, 0, report)

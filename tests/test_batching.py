@@ -124,7 +124,9 @@ def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
     kernels round differently (1e-6); the tracked region feeds back each frame's landmarks, so a
     region's pixel rounding flips within a few frames and the tracks then differ by the mesh's own
     jitter. Measured: 0.03-0.05 px on average, at most 0.64 px (the issue allows 0.5 px on average);
-    the first frame within 3.5e-5 px. A row handed to the wrong input would be off by the face's width."""
+    the first frame within 3.5e-5 px on one CI machine and 0.011 px on an AMD EPYC one (the detector's
+    batch of 3 rounds its box otherwise, and the crop's pixel rounding flips). A row handed to the wrong
+    input would be off by the face's width."""
     frames = _demo_frames()
     clips = [DEMO, write_video(tmp_path / "mirrored.mp4", frames[:, :, ::-1]),
              write_video(tmp_path / "short.mp4", frames[:40])]  # the demo's own first 40 frames, re-encoded
@@ -138,7 +140,7 @@ def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
         b = TrackData.load(tmp_path / "batched" / row_b.id / "track.npz")
         assert np.array_equal(a.valid, b.valid)
         gap = np.linalg.norm(a.points[a.valid][..., :2] - b.points[b.valid][..., :2], axis=-1)
-        assert gap[0].max() < 1e-3  # the first frame: the same crop, the batched kernels' rounding only
+        assert gap[0].max() < 0.05  # the first frame: the same region, the batched kernels' rounding only
         assert gap.mean() < 0.1, (row_a.path, gap.mean())
         tracks[Path(row_a.path).name] = a
     # the inputs' tracks really differ: the mirror's nose tip is on the other side

@@ -90,7 +90,7 @@ def test_torch_mesh_on_demo_frames_matches_hand_labels():
         assert detector.process(np.zeros((120, 160, 3), np.uint8)).detections is None  # mediapipe's None, not []
         assert mesh.process(np.zeros((120, 160, 3), np.uint8)).multi_face_landmarks is None
         gaps = []
-        for frame, (k, irises) in zip(frames, sorted(IRISES.items())):
+        for frame, (_, irises) in zip(frames, sorted(IRISES.items())):
             assert len(detector.process(frame).detections) == 1
             (p,) = _points(mesh.process(frame))
             px = p[:, :2] * [640, 360]

@@ -117,7 +117,7 @@ def test_a_hand_over_the_mouth_is_caught_on_a_hand_labelled_clip(shared_cache):
     mouth = occ.occluded[:, REGIONS.index("mouth")]
     span = np.zeros(len(mouth), bool)
     span[slice(*WL_MOUTH)] = True
-    assert mouth[span].mean() >= 0.8, mouth[span].mean()  # measured: 166 of 168
+    assert mouth[span].mean() >= 0.8, mouth[span].mean()  # measured: 166 of 168 (167 on an AMD EPYC CPU)
     assert mouth[~span].mean() <= 0.05, np.flatnonzero(mouth & ~span)  # measured: 1 (frame 227)
     eye = occ.occluded[:, REGIONS.index("eye_right")]
     assert not eye[: WL_RIGHT_EYE[0]].any() and not eye[WL_RIGHT_EYE[1]:].any(), np.flatnonzero(eye)
@@ -131,7 +131,10 @@ def test_a_hand_over_the_mouth_is_caught_on_a_hand_labelled_clip(shared_cache):
     assert f.loc[~f["occluded_mouth"] & f["usable"], "mouth_width"].notna().all()
     assert any(w.startswith("mouth hidden by a hand in") for w in res.warnings)
     m = res.measures.set_index("measure")
-    assert m.loc["mouth_width_rom", "flag"].startswith("mouth hidden by a hand in 35% of frames")
+    share = 100 * occ.frames_of("mouth") / f["usable"].sum()  # of the usable frames, as the flag counts
+    assert m.loc["mouth_width_rom", "flag"].startswith(f"mouth hidden by a hand in {share:.0f}% of frames"), share
+    # hand-labelled: 168 of 472 usable frames (35.6%); measured 166 and 168 on two CPUs (frame 227 among them)
+    assert 33 <= share <= 38, share
     assert m.loc["blink_count", "value"] in (4, 5)  # the hand-labelled blinks survive (153 is faint: test_measures)
 
 
