@@ -140,8 +140,12 @@ def test_blinks_on_the_sadtalker_clip_match_a_hand_count(clips):
 # it at the detector's threshold: the mean aperture there is 0.133 with mediapipe, 0.119-0.186 with
 # mediapipe's region scaled by 1 +- 0.0001 / 1.0003 (the last misses it, and 429 too) and 0.175 with the
 # torch backend (missed). So it is "faint": counted or not, either way.
+# Its blink at 425-431 runs into the closure from 438: in 433/434-437 the eyes reopen only to a closure of
+# 0.45-0.50 (the 'reopened' level is 0.3), for 4-5 frames (0.17-0.21 s) against the 0.2 s bridge. With 5
+# (the torch backend beside OpenCV 5.1) it is a blink; with 4 (beside OpenCV 4.11, an AMD EPYC CPU) the
+# mean of both eyes bridges it and the closure starts at 425. Either is allowed ("or_closure").
 HAND = {"WolfgangLanger_Pexels": {"blinks": [153, 248, 288, 386, 428], "closures": [(0, 141), (438, 472)],
-                                  "partial": [202], "faint": [153]},
+                                  "partial": [202], "faint": [153], "or_closure": {428: (425, 472)}},
         "d14": {"blinks": [18, 51, 66, 94, 110, 211, 284, 347, 371, 388, 457, 475], "closures": [(126, 208)],
                 "partial": [79, 207]}}
 
@@ -159,22 +163,26 @@ def test_held_eye_closures_are_episodes_not_blinks_on_hand_labelled_clips(closur
     both = detect_blinks(sig[["eye_aperture_right", "eye_aperture_left"]].mean(axis=1).to_numpy(), track.times)
     by_eye = detect_eye_events(sig["eye_aperture_right"], sig["eye_aperture_left"], track.times)
     for b in (both, by_eye):  # the mean of both eyes, and each eye apart
-        # every hand-labelled blink found (within 3 frames; a faint one need not be), nothing else but a
-        # half-lowered lid
-        faint = hand.get("faint", [])
-        assert all(min(abs(f - g) for f in b.frames) <= 3 for g in hand["blinks"] if g not in faint), b.frames
+        # every hand-labelled blink found (within 3 frames; a faint one need not be, one that runs into a
+        # closure may open it instead), nothing else but a half-lowered lid
+        blinks, closures = [g for g in hand["blinks"] if g not in hand.get("faint", [])], list(hand["closures"])
+        for g, merged in hand.get("or_closure", {}).items():
+            if all(abs(f - g) > 3 for f in b.frames):
+                blinks.remove(g)
+                closures = [merged if c[1] == merged[1] else c for c in closures]
+        assert all(min(abs(f - g) for f in b.frames) <= 3 for g in blinks), b.frames
         extra = [f for f in b.frames if min(abs(f - g) for g in hand["blinks"]) > 3]
         assert all(min(abs(f - g) for g in hand["partial"]) <= 3 for f in extra), extra
-        assert len(b.closures) == len(hand["closures"])
-        for (s0, e0), (h0, h1) in zip(b.closures, hand["closures"]):
-            assert abs(s0 - h0) <= 3 and abs(e0 - h1) <= 3, (b.closures, hand["closures"])
+        assert len(b.closures) == len(closures)
+        for (s0, e0), (h0, h1) in zip(b.closures, closures):
+            assert abs(s0 - h0) <= 3 and abs(e0 - h1) <= 3, (b.closures, closures)
     assert by_eye.winks == by_eye.one_sided == {"right": (), "left": ()}  # d14's one-frame wink is a blink
     m = compute_measures(track, "sit_at_rest").set_index("measure")["value"]
     assert m["eye_closures"] == len(hand["closures"]) and m["blink_count"] == by_eye.count
     assert m["wink_count_right"] == m["wink_count_left"] == m["one_sided_closures_left"] == 0
     # both eyes closed together: each eye's closed time is the held closures'
     assert m["eye_closure_time_right"] == m["eye_closure_time_left"] == pytest.approx(m["eye_closure_time"])
-    assert m["eye_closure_time"] == pytest.approx(sum(h1 - h0 for h0, h1 in hand["closures"]) / track.fps, abs=0.25)
+    assert m["eye_closure_time"] == pytest.approx(sum(h1 - h0 for h0, h1 in closures) / track.fps, abs=0.25)
 
 
 def test_smile_widens_the_mouth_more_than_talking(clips):

@@ -196,8 +196,12 @@ def _compare(ours, theirs, size) -> tuple[int, float, float]:
 
 
 # handedness scores: TFLite's and torch's float sums differ; measured at most 9.6e-4 on the OpenCV 4.11
-# crops (frames 0-471), 1.55e-3 on the OpenCV 5.1 crops (one of STATIC_FRAMES)
+# crops (frames 0-471), 1.55e-3 on the OpenCV 5.1 crops (one of STATIC_FRAMES), 1.84e-3 on the 4.11 crops
+# on an AMD EPYC CPU (frames 0-471)
 HANDEDNESS_TOL = 2e-3
+# landmarks in static mode (the palm detector's box, not the previous frame's hand, places the crop):
+# measured at most 0.040 px on frames 0-471, 0.069 px on an AMD EPYC CPU (frame 143, the full models)
+STATIC_TOL = 0.1
 
 # every 5th frame of 40-315 (before, during and after the hand) and frames where mediapipe's models
 # were seen to find a hand on their own
@@ -207,7 +211,7 @@ STATIC_FRAMES = tuple(sorted({*range(40, 320, 5), 58, 139, 200, 232, 300}))
 @pytest.mark.parametrize("complexity", [0, 1])
 def test_static_mode_equals_mediapipe(shared_cache, complexity):
     """static_image_mode on frames with and without a hand: the same hands as mediapipe, landmarks
-    within 0.05 px (measured: at most 0.04 px on frames 0-471), handedness score within HANDEDNESS_TOL.
+    within STATIC_TOL, handedness score within HANDEDNESS_TOL.
     On their own, mediapipe's models find the hand near their score threshold, so on which frames
     depends on the crops' last bit (OpenCV's version): on the OpenCV 4.11 crops its full models
     saw it in 60, 139, 160 and 200 of (40, 58, 60, 100, 139, 160, 200, 232, 300), its lite ones
@@ -220,7 +224,7 @@ def test_static_mode_equals_mediapipe(shared_cache, complexity):
     ours = Hands(static_image_mode=True, model_complexity=complexity)
     rows = [_compare(ours.process(frames[t]), r, size) for t, r in zip(STATIC_FRAMES, ref)]
     counts, dist, hand = np.array(rows).T
-    assert counts.sum() == 0 and dist.max() < 0.05 and hand.max() < HANDEDNESS_TOL, rows
+    assert counts.sum() == 0 and dist.max() < STATIC_TOL and hand.max() < HANDEDNESS_TOL, rows
     assert sum(len(r.multi_hand_landmarks or ()) for r in ref) >= 3  # hands were compared
 
 
@@ -245,7 +249,8 @@ def _teacher_forced(frames, span, complexity, max_num_hands):
 def test_tracking_steps_equal_mediapipe(shared_cache, complexity, max_num_hands):
     """Tracking mode one frame at a time: started from the ROIs mediapipe's landmarks gave the
     previous frame, each frame gives mediapipe's hands (landmarks within 0.05 px, handedness
-    within HANDEDNESS_TOL) and the next frame's ROIs within 2e-4 (0.05 px; measured: 4e-5), as the hand
+    within HANDEDNESS_TOL) and the next frame's ROIs within 5e-4 (0.13 px; measured: 4e-5, and 2.1e-4
+    on an AMD EPYC CPU; the whole clip's worst 3.7e-4, test_whole_clip_equals_mediapipe), as the hand
     comes in (55-70, palm detection then tracking; with one hand allowed, detection skipped while
     it is held) and leaves (222-237, the presence threshold drops it). mediapipe itself holds the
     hand in 60-229 (full) and in 58, 63-227, 231, 234 (lite; 234: the face)."""
@@ -255,7 +260,7 @@ def test_tracking_steps_equal_mediapipe(shared_cache, complexity, max_num_hands)
     rows, ref = _teacher_forced(frames, span, complexity, max_num_hands)
     counts, dist, hand, roi = rows.T
     assert counts.sum() == 0, [t for t, c in zip(span, counts) if c]
-    assert np.nanmax(dist) < 0.05 and np.nanmax(hand) < HANDEDNESS_TOL and roi.max() < 2e-4, rows
+    assert np.nanmax(dist) < 0.05 and np.nanmax(hand) < HANDEDNESS_TOL and roi.max() < 5e-4, rows
     held = [bool(r.multi_hand_landmarks) for r in ref]
     assert held[span.index(66)] and not held[-1] and sum(held) >= 10, held  # a hand came, was held and lost
 
@@ -267,7 +272,9 @@ def test_whole_clip_equals_mediapipe(shared_cache, complexity):
     Measured (lite / full): static mode 24 / 80 hands, landmarks within 0.013 / 0.040 px,
     handedness within 2.8e-4 / 9.6e-4; one step at a time 178 / 176 hands, landmarks within
     0.013 / 0.003 px, handedness within 1.9e-4 / 5.0e-4, next ROIs within 3.7e-4 / 1.1e-4 (the
-    lite model's worst on frame 297, a "hand" it sees in the face); no count difference."""
+    lite model's worst on frame 297, a "hand" it sees in the face); no count difference. On an AMD EPYC
+    CPU (OpenCV 4.11 crops, full models): static mode 77 hands, landmarks within 0.069 px (frame 143),
+    handedness within 1.84e-3; one step at a time within 0.006 px, ROIs within 1.8e-4."""
     pytest.importorskip("mediapipe")
     frames = _frames(shared_cache, "mediapipe")
     everything = tuple(range(len(frames)))
@@ -275,7 +282,7 @@ def test_whole_clip_equals_mediapipe(shared_cache, complexity):
     ours = Hands(static_image_mode=True, model_complexity=complexity)
     rows = np.array([_compare(ours.process(frames[t]), r, size)
                      for t, r in zip(everything, _reference(frames, everything, True, complexity))])
-    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < HANDEDNESS_TOL
+    assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < STATIC_TOL and np.nanmax(rows[:, 2]) < HANDEDNESS_TOL
     rows, _ = _teacher_forced(frames, everything, complexity, 2)
     assert rows[:, 0].sum() == 0 and np.nanmax(rows[:, 1]) < 0.05 and np.nanmax(rows[:, 2]) < HANDEDNESS_TOL
     assert rows[:, 3].max() < 1e-3
