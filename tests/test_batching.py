@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import DEMO, by_stem, write_video
+from corpus import demo_frames
 from fexa.extract import ExtractConfig, extract_many
 from fexa.face.batching import BatchGroup, batching, batching_active, model_call
-from fexa.io.media import Media
 from fexa.io.trackfile import TrackData
 
 
@@ -113,11 +113,6 @@ def test_model_call_batches_only_inside_batching():
         BatchGroup(max_batch=0)
 
 
-def _demo_frames() -> np.ndarray:
-    """The demo clip's RGB frames [72, H, W, 3]."""
-    return np.stack([f.rgb for f in Media(DEMO).frames()])
-
-
 def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
     """Three inputs (the demo clip, its mirror image and its first 40 frames) extracted by three batched
     streams and one at a time: per input the same valid frames and the same landmarks. The batched
@@ -127,7 +122,7 @@ def test_streams_extract_each_input_as_it_is_extracted_alone(tmp_path):
     the first frame within 3.5e-5 px on one CI machine and 0.011 px on an AMD EPYC one (the detector's
     batch of 3 rounds its box otherwise, and the crop's pixel rounding flips). A row handed to the wrong
     input would be off by the face's width."""
-    frames = _demo_frames()
+    frames = demo_frames()
     clips = [DEMO, write_video(tmp_path / "mirrored.mp4", frames[:, :, ::-1]),
              write_video(tmp_path / "short.mp4", frames[:40])]  # the demo's own first 40 frames, re-encoded
     cfg = ExtractConfig(write_crops=False)
@@ -155,7 +150,7 @@ def test_a_stream_that_fails_is_recorded_and_the_others_finish(tmp_path, monkeyp
     """An unexpected error in one stream's extraction becomes that input's error row; the batch goes on."""
     import fexa.extract as extract
 
-    frames = _demo_frames()[:, :, ::-1]
+    frames = demo_frames()[:, :, ::-1]
     clips = [write_video(tmp_path / f"clip{k}.mp4", frames[:8]) for k in range(3)]
     real = extract.extract_one
 

@@ -501,7 +501,8 @@ class TracedGraph:
             with self._lock, warnings.catch_warnings():
                 # the trace's notes on shape checks (one trace per shape) and on TorchScript's deprecation
                 warnings.simplefilter("ignore")
-                self._traces.setdefault(key, torch.jit.trace(self.graph, x, strict=False, check_trace=False))
+                if key not in self._traces:  # another thread may have traced this shape while we waited
+                    self._traces[key] = torch.jit.trace(self.graph, x, strict=False, check_trace=False)
         return self._traces[key](x)
 
 
